@@ -1,0 +1,1 @@
+"""Plugins that ship with the core, registered like any other plugin."""

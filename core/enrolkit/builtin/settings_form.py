@@ -1,0 +1,55 @@
+"""The default ``render_settings``: any marshmallow schema as an HTML form.
+
+Labels, help texts and choices come from field metadata (``label``, ``help``, ``choices``,
+``widget``). A plugin overrides it for its own method by implementing the hook.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+from marshmallow import fields
+
+from .. import hookimpl
+
+
+@hookimpl
+def render_settings(method, scope, schema, values, errors):
+    rows = [render_field(name, field, values.get(name, _default(field)), errors.get(name))
+            for name, field in schema.fields.items() if not field.dump_only]
+    return str(Markup('<div class="settings settings-{}-{}">{}</div>').format(
+        method.name, scope, Markup("").join(rows)))
+
+
+def _default(field: fields.Field):
+    default = field.load_default
+    return "" if default is None or callable(default) else default
+
+
+def render_field(name: str, field: fields.Field, value, error) -> Markup:
+    meta = field.metadata
+    label = meta.get("label") or name.replace("_", " ").capitalize()
+    ident = f"f-{name}"
+    choices = meta.get("choices")
+    if choices:
+        options = Markup("").join(
+            Markup('<option value="{}"{}>{}</option>').format(
+                choice, Markup(" selected") if str(choice) == str(value) else "", choice)
+            for choice in choices)
+        control = Markup('<select id="{}" name="{}">{}</select>').format(ident, name, options)
+    elif isinstance(field, fields.Boolean):
+        control = Markup('<input type="checkbox" id="{}" name="{}" value="1"{}>').format(
+            ident, name, Markup(" checked") if value in (True, "1", "on", "true") else "")
+    elif meta.get("widget") == "textarea":
+        control = Markup('<textarea id="{}" name="{}" rows="6">{}</textarea>').format(
+            ident, name, value)
+    else:
+        kind = "number" if isinstance(field, fields.Integer | fields.Float) else "text"
+        control = Markup('<input type="{}" id="{}" name="{}" value="{}">').format(
+            kind, ident, name, value)
+    help_text = Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get(
+        "help") else ""
+    messages = error if isinstance(error, list) else ([error] if error else [])
+    error_html = Markup("").join(
+        Markup('<p class="field-error" role="alert">{}</p>').format(m) for m in messages)
+    return Markup('<div class="field{}"><label for="{}">{}</label>{}{}{}</div>').format(
+        " has-error" if messages else "", ident, escape(label), control, help_text, error_html)

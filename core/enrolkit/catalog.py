@@ -1,0 +1,124 @@
+"""The course catalogue: the category tree and courses, including CSV import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from . import clock, csvfile, lookup
+from .csvfile import RowError
+from .errors import EnrolkitError
+from .models import Category, Course
+from .site import Site
+
+COURSE_REQUIRED = ("shortname", "fullname")
+COURSE_OPTIONAL = ("idnumber", "category", "startdate", "enddate", "enablecompletion", "visible")
+
+
+def ensure_category(site: Site, path: str) -> Category:
+    """The category at ``Parent / Child``, creating the missing levels."""
+    parent: Category | None = None
+    for name in lookup.split_path(path):
+        stmt = select(Category).where(Category.name == name)
+        stmt = stmt.where(Category.parent_id == parent.id) if parent else stmt.where(
+            Category.parent_id.is_(None))
+        found = site.session.scalar(stmt)
+        if found is None:
+            found = Category(name=name, parent_id=parent.id if parent else None,
+                             depth=(parent.depth + 1) if parent else 1)
+            site.session.add(found)
+            site.session.flush()
+            found.path = f"{parent.path if parent else '/'}{found.id}/"
+            site.session.flush()
+        parent = found
+    return parent
+
+
+def subtree_ids(site: Site, category: Category) -> list[int]:
+    return list(site.session.scalars(
+        select(Category.id).where(Category.path.startswith(category.path))))
+
+
+def _flag(value: str, field: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "yes", "true", "on", "y"):
+        return True
+    if lowered in ("0", "no", "false", "off", "n"):
+        return False
+    raise EnrolkitError(f"column {field}: {value!r} is not 0/1 or yes/no")
+
+
+def import_courses(site: Site, path: str | Path, *, strict: bool = False
+                   ) -> tuple[int, int, list[RowError]]:
+    """Create or update courses from CSV. Returns (created, updated, errors). Invalid rows are
+    reported and skipped; with ``strict`` any error applies nothing."""
+    created = updated = 0
+    errors: list[RowError] = []
+    moved: list[int] = []
+    name = Path(path).name
+    with site.atomic():
+        for item in csvfile.read(path, required=COURSE_REQUIRED, optional=COURSE_OPTIONAL):
+            if isinstance(item, RowError):
+                errors.append(item)
+                continue
+            line, row = item
+            try:
+                values = _course_values(row)
+            except EnrolkitError as exc:
+                errors.append(RowError(name, line, str(exc)))
+                continue
+            category = ensure_category(site, row["category"]) if row.get("category") else None
+            course = site.session.scalar(select(Course).where(Course.shortname == row["shortname"]))
+            if course is None:
+                course = Course(shortname=row["shortname"], timecreated=clock.now(),
+                                category_id=category.id if category else None, **values)
+                site.session.add(course)
+                site.session.flush()
+                created += 1
+                moved.append(course.id)
+            else:
+                for key, value in values.items():
+                    setattr(course, key, value)
+                if category is not None and course.category_id != category.id:
+                    course.category_id = category.id
+                    moved.append(course.id)
+                updated += 1
+        if strict and errors:
+            raise ImportRefused(errors)
+        site.session.flush()
+        if moved:
+            site.plugins.courses_changed(site=site, course_ids=tuple(moved))
+    return created, updated, errors
+
+
+def _course_values(row: dict[str, str]) -> dict:
+    if not row["shortname"]:
+        raise EnrolkitError("column shortname: empty; every course needs a shortname")
+    values: dict = {"fullname": row["fullname"] or row["shortname"]}
+    if row.get("idnumber"):
+        values["idnumber"] = row["idnumber"]
+    for field in ("startdate", "enddate"):
+        if row.get(field):
+            values[field] = clock.parse_time(row[field], field=f"column {field}")
+    for field in ("enablecompletion", "visible"):
+        if row.get(field):
+            values[field] = _flag(row[field], field)
+    return values
+
+
+def move_course(site: Site, course: Course, category: Category) -> None:
+    with site.atomic():
+        course.category_id = category.id
+        site.session.flush()
+        site.plugins.courses_changed(site=site, course_ids=(course.id,))
+
+
+class ImportRefused(EnrolkitError):
+    """``--strict``: the file had errors, so nothing was applied."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} bad row(s), nothing applied (--strict): {shown}{more}")

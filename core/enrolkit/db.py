@@ -1,0 +1,78 @@
+"""Database set-up: the URL, the engine (SQLite tuned for concurrent use), sessions, the schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def home() -> Path:
+    """The data home: ``ENROLKIT_HOME`` or ``./instance``."""
+    return Path(os.environ.get("ENROLKIT_HOME") or "instance").resolve()
+
+
+def database_url() -> str:
+    url = os.environ.get("ENROLKIT_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{home() / 'enrolkit.db'}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or database_url()
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, and real transactions (BEGIN IMMEDIATE) so savepoints and locks work.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy documents
+    taking it over this way. IMMEDIATE takes the write lock up front, so two processes never
+    deadlock upgrading a read lock; the busy timeout makes the second wait instead of failing.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def upgrade(engine: Engine) -> None:
+    """Create or upgrade the schema with Alembic (``enrolkit db upgrade``)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), "head")
+
+
+def alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["engine"] = engine
+    return config

@@ -1,0 +1,639 @@
+"""The engine: plan -> diff -> guard -> apply -> log -> notify. The only writer of enrolments.
+
+A method describes what it wants as a :class:`Plan`, either
+
+* a **desired state** (``desired``): every user who should be enrolled in the instance, with role,
+  dates, status and group, as a SQL selection (or rows). Whoever is enrolled and not selected gets
+  the removal action. Roles and groups the instance owns are made to match exactly. Or
+* **explicit changes** (``changes``): enrol, suspend, unenrol, remove (the removal action) or
+  unassign a role, for the users named; nobody else is touched.
+
+The engine loads the plan into temporary tables, computes the difference with SQL, checks the
+mass-removal guard, writes in sets inside one transaction, logs every change and fires the change
+hooks once per plan. Dry-run computes the same difference and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, column, func, insert, select, table, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .changes import EnrolmentChanges, RoleChange
+from .errors import EnrolkitError, NotFound
+from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
+from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan, UserEnrolment
+
+if TYPE_CHECKING:
+    from .site import Site
+
+ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN = "enrol", "suspend", "unenrol", "remove", "unassign"
+OPS = (ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN)
+
+#: Columns a desired-state selection must label, in this order.
+DESIRED_COLUMNS = ("user_id", "role_id", "timestart", "timeend", "status", "group_id")
+
+#: Guard defaults: hold a plan removing more than this share of an instance and at least this many.
+GUARD_SHARE, GUARD_MIN = 0.5, 10
+
+EVENTS = {
+    "enrolled": "user_enrolled",
+    "updated": "user_enrolment_updated",
+    "suspended": "user_enrolment_updated",
+    "unenrolled": "user_unenrolled",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One explicit change for one user.
+
+    ``enrol`` creates the enrolment or reactivates it; ``timestart``/``timeend`` of None keep the
+    current dates (0 for a new enrolment); the role (``role_id`` or the instance's role) is added
+    to the roles the instance owns, and ``group_id`` to its groups. ``suspend``, ``unenrol`` and
+    ``remove`` (the instance's removal action) act on the enrolment; ``unassign`` removes one role.
+    """
+
+    user_id: int
+    op: str = ENROL
+    role_id: int | None = None
+    timestart: int | None = None
+    timeend: int | None = None
+    group_id: int | None = None
+    reason: str = ""
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"unknown change {self.op!r}; expected one of {', '.join(OPS)}")
+
+
+@dataclass
+class Plan:
+    """What a method wants for one instance. Give ``desired`` or ``changes``, not both."""
+
+    instance_id: int
+    reason: str
+    desired: Select | Sequence[Sequence] | None = None
+    changes: Sequence[Change] = ()
+    #: Removal action for users leaving a desired state, or for ``remove``; None: the method's.
+    removal: str | None = None
+    #: Apply the mass-removal guard. None: guard desired states (syncs), not explicit changes.
+    guard: bool | None = None
+
+    def __post_init__(self):
+        if self.desired is not None and self.changes:
+            raise ValueError("a plan is a desired state or explicit changes, not both")
+        if self.removal is not None and self.removal not in REMOVAL_ACTIONS:
+            raise ValueError(f"unknown removal action {self.removal!r}")
+
+    @property
+    def guarded(self) -> bool:
+        return self.desired is not None if self.guard is None else self.guard
+
+
+@dataclass
+class Outcome:
+    """What a plan changed (or, in a dry run or when held, would change)."""
+
+    instance_id: int
+    enrolled: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    suspended: list[int] = field(default_factory=list)
+    unenrolled: list[int] = field(default_factory=list)
+    roles_added: int = 0
+    roles_removed: int = 0
+    groups_added: int = 0
+    groups_removed: int = 0
+    dry_run: bool = False
+    held_plan_id: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "enrolled": len(self.enrolled),
+            "updated": len(self.updated),
+            "suspended": len(self.suspended),
+            "unenrolled": len(self.unenrolled),
+            "roles_added": self.roles_added,
+            "roles_removed": self.roles_removed,
+            "groups_added": self.groups_added,
+            "groups_removed": self.groups_removed,
+        }
+
+    @property
+    def changed(self) -> bool:
+        return any(self.counts().values())
+
+
+# Temporary tables, one set per database connection. DDL is portable SQLite/PostgreSQL.
+_TEMP_DDL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_plan (user_id INTEGER NOT NULL, role_id INTEGER,"
+    " timestart BIGINT, timeend BIGINT, status INTEGER, group_id INTEGER)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_want (user_id INTEGER PRIMARY KEY, timestart BIGINT,"
+    " timeend BIGINT, status INTEGER NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_drop (user_id INTEGER PRIMARY KEY,"
+    " action VARCHAR(20) NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_rp (user_id INTEGER NOT NULL, role_id INTEGER NOT NULL,"
+    " add_it INTEGER NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_gp (user_id INTEGER NOT NULL, group_id INTEGER NOT NULL,"
+    " add_it INTEGER NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_diff (user_id INTEGER NOT NULL,"
+    " kind VARCHAR(12) NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_roles (user_id INTEGER NOT NULL,"
+    " role_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT, owned INTEGER DEFAULT 1)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_groups (user_id INTEGER NOT NULL,"
+    " group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
+)
+_TEMP_TABLES = ("ek_plan", "ek_want", "ek_drop", "ek_rp", "ek_gp", "ek_diff", "ek_roles", "ek_groups")
+_TEMP_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ek_plan_user ON ek_plan (user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_diff_user ON ek_diff (user_id, kind)",
+)
+
+ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
+ek_want = table("ek_want", column("user_id"), column("timestart"), column("timeend"),
+                column("status"), column("reason"))
+ek_drop = table("ek_drop", column("user_id"), column("action"), column("reason"))
+ek_rp = table("ek_rp", column("user_id"), column("role_id"), column("add_it"), column("reason"))
+ek_gp = table("ek_gp", column("user_id"), column("group_id"), column("add_it"), column("reason"))
+
+
+class Engine:
+    """Applies plans for one :class:`Site`. Reach it as ``site.engine``."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def apply(self, plan: Plan, *, dry_run: bool = False, force: bool = False) -> Outcome:
+        """Apply ``plan`` in one transaction (a savepoint inside an outer one).
+
+        ``dry_run`` computes the outcome and writes nothing. ``force`` skips the guard (used when
+        an admin approves a held plan).
+        """
+        site = self.site
+        instance = site.session.get(EnrolInstance, plan.instance_id)
+        if instance is None:
+            raise NotFound(f"no enrolment instance {plan.instance_id}")
+        method = site.plugins.method(instance.method)
+        removal = plan.removal or method.removal_action(site, instance)
+        with site.atomic():
+            run = _Run(site, instance, plan, removal)
+            run.load()
+            run.diff()
+            outcome = run.outcome(dry_run=dry_run)
+            if dry_run:
+                return outcome
+            if plan.guarded and not force and run.trips_guard():
+                outcome.held_plan_id = run.hold()
+                return outcome
+            run.write()
+            if plan.desired is not None:
+                run.supersede_held()
+        return outcome
+
+    def approve(self, held_id: int) -> Outcome:
+        """Apply a held plan as it was computed, and mark it approved."""
+        held = self._held(held_id)
+        plan = Plan(
+            instance_id=held.instance_id,
+            reason=held.reason,
+            desired=[tuple(row) for row in held.payload["rows"]],
+            removal=held.payload.get("removal"),
+        )
+        previous_origin = self.site.origin
+        self.site.origin = held.origin or previous_origin
+        try:
+            with self.site.atomic():
+                outcome = self.apply(plan, force=True)
+                held.status, held.timedecided = "approved", self.site.now()
+                held.decided_by = self.site.actor
+        finally:
+            self.site.origin = previous_origin
+        return outcome
+
+    def discard(self, held_id: int) -> None:
+        held = self._held(held_id)
+        with self.site.atomic():
+            held.status, held.timedecided = "discarded", self.site.now()
+            held.decided_by = self.site.actor
+
+    def _held(self, held_id: int) -> HeldPlan:
+        held = self.site.session.get(HeldPlan, held_id)
+        if held is None:
+            raise NotFound(f"no held plan {held_id}; see `enrolkit plan list`")
+        if held.status != "held":
+            raise EnrolkitError(f"plan {held_id} was already {held.status}")
+        return held
+
+
+class _Run:
+    """One application of one plan: the SQL steps, in order."""
+
+    def __init__(self, site: Site, instance: EnrolInstance, plan: Plan, removal: str) -> None:
+        self.site = site
+        self.session = site.session
+        self.instance = instance
+        self.plan = plan
+        self.removal = removal
+        self.now = site.now()
+        self.params = {
+            "instance": instance.id,
+            "course": instance.course_id,
+            "component": instance.component,
+            "now": self.now,
+            "origin": site.origin,
+            "reason": plan.reason,
+            "course_level": COURSE,
+        }
+
+    def sql(self, statement: str, **extra) -> None:
+        self.session.execute(text(statement), {**self.params, **extra})
+
+    def rows(self, statement: str) -> list:
+        return list(self.session.execute(text(statement), self.params))
+
+    # --- 1. load the plan into temporary tables ---------------------------------------------
+
+    def load(self) -> None:
+        for ddl in _TEMP_DDL + _TEMP_INDEXES:
+            self.session.execute(text(ddl))
+        for name in _TEMP_TABLES:
+            self.session.execute(text(f"DELETE FROM {name}"))
+        if self.plan.desired is not None:
+            self._load_desired()
+        else:
+            self._load_changes()
+
+    def _load_desired(self) -> None:
+        desired = self.plan.desired
+        if isinstance(desired, Select):
+            self.session.execute(insert(ek_plan).from_select(list(DESIRED_COLUMNS), desired))
+        elif desired:
+            self.session.execute(
+                insert(ek_plan), [dict(zip(DESIRED_COLUMNS, row, strict=True)) for row in desired]
+            )
+        # One enrolment per user: active if any row is, earliest start, latest end (open wins).
+        self.sql(
+            "INSERT INTO ek_want (user_id, timestart, timeend, status, reason)"
+            " SELECT user_id, MIN(COALESCE(timestart, 0)),"
+            " CASE WHEN MIN(COALESCE(timeend, 0)) = 0 THEN 0 ELSE MAX(timeend) END,"
+            " MIN(COALESCE(status, 0)), NULL FROM ek_plan GROUP BY user_id"
+        )
+        self.sql(
+            "INSERT INTO ek_drop (user_id, action, reason)"
+            " SELECT ue.user_id, :removal, NULL FROM user_enrolments ue"
+            " WHERE ue.instance_id = :instance"
+            " AND NOT EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ue.user_id)",
+            removal=self.removal,
+        )
+        # Owned roles and groups match the selection exactly.
+        self.sql(
+            "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
+            " SELECT DISTINCT user_id, role_id, 1, NULL FROM ek_plan WHERE role_id IS NOT NULL"
+        )
+        self.sql(
+            "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
+            " SELECT ra.user_id, ra.role_id, 0, NULL FROM role_assignments ra"
+            " JOIN ek_want w ON w.user_id = ra.user_id"
+            " WHERE ra.component = :component AND ra.itemid = :instance AND NOT EXISTS"
+            " (SELECT 1 FROM ek_plan p WHERE p.user_id = ra.user_id AND p.role_id = ra.role_id)"
+        )
+        self.sql(
+            "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
+            " SELECT DISTINCT user_id, group_id, 1, NULL FROM ek_plan WHERE group_id IS NOT NULL"
+        )
+        self.sql(
+            "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
+            " SELECT gm.user_id, gm.group_id, 0, NULL FROM group_members gm"
+            " JOIN ek_want w ON w.user_id = gm.user_id"
+            " WHERE gm.component = :component AND gm.itemid = :instance AND NOT EXISTS"
+            " (SELECT 1 FROM ek_plan p WHERE p.user_id = gm.user_id AND p.group_id = gm.group_id)"
+        )
+
+    def _load_changes(self) -> None:
+        """Collapse explicit changes: per user the last enrolment-level change wins, per user and
+        role the last role-level one; then load them like a desired state restricted to them."""
+        default_role = self.instance.role_id
+        want: dict[int, dict] = {}
+        drop: dict[int, dict] = {}
+        roles: dict[tuple[int, int], dict] = {}
+        groups: dict[tuple[int, int], dict] = {}
+        for change in self.plan.changes:
+            uid, reason = change.user_id, change.reason or None
+            if change.op == UNASSIGN:
+                if change.role_id is not None:
+                    roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
+                continue
+            want.pop(uid, None)
+            drop.pop(uid, None)
+            if change.op == ENROL:
+                want[uid] = {"timestart": change.timestart, "timeend": change.timeend,
+                             "status": ACTIVE, "reason": reason}
+                role = change.role_id if change.role_id is not None else default_role
+                if role is not None:
+                    roles[uid, role] = {"add_it": 1, "reason": reason}
+                if change.group_id is not None:
+                    groups[uid, change.group_id] = {"add_it": 1, "reason": reason}
+            elif change.op == SUSPEND_OP:
+                drop[uid] = {"action": SUSPEND, "reason": reason}
+            elif change.op == UNENROL_OP:
+                drop[uid] = {"action": UNENROL, "reason": reason}
+            else:
+                drop[uid] = {"action": self.removal, "reason": reason}
+        if want:
+            self.session.execute(insert(ek_want), [{"user_id": u, **v} for u, v in want.items()])
+        if drop:
+            self.session.execute(insert(ek_drop), [{"user_id": u, **v} for u, v in drop.items()])
+        if roles:
+            self.session.execute(
+                insert(ek_rp), [{"user_id": u, "role_id": r, **v} for (u, r), v in roles.items()]
+            )
+        if groups:
+            self.session.execute(
+                insert(ek_gp), [{"user_id": u, "group_id": g, **v} for (u, g), v in groups.items()]
+            )
+
+    # --- 2. the difference, in SQL ------------------------------------------------------------
+
+    def diff(self) -> None:
+        self.sql(
+            "INSERT INTO ek_diff (user_id, kind, reason)"
+            " SELECT w.user_id, 'enrolled', w.reason FROM ek_want w WHERE NOT EXISTS"
+            " (SELECT 1 FROM user_enrolments ue"
+            "  WHERE ue.instance_id = :instance AND ue.user_id = w.user_id)"
+        )
+        self.sql(
+            "INSERT INTO ek_diff (user_id, kind, reason)"
+            " SELECT w.user_id,"
+            " CASE WHEN w.status = 1 AND ue.status = 0 THEN 'suspended' ELSE 'updated' END, w.reason"
+            " FROM ek_want w JOIN user_enrolments ue"
+            " ON ue.instance_id = :instance AND ue.user_id = w.user_id"
+            " WHERE ue.status <> w.status"
+            " OR (w.timestart IS NOT NULL AND ue.timestart <> w.timestart)"
+            " OR (w.timeend IS NOT NULL AND ue.timeend <> w.timeend)"
+        )
+        self.sql(
+            "INSERT INTO ek_diff (user_id, kind, reason)"
+            " SELECT d.user_id, CASE WHEN d.action = 'unenrol' THEN 'unenrolled' ELSE 'suspended' END,"
+            " d.reason FROM ek_drop d JOIN user_enrolments ue"
+            " ON ue.instance_id = :instance AND ue.user_id = d.user_id"
+            " WHERE d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
+            " AND ue.status = 0)"
+        )
+        # Roles: additions for users who stay enrolled; removals asked for, or implied by an
+        # unenrolment or a suspension that removes roles.
+        self.sql(
+            "INSERT INTO ek_roles (user_id, role_id, added, reason)"
+            " SELECT p.user_id, p.role_id, 1, p.reason FROM ek_rp p"
+            " WHERE p.add_it = 1"
+            " AND (EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = p.user_id)"
+            "      OR EXISTS (SELECT 1 FROM user_enrolments ue WHERE ue.instance_id = :instance"
+            "                 AND ue.user_id = p.user_id"
+            "                 AND NOT EXISTS (SELECT 1 FROM ek_drop d WHERE d.user_id = p.user_id)))"
+            " AND NOT EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.user_id = p.user_id"
+            "  AND ra.role_id = p.role_id AND ra.component = :component AND ra.itemid = :instance)"
+        )
+        self.sql(
+            "INSERT INTO ek_roles (user_id, role_id, added, reason)"
+            " SELECT ra.user_id, ra.role_id, 0, COALESCE(p.reason, d.reason)"
+            " FROM role_assignments ra"
+            " LEFT JOIN ek_rp p ON p.user_id = ra.user_id AND p.role_id = ra.role_id AND p.add_it = 0"
+            " LEFT JOIN ek_drop d ON d.user_id = ra.user_id"
+            "  AND d.action IN ('unenrol', 'suspend_noroles')"
+            " WHERE ra.component = :component AND ra.itemid = :instance"
+            " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
+        )
+        self.sql(
+            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
+            " SELECT p.user_id, p.group_id, 1, p.reason FROM ek_gp p"
+            " WHERE p.add_it = 1 AND EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = p.user_id)"
+            " AND NOT EXISTS (SELECT 1 FROM group_members gm"
+            "  WHERE gm.user_id = p.user_id AND gm.group_id = p.group_id)"
+        )
+        self.sql(
+            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
+            " SELECT gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason) FROM group_members gm"
+            " LEFT JOIN ek_gp p ON p.user_id = gm.user_id AND p.group_id = gm.group_id"
+            "  AND p.add_it = 0"
+            " LEFT JOIN ek_drop d ON d.user_id = gm.user_id AND d.action = 'unenrol'"
+            " WHERE gm.component = :component AND gm.itemid = :instance"
+            " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
+        )
+
+    def outcome(self, *, dry_run: bool) -> Outcome:
+        result = Outcome(instance_id=self.instance.id, dry_run=dry_run)
+        for user_id, kind in self.rows("SELECT user_id, kind FROM ek_diff ORDER BY user_id"):
+            getattr(result, kind).append(user_id)
+        for added, count in self.rows("SELECT added, COUNT(*) FROM ek_roles GROUP BY added"):
+            if added:
+                result.roles_added = count
+            else:
+                result.roles_removed = count
+        for added, count in self.rows("SELECT added, COUNT(*) FROM ek_groups GROUP BY added"):
+            if added:
+                result.groups_added = count
+            else:
+                result.groups_removed = count
+        self.result = result
+        return result
+
+    # --- 3. the guard -------------------------------------------------------------------------
+
+    def trips_guard(self) -> bool:
+        removals = len(self.result.unenrolled) + self.session.scalar(text(
+            "SELECT COUNT(*) FROM ek_diff d JOIN ek_drop x ON x.user_id = d.user_id"
+            " WHERE d.kind = 'suspended'"))
+        if not removals:
+            return False
+        total = self.session.scalar(
+            select(func.count()).where(UserEnrolment.instance_id == self.instance.id)
+        )
+        share = float(self.site.get_config("core", "guard_share", GUARD_SHARE))
+        minimum = int(self.site.get_config("core", "guard_min", GUARD_MIN))
+        self.guard_reason = (
+            f"would remove {removals} of {total} enrolments "
+            f"(limit: more than {share:.0%} and at least {minimum})"
+        )
+        return removals > share * total and removals >= minimum
+
+    def hold(self) -> int:
+        """Store the plan, as rows, for an admin; replaces an older held plan of the instance."""
+        self._supersede("superseded")
+        if self.plan.desired is not None:
+            rows = [list(row) for row in self.rows(
+                "SELECT user_id, role_id, timestart, timeend, status, group_id FROM ek_plan")]
+        else:
+            raise EnrolkitError("only desired-state plans can be held; use guard=False")
+        held = HeldPlan(
+            instance_id=self.instance.id,
+            origin=self.site.origin,
+            reason=self.plan.reason,
+            summary={**self.result.counts(), "why": self.guard_reason},
+            payload={"rows": rows, "removal": self.removal,
+                     "unenrolled": self.result.unenrolled, "suspended": self.result.suspended},
+            timecreated=self.now,
+        )
+        self.session.add(held)
+        self.session.flush()
+        self.sql(
+            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+            " reason) VALUES (:now, 'plan_held', :component, :course, NULL, :instance, :origin,"
+            " :why)",
+            why=f"plan {held.id} held: {self.guard_reason}; {self.plan.reason}",
+        )
+        return held.id
+
+    def supersede_held(self) -> None:
+        self._supersede("superseded")
+
+    def _supersede(self, status: str) -> None:
+        self.sql(
+            "UPDATE held_plans SET status = :status, timedecided = :now"
+            " WHERE instance_id = :instance AND status = 'held'",
+            status=status,
+        )
+
+    # --- 4. write, log, notify ------------------------------------------------------------------
+
+    def write(self) -> None:
+        try:
+            self._write_enrolments()
+            self._write_roles_and_groups()
+            self._log()
+        except SQLAlchemyError as exc:
+            raise EnrolkitError(f"applying the plan for instance {self.instance.id} failed: {exc}"
+                                ) from exc
+        self._notify()
+
+    def _write_enrolments(self) -> None:
+        self.sql(
+            "INSERT INTO user_enrolments (instance_id, user_id, status, timestart, timeend,"
+            " timecreated, timemodified)"
+            " SELECT :instance, w.user_id, w.status, COALESCE(w.timestart, 0),"
+            " COALESCE(w.timeend, 0), :now, :now FROM ek_want w"
+            " JOIN ek_diff d ON d.user_id = w.user_id AND d.kind = 'enrolled'"
+        )
+        self.sql(
+            "UPDATE user_enrolments SET status = w.status,"
+            " timestart = COALESCE(w.timestart, user_enrolments.timestart),"
+            " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
+            " FROM ek_want w WHERE user_enrolments.instance_id = :instance"
+            " AND user_enrolments.user_id = w.user_id"
+            " AND EXISTS (SELECT 1 FROM ek_diff d WHERE d.user_id = w.user_id"
+            "  AND d.kind IN ('updated', 'suspended'))"
+        )
+        self.sql(
+            "UPDATE user_enrolments SET status = 1, timemodified = :now"
+            " WHERE instance_id = :instance AND status = 0 AND user_id IN"
+            " (SELECT user_id FROM ek_drop WHERE action IN ('suspend', 'suspend_noroles'))"
+        )
+        self.sql(
+            "DELETE FROM user_enrolments WHERE instance_id = :instance AND user_id IN"
+            " (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
+        )
+
+    def _write_roles_and_groups(self) -> None:
+        self.sql(
+            "DELETE FROM role_assignments WHERE component = :component AND itemid = :instance"
+            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0"
+            "  AND r.user_id = role_assignments.user_id AND r.role_id = role_assignments.role_id)"
+        )
+        self.sql(
+            "DELETE FROM group_members WHERE component = :component AND itemid = :instance"
+            " AND EXISTS (SELECT 1 FROM ek_groups g WHERE g.added = 0"
+            "  AND g.user_id = group_members.user_id AND g.group_id = group_members.group_id)"
+        )
+        # Moodle's rule: when the last enrolment in a course goes, so do the user's unowned
+        # roles and group memberships there.
+        self.sql(
+            "INSERT INTO ek_roles (user_id, role_id, added, reason, owned)"
+            " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM role_assignments ra"
+            " JOIN ek_diff d ON d.user_id = ra.user_id AND d.kind = 'unenrolled'"
+            " WHERE ra.contextlevel = :course_level AND ra.instanceid = :course"
+            " AND ra.component = '' AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
+            "  WHERE ei.course_id = :course AND ue.user_id = ra.user_id)"
+        )
+        self.sql(
+            "DELETE FROM role_assignments WHERE contextlevel = :course_level"
+            " AND instanceid = :course AND component = ''"
+            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0"
+            "  AND r.user_id = role_assignments.user_id AND r.role_id = role_assignments.role_id)"
+        )
+        self.sql(
+            "DELETE FROM group_members WHERE component = ''"
+            " AND group_id IN (SELECT id FROM groups WHERE course_id = :course)"
+            " AND user_id IN (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
+            " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
+            "  WHERE ei.course_id = :course AND ue.user_id = group_members.user_id)"
+        )
+        self.sql(
+            "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"
+            " itemid, timemodified)"
+            " SELECT role_id, user_id, :course_level, :course, :component, :instance, :now"
+            " FROM ek_roles WHERE added = 1"
+        )
+        self.sql(
+            "INSERT INTO group_members (group_id, user_id, component, itemid, timeadded)"
+            " SELECT group_id, user_id, :component, :instance, :now FROM ek_groups WHERE added = 1"
+        )
+
+    def _log(self) -> None:
+        self.sql(
+            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+            " reason)"
+            " SELECT :now, CASE kind WHEN 'enrolled' THEN 'user_enrolled'"
+            "  WHEN 'unenrolled' THEN 'user_unenrolled' ELSE 'user_enrolment_updated' END,"
+            " :component, :course, user_id, :instance, :origin,"
+            " CASE WHEN kind = 'suspended' THEN 'suspended: ' ELSE '' END"
+            "  || COALESCE(reason, :reason) FROM ek_diff"
+        )
+        self.sql(
+            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+            " reason)"
+            " SELECT :now, CASE WHEN added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
+            " :component, :course, user_id, :instance, :origin,"
+            " 'role ' || CAST(role_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
+            " FROM ek_roles"
+        )
+        self.sql(
+            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+            " reason)"
+            " SELECT :now, CASE WHEN added = 1 THEN 'group_member_added'"
+            "  ELSE 'group_member_removed' END, :component, :course, user_id, :instance, :origin,"
+            " 'group ' || CAST(group_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
+            " FROM ek_groups"
+        )
+
+    def _notify(self) -> None:
+        result = self.result
+        role_changes = tuple(
+            RoleChange(user_id=user_id, role_id=role_id, contextlevel=COURSE,
+                       instanceid=self.instance.course_id, added=bool(added),
+                       component=self.instance.component if owned else "",
+                       itemid=self.instance.id if owned else 0)
+            for user_id, role_id, added, owned in self.rows(
+                "SELECT user_id, role_id, added, owned FROM ek_roles")
+        )
+        # Read the temp tables before hooks run: a hook's own plan reuses them.
+        changes = EnrolmentChanges(
+            instance_id=self.instance.id,
+            course_id=self.instance.course_id,
+            method=self.instance.method,
+            origin=self.site.origin,
+            reason=self.plan.reason,
+            enrolled=tuple(result.enrolled),
+            updated=tuple(result.updated),
+            suspended=tuple(result.suspended),
+            unenrolled=tuple(result.unenrolled),
+        )
+        if changes:
+            self.site.plugins.enrolments_changed(site=self.site, changes=changes)
+        if role_changes:
+            self.site.plugins.role_assignments_changed(site=self.site, changes=role_changes)
+
+
+__all__ = ["Change", "DESIRED_COLUMNS", "Engine", "Outcome", "Plan"]

@@ -1,0 +1,319 @@
+"""Enrolment instances and enrolments: add, update and delete instances; manual enrolment;
+who is in a course."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marshmallow import ValidationError
+from sqlalchemy import and_, func, or_, select
+
+from . import lookup
+from .engine import Change, Outcome, Plan
+from .errors import EnrolkitError, Refused, SettingsError
+from .methods import UNENROL, EnrolMethod
+from .models import (
+    ACTIVE,
+    COURSE,
+    Course,
+    EnrolInstance,
+    Group,
+    GroupMember,
+    Role,
+    RoleAssignment,
+    User,
+    UserEnrolment,
+)
+from .site import Site
+
+CORE_KEYS = ("name", "role", "enabled")
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n", ""}
+
+
+class _DryRun(Exception):
+    def __init__(self, result):
+        self.result = result
+
+
+def parse_settings(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is an error."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError({pair: ["expected KEY=VALUE"]})
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class InstanceResult:
+    instance: EnrolInstance
+    outcome: Outcome | None
+    dry_run: bool = False
+
+
+def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInstance | None
+                 ) -> dict:
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    if "name" in raw:
+        values["name"] = raw["name"]
+    if "role" in raw:
+        try:
+            values["role_id"] = lookup.role(site.session, raw["role"]).id
+        except EnrolkitError as exc:
+            errors["role"] = [str(exc)]
+    elif current is None:
+        default = method.default_role(site)
+        values["role_id"] = lookup.role(site.session, default).id if default else None
+    if "enabled" in raw:
+        flag = str(raw["enabled"]).strip().lower()
+        if flag in _TRUE:
+            values["enabled"] = True
+        elif flag in _FALSE:
+            values["enabled"] = False
+        else:
+            errors["enabled"] = ["expected on or off"]
+    if errors:
+        raise SettingsError(errors, where=f"settings of {method.name}")
+    return values
+
+
+def _method_settings(site: Site, method: EnrolMethod, course: Course, raw: dict,
+                     current: dict | None) -> dict:
+    own = {key: value for key, value in raw.items() if key not in CORE_KEYS}
+    if method.instance_schema is None:
+        if own:
+            raise SettingsError({k: ["unknown setting"] for k in own},
+                                where=f"settings of {method.name}")
+        return {}
+    schema = method.instance_schema()
+    base = schema.dump(current) if current else {}
+    try:
+        loaded = schema.load({**base, **own})
+    except ValidationError as exc:
+        raise SettingsError(exc.messages, where=f"settings of {method.name}") from None
+    loaded = method.prepare_instance(site, course, loaded)
+    return schema.dump(loaded)
+
+
+def add_instance(site: Site, course: Course, method_name: str, raw: dict[str, str], *,
+                 dry_run: bool = False) -> InstanceResult:
+    """Attach a method to a course and run its first sync, in one transaction."""
+    method = site.plugins.method(method_name)
+    if not site.method_enabled(method_name):
+        raise Refused(f"the method {method_name!r} is disabled on this site; "
+                      f"enable it first: enrolkit method enable {method_name}")
+    if not method.manual_instances:
+        raise Refused(f"{method_name} creates its instances itself; they cannot be added by hand")
+    if not method.multiple_instances and _instances(site, course, method_name):
+        raise Refused(f"{course.shortname} already has a {method_name} instance, "
+                      f"and the method allows only one per course")
+    core = _core_values(site, method, raw, None)
+    settings = _method_settings(site, method, course, raw, None)
+    try:
+        with site.atomic():
+            instance = _create(site, course, method, core, settings)
+            plan = method.sync(site, instance)
+            outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
+            if dry_run:
+                raise _DryRun(InstanceResult(instance, outcome, dry_run=True))
+            return InstanceResult(instance, outcome)
+    except _DryRun as done:
+        return done.result
+
+
+def _create(site: Site, course: Course, method: EnrolMethod, core: dict, settings: dict
+            ) -> EnrolInstance:
+    order = site.session.scalar(
+        select(func.coalesce(func.max(EnrolInstance.sortorder), -1))
+        .where(EnrolInstance.course_id == course.id)) + 1
+    now = site.now()
+    instance = EnrolInstance(course_id=course.id, method=method.name, sortorder=order,
+                             settings=settings, timecreated=now, timemodified=now, **core)
+    site.session.add(instance)
+    site.session.flush()
+    from .log import record
+
+    record(site, "enrol_instance_created", method.component, course_id=course.id,
+           instance_id=instance.id, reason=method.display_name(instance))
+    return instance
+
+
+def ensure_instance(site: Site, course: Course, method_name: str) -> EnrolInstance:
+    """The course's single instance of a method, created with defaults on first use."""
+    found = _instances(site, course, method_name)
+    if found:
+        return found[0]
+    method = site.plugins.method(method_name)
+    core = _core_values(site, method, {}, None)
+    return _create(site, course, method, core, _method_settings(site, method, course, {}, None))
+
+
+def _instances(site: Site, course: Course, method_name: str) -> list[EnrolInstance]:
+    return list(site.session.scalars(
+        select(EnrolInstance).where(EnrolInstance.course_id == course.id,
+                                    EnrolInstance.method == method_name)
+        .order_by(EnrolInstance.sortorder)))
+
+
+def update_instance(site: Site, instance: EnrolInstance, raw: dict[str, str], *,
+                    dry_run: bool = False) -> InstanceResult:
+    method = site.plugins.method(instance.method)
+    course = site.session.get(Course, instance.course_id)
+    core = _core_values(site, method, raw, instance)
+    settings = _method_settings(site, method, course, raw, instance.settings)
+    try:
+        with site.atomic():
+            for key, value in core.items():
+                setattr(instance, key, value)
+            instance.settings = settings
+            instance.timemodified = site.now()
+            site.session.flush()
+            plan = method.sync(site, instance) if instance.enabled else None
+            outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
+            from .log import record
+
+            record(site, "enrol_instance_updated", method.component, course_id=course.id,
+                   instance_id=instance.id, reason=", ".join(sorted(raw)))
+            if dry_run:
+                raise _DryRun(InstanceResult(instance, outcome, dry_run=True))
+            return InstanceResult(instance, outcome)
+    except _DryRun as done:
+        return done.result
+
+
+def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
+    """Unenrol everyone of the instance, drop the groups it owns, then the instance."""
+    method = site.plugins.method(instance.method)
+    with site.atomic():
+        outcome = site.engine.apply(Plan(instance.id, reason="instance deleted", desired=[],
+                                         removal=UNENROL, guard=False))
+        for group in site.session.scalars(select(Group).where(
+                Group.component == method.component, Group.itemid == instance.id)):
+            site.session.delete(group)
+        from .log import record
+
+        record(site, "enrol_instance_deleted", method.component, course_id=instance.course_id,
+               instance_id=instance.id, reason=method.display_name(instance))
+        site.session.delete(instance)
+        site.session.flush()
+    return outcome
+
+
+# --- manual enrolment --------------------------------------------------------------------------
+
+
+def enrol_manually(site: Site, user: User, course: Course, *, role: Role | None = None,
+                   timestart: int | None = None, timeend: int | None = None) -> Outcome:
+    if not site.method_enabled("manual"):
+        raise Refused("manual enrolment is disabled on this site; "
+                      "enable it: enrolkit method enable manual")
+    if timestart and timeend and timeend <= timestart:
+        raise EnrolkitError("the end must come after the start")
+    with site.atomic():
+        instance = ensure_instance(site, course, "manual")
+        change = Change(user.id, role_id=role.id if role else None, timestart=timestart,
+                        timeend=timeend, reason=f"manual enrolment by {site.actor or site.origin}")
+        return site.engine.apply(Plan(instance.id, reason=change.reason, changes=[change]))
+
+
+def unenrol_manually(site: Site, user: User, course: Course, instance_id: int | None = None
+                     ) -> list[Outcome]:
+    """Remove the user's enrolments in the course (or one instance). Refused, with nothing
+    changed, when any of them belongs to a method that forbids manual unenrol."""
+    stmt = (select(EnrolInstance).join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
+            .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id))
+    if instance_id is not None:
+        stmt = stmt.where(EnrolInstance.id == instance_id)
+    instances = list(site.session.scalars(stmt))
+    if not instances:
+        where = f"instance {instance_id} of " if instance_id is not None else ""
+        raise EnrolkitError(f"{user.username} is not enrolled in {where}{course.shortname}")
+    refusals = []
+    for instance in instances:
+        method = site.plugins.methods.get(instance.method)
+        if method is not None and not method.manual_unenrol:
+            refusals.append(method.refusal(site, instance))
+    if refusals:
+        raise Refused(f"cannot unenrol {user.username} from {course.shortname}: "
+                      + "; ".join(refusals))
+    with site.atomic():
+        return [site.engine.apply(Plan(i.id, reason=f"manual unenrol by {site.actor or site.origin}",
+                                       changes=[Change(user.id, op="unenrol")]))
+                for i in instances]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def active_clause(now: int):
+    """SQL: an enrolment that lets its user into the course right now."""
+    return and_(
+        UserEnrolment.status == ACTIVE,
+        EnrolInstance.enabled.is_(True),
+        UserEnrolment.timestart <= now,
+        or_(UserEnrolment.timeend == 0, UserEnrolment.timeend > now),
+    )
+
+
+def is_enrolled(site: Site, user_id: int, course_id: int) -> bool:
+    """Active and current in an enabled instance of an enabled method (Moodle's is_enrolled
+    with onlyactive)."""
+    found = site.session.scalar(
+        select(UserEnrolment.id)
+        .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+        .where(UserEnrolment.user_id == user_id, EnrolInstance.course_id == course_id,
+               EnrolInstance.method.in_(site.enabled_methods()), active_clause(site.now()))
+        .limit(1))
+    return found is not None
+
+
+def list_enrolments(site: Site, course: Course) -> list[dict]:
+    """One row per user and instance, with the roles and groups each instance gave."""
+    rows = site.session.execute(
+        select(User.id, User.username, EnrolInstance.method, EnrolInstance.id, UserEnrolment.status,
+               UserEnrolment.timestart, UserEnrolment.timeend, UserEnrolment.timecreated)
+        .join(UserEnrolment, UserEnrolment.user_id == User.id)
+        .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+        .where(EnrolInstance.course_id == course.id)
+        .order_by(User.username, EnrolInstance.sortorder)
+    ).all()
+    roles: dict[int, list[tuple[str, str, int]]] = {}
+    for user_id, shortname, component, itemid in site.session.execute(
+        select(RoleAssignment.user_id, Role.shortname, RoleAssignment.component,
+               RoleAssignment.itemid)
+        .join(Role, Role.id == RoleAssignment.role_id)
+        .where(RoleAssignment.contextlevel == COURSE, RoleAssignment.instanceid == course.id)
+        .order_by(Role.sortorder)
+    ):
+        roles.setdefault(user_id, []).append((shortname, component, itemid))
+    groups: dict[int, list[tuple[str, str, int]]] = {}
+    for user_id, name, component, itemid in site.session.execute(
+        select(GroupMember.user_id, Group.name, GroupMember.component, GroupMember.itemid)
+        .join(Group, Group.id == GroupMember.group_id)
+        .where(Group.course_id == course.id).order_by(Group.name)
+    ):
+        groups.setdefault(user_id, []).append((name, component, itemid))
+
+    def mine(items, instance_id, method):
+        component = f"enrol_{method}"
+        return [name for name, comp, item in items
+                if (comp == component and item == instance_id) or comp == ""]
+
+    return [
+        {
+            "username": username,
+            "method": method,
+            "instance": instance_id,
+            "roles": mine(roles.get(user_id, []), instance_id, method),
+            "status": "active" if status == ACTIVE else "suspended",
+            "timestart": timestart,
+            "timeend": timeend,
+            "timecreated": timecreated,
+            "groups": mine(groups.get(user_id, []), instance_id, method),
+        }
+        for user_id, username, method, instance_id, status, timestart, timeend, timecreated in rows
+    ]

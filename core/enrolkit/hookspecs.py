@@ -1,0 +1,213 @@
+"""Every hook of enrolkit, in one place.
+
+A plugin is a module of functions marked ``@enrolkit.hookimpl`` whose names and argument names match
+these specs (a plugin may accept fewer arguments than a spec offers). The core calls hooks only
+through :class:`enrolkit.plugins.Plugins`, always with keyword arguments. ``docs/hooks.md`` documents
+each hook with its exact signature; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
+
+    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .methods import EnrolMethod
+    from .models import Course, User
+    from .site import Site
+
+hookspec = pluggy.HookspecMarker("enrolkit")
+
+# --- Registration: called once when a site's plugins load ------------------------------------
+
+
+@hookspec
+def register_methods(register: Callable[[EnrolMethod], None]) -> None:
+    """Contribute enrolment methods.
+
+    Call ``register(method)`` with an :class:`enrolkit.EnrolMethod` instance for each method the
+    plugin provides. Method names are unique across the site: a second method with a taken name
+    stops start-up with an error naming both plugins.
+
+    :param register: takes one ``EnrolMethod``.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[..., None]) -> None:
+    """Contribute scheduled tasks.
+
+    Call ``register(name, run, schedule="0 * * * *", component=...)``: ``name`` is unique on the
+    site, ``run(site)`` does the work and may return a one-line result, ``schedule`` is the default
+    cron expression (the admin may change it). Each task runs under a database lock, so two cron
+    runners never run it twice at once.
+
+    :param register: takes ``name``, ``run`` and the keyword arguments above.
+    """
+
+
+@hookspec
+def register_conditions(register: Callable[..., None]) -> None:
+    """Contribute rule condition types (the ``type`` of a node in a rule tree).
+
+    Call ``register(condition_type)`` with an object that validates a node, evaluates it for one
+    user in Python, compiles it to a SQL condition and explains its result. The built-in types
+    (``profile``, ``date``, ``badge``, ``completion``, ``cohort``, ``language``, ``auth``) are
+    registered the same way.
+
+    :param register: takes one condition type.
+    """
+
+
+# --- People's actions: fired by the LMS, the web, the API or the CLI -------------------------
+
+
+@hookspec
+def on_login(site: Site, user: User) -> None:
+    """A user logged in to the site.
+
+    Fires after ``user.lastlogin`` is updated, inside the login's transaction, for every login
+    (web, API, ``enrolkit user login``). Methods return nothing; they apply plans through
+    ``site.engine``. Keep it fast: it runs on every login.
+
+    :param site: the site (database session, plugins, origin).
+    :param user: the user who logged in.
+    """
+
+
+@hookspec
+def on_course_view(site: Site, user: User, course: Course, enrolled: bool) -> CourseAccess | None:
+    """A user opened a course.
+
+    Every method may answer with a :class:`CourseAccess`. The core grants access when the user is
+    enrolled (``enrolled`` is then true, and methods usually return None) or when any answer is
+    ``granted``; otherwise it offers the first ``confirm``, otherwise it denies with the reasons of
+    the ``denied`` answers.
+
+    :param site: the site.
+    :param user: the viewer.
+    :param course: the course opened.
+    :param enrolled: whether the user already has an active, current enrolment in the course.
+    :return: a decision, or None to stay silent.
+    """
+
+
+@hookspec
+def on_completion(site: Site, user: User, course: Course, timecompleted: int) -> None:
+    """A user completed a course.
+
+    Fires once per new completion (a repeated completion of the same course does not fire),
+    after the completion is stored, in the same transaction.
+
+    :param site: the site.
+    :param user: who completed.
+    :param course: the completed course.
+    :param timecompleted: when, in Unix seconds (may be in the past for a recorded equivalence).
+    """
+
+
+@hookspec
+def on_cron(site: Site, now: int) -> None:
+    """A cron run is starting.
+
+    Fired once at the start of every ``enrolkit cron`` run, before the due scheduled tasks run,
+    outside any task lock. Use it for cheap bookkeeping that must happen on every run; put real
+    work in a scheduled task (``register_tasks``), which has a schedule, a lock and a result.
+
+    :param site: the site, with origin ``cron``.
+    :param now: the run's time in Unix seconds.
+    """
+
+
+# --- Settings ---------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def render_settings(
+    site: Site, method: EnrolMethod, scope: str, schema: Schema, values: dict, errors: dict
+) -> str | None:
+    """Render the settings form of a method as HTML.
+
+    ``scope`` is ``"site"`` (the method's site-wide settings) or ``"instance"`` (one course's
+    instance). The core's default renders any marshmallow schema (labels, help and widgets from
+    field metadata); a plugin implements this hook only to customise its own method's form and
+    returns None for other methods. Stops at the first non-None result; plugins run before the
+    core default.
+
+    :param site: the site.
+    :param method: the method whose form is wanted.
+    :param scope: ``"site"`` or ``"instance"``.
+    :param schema: the marshmallow schema instance for that scope.
+    :param values: the current or submitted values.
+    :param errors: per-field error messages from the last submission (empty when none).
+    :return: HTML, or None to let another plugin (or the default) render.
+    """
+
+
+# --- Change notifications: fired once per batch, inside the transaction that made it ---------
+
+
+@hookspec
+def enrolments_changed(site: Site, changes: EnrolmentChanges) -> None:
+    """Enrolments of one instance were created, updated, suspended or removed.
+
+    Fired once per applied plan (not per user), after the engine's writes and before commit: a
+    plan applied here joins the same transaction, and an exception rolls the whole change back.
+
+    :param site: the site.
+    :param changes: the user ids per kind of change, with the instance, course and reason.
+    """
+
+
+@hookspec
+def cohort_members_changed(
+    site: Site, cohort_id: int, added: tuple[int, ...], removed: tuple[int, ...]
+) -> None:
+    """Users joined or left a cohort (one call per cohort and batch).
+
+    :param site: the site.
+    :param cohort_id: the cohort.
+    :param added: user ids that joined.
+    :param removed: user ids that left.
+    """
+
+
+@hookspec
+def cohort_deleted(site: Site, cohort_id: int) -> None:
+    """A cohort is about to be deleted (its members are still readable).
+
+    :param site: the site.
+    :param cohort_id: the cohort being deleted.
+    """
+
+
+@hookspec
+def role_assignments_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
+    """Roles were assigned or unassigned, in any context (one call per batch).
+
+    :param site: the site.
+    :param changes: each assignment added or removed.
+    """
+
+
+@hookspec
+def profile_changed(site: Site, change: ProfileChange) -> None:
+    """User profiles changed (edit, import, ``enrolkit user set``, API): one call per batch.
+
+    :param site: the site.
+    :param change: the users and the fields that changed.
+    """
+
+
+@hookspec
+def courses_changed(site: Site, course_ids: tuple[int, ...]) -> None:
+    """Courses were created or moved to another category (one call per batch).
+
+    :param site: the site.
+    :param course_ids: the courses created or moved.
+    """

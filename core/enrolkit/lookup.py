@@ -1,0 +1,87 @@
+"""Find site objects by the names people use (username, shortname, idnumber, category path).
+
+Each function raises :class:`NotFound` with a message that says what was looked for.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import NotFound
+from .models import Category, Cohort, Course, EnrolInstance, Role, User
+
+
+def user(session: Session, username: str) -> User:
+    found = session.scalar(select(User).where(User.username == username, User.deleted.is_(False)))
+    if found is None:
+        raise NotFound(f"no user with username {username!r}")
+    return found
+
+
+def course(session: Session, shortname: str) -> Course:
+    found = session.scalar(select(Course).where(Course.shortname == shortname))
+    if found is None:
+        raise NotFound(f"no course with shortname {shortname!r}")
+    return found
+
+
+def cohort(session: Session, idnumber: str) -> Cohort:
+    found = session.scalar(select(Cohort).where(Cohort.idnumber == idnumber))
+    if found is None:
+        raise NotFound(f"no cohort with idnumber {idnumber!r}")
+    return found
+
+
+def role(session: Session, shortname: str) -> Role:
+    found = session.scalar(select(Role).where(Role.shortname == shortname.strip().lower()))
+    if found is None:
+        known = ", ".join(session.scalars(select(Role.shortname).order_by(Role.sortorder)))
+        raise NotFound(f"no role {shortname!r} (roles: {known})")
+    return found
+
+
+def instance(session: Session, instance_id: int | str) -> EnrolInstance:
+    try:
+        key = int(instance_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"{instance_id!r} is not an instance id (a number)") from None
+    found = session.get(EnrolInstance, key)
+    if found is None:
+        raise NotFound(f"no enrolment instance {key}")
+    return found
+
+
+def split_path(path: str) -> list[str]:
+    """``"Parent / Child"`` -> ``["Parent", "Child"]``."""
+    parts = [part.strip() for part in path.split("/")]
+    if not path.strip() or any(not part for part in parts):
+        raise NotFound(f"{path!r} is not a category path; write it as 'Parent / Child'")
+    return parts
+
+
+def category(session: Session, path: str) -> Category:
+    parent_id = None
+    found = None
+    for name in split_path(path):
+        found = session.scalar(
+            select(Category).where(Category.name == name, Category.parent_id.is_(parent_id))
+            if parent_id is None
+            else select(Category).where(Category.name == name, Category.parent_id == parent_id)
+        )
+        if found is None:
+            raise NotFound(f"no category {path!r} (missing: {name!r})")
+        parent_id = found.id
+    return found
+
+
+def category_path(session: Session, category_id: int | None) -> str:
+    """The ``Parent / Child`` name of a category, '' for none."""
+    if category_id is None:
+        return ""
+    names = []
+    current = session.get(Category, category_id)
+    while current is not None:
+        names.append(current.name)
+        current = session.get(Category, current.parent_id) if current.parent_id else None
+    return " / ".join(reversed(names))

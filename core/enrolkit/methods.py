@@ -1,0 +1,90 @@
+"""The base class of an enrolment method. A plugin subclasses it and registers an instance."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from marshmallow import Schema, fields, validate
+
+if TYPE_CHECKING:
+    from .engine import Plan
+    from .models import Course, EnrolInstance
+    from .site import Site
+
+#: What happens to an enrolment whose source no longer wants it (Moodle's ENROL_EXT_REMOVED_*).
+UNENROL, SUSPEND, SUSPEND_NOROLES, KEEP = "unenrol", "suspend", "suspend_noroles", "keep"
+REMOVAL_ACTIONS = (UNENROL, SUSPEND, SUSPEND_NOROLES, KEEP)
+
+
+def removal_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> fields.String:
+    """The site setting every syncing method has: what to do when a user leaves the source."""
+    return fields.String(
+        load_default=default,
+        validate=validate.OneOf(choices),
+        metadata={
+            "label": "Removal action",
+            "help": "What happens to an enrolment when its source no longer includes the user.",
+            "choices": choices,
+        },
+    )
+
+
+class EnrolMethod:
+    """One way users get into courses. Subclass, set the class attributes, override as needed.
+
+    A method never writes enrolments itself: it returns or applies a :class:`enrolkit.Plan`
+    through ``site.engine``, which diffs, guards, writes in sets, logs and notifies.
+    """
+
+    #: Short name: the entry-point name and the ``method`` of its instances.
+    name: ClassVar[str]
+    #: Human title shown in lists.
+    title: ClassVar[str] = ""
+    #: Settings of one course instance (loaded from CLI ``KEY=VALUE`` strings or forms).
+    instance_schema: ClassVar[type[Schema] | None] = None
+    #: Site-wide settings of the method.
+    site_schema: ClassVar[type[Schema] | None] = None
+    #: Whether a fresh site has the method enabled.
+    enabled_by_default: ClassVar[bool] = False
+    #: Whether a course may hold several instances of the method.
+    multiple_instances: ClassVar[bool] = True
+    #: Whether an admin or teacher may unenrol users of this method by hand.
+    manual_unenrol: ClassVar[bool] = True
+    #: Whether people may add instances by hand (False for methods that create their own).
+    manual_instances: ClassVar[bool] = True
+    #: Removal action used when the site setting ``removal`` is absent.
+    default_removal: ClassVar[str] = UNENROL
+
+    @property
+    def component(self) -> str:
+        return f"enrol_{self.name}"
+
+    def refusal(self, site: Site, instance: EnrolInstance) -> str:
+        """Why a manual unenrol is refused, and where to act instead."""
+        return (
+            f"this enrolment belongs to {self.title or self.name} (instance {instance.id}); "
+            f"change its source instead"
+        )
+
+    def removal_action(self, site: Site, instance: EnrolInstance) -> str:
+        """The removal action for ``instance``; the site setting ``removal`` by default."""
+        return site.method_settings(self.name).get("removal", self.default_removal)
+
+    def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
+        """Check and normalise loaded instance settings against the site (e.g. that a cohort
+        exists). Raise :class:`enrolkit.SettingsError` with per-field messages on a problem."""
+        return settings
+
+    def sync(self, site: Site, instance: EnrolInstance) -> Plan | None:
+        """The plan that brings ``instance`` up to date, or None when the method has no source.
+
+        Called when an instance is created or re-enabled, and by a method's own full-sync task.
+        """
+        return None
+
+    def display_name(self, instance: EnrolInstance) -> str:
+        return instance.name or self.title or self.name
+
+    def default_role(self, site: Site) -> str | None:
+        """Shortname of the role new instances get when none is given."""
+        return site.method_settings(self.name).get("role", "student")

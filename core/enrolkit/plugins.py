@@ -1,0 +1,229 @@
+"""The plugin manager facade: built-ins, then the ``enrolkit`` entry points, then ``check_pending``.
+
+Core code calls hooks only through the typed methods of :class:`Plugins`, with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import EnrolkitError, NotFound
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
+
+    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .methods import EnrolMethod
+    from .models import Course, User
+    from .site import Site
+
+PROJECT = "enrolkit"
+ENTRY_POINT_GROUP = "enrolkit"
+
+#: The core's own plugins, registered before entry points (so entry points are called first).
+DEFAULT_PLUGINS = (
+    "enrolkit.builtin.manual",
+    "enrolkit.builtin.settings_form",
+)
+
+
+class PluginError(EnrolkitError):
+    """A plugin cannot be loaded: a misspelt hook, a duplicate method name, an import failure."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    run: Callable[[Site], Any]
+    schedule: str
+    component: str
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+class Plugins:
+    """One plugin manager per app or site, loaded once."""
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        disable: tuple[str, ...] | None = None,
+        extra: tuple[object, ...] = (),
+        trace: bool | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        if disable is None:
+            raw = os.environ.get("ENROLKIT_DISABLE_PLUGINS", "")
+            disable = tuple(name.strip() for name in raw.split(",") if name.strip())
+        self.disabled = disable
+        self._dists: dict[str, tuple[str, str]] = {}
+        for name in disable:
+            self.pm.set_blocked(name)
+        for module_name in DEFAULT_PLUGINS:
+            module = importlib.import_module(module_name)
+            self.pm.register(module, name=module_name.rsplit(".", 1)[-1])
+        if entry_points:
+            self._load_entry_points()
+        for plugin in extra:
+            self.pm.register(plugin)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(_describe_unknown_hook(exc)) from None
+        if trace if trace is not None else os.environ.get("ENROLKIT_TRACE_HOOKS"):
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
+        self.methods: dict[str, EnrolMethod] = self._collect_methods()
+        self.tasks: dict[str, TaskSpec] = self._collect_tasks()
+        self.conditions: dict[str, Any] = self._collect_conditions()
+
+    def _load_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self.pm.is_blocked(ep.name) or self.pm.get_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # an installed plugin that cannot import stops start-up
+                raise PluginError(
+                    f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}; "
+                    f"fix or uninstall it, or set ENROLKIT_DISABLE_PLUGINS={ep.name}"
+                ) from exc
+            self.pm.register(plugin, name=ep.name)
+            self._dists[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+
+    # --- registries filled by the register_* hooks --------------------------------------------
+
+    def _collect_methods(self) -> dict[str, EnrolMethod]:
+        found: dict[str, EnrolMethod] = {}
+
+        def register(method: EnrolMethod) -> None:
+            if method.name in found:
+                raise PluginError(f"two plugins register the enrolment method {method.name!r}")
+            found[method.name] = method
+
+        self.pm.hook.register_methods(register=register)
+        return found
+
+    def _collect_tasks(self) -> dict[str, TaskSpec]:
+        found: dict[str, TaskSpec] = {}
+
+        def register(name: str, run: Callable, schedule: str = "0 * * * *", component: str = "core"):
+            if name in found:
+                raise PluginError(f"two plugins register the scheduled task {name!r}")
+            found[name] = TaskSpec(name=name, run=run, schedule=schedule, component=component)
+
+        self.pm.hook.register_tasks(register=register)
+        return found
+
+    def _collect_conditions(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def register(condition_type: Any) -> None:
+            name = condition_type.type
+            if name in found:
+                raise PluginError(f"two plugins register the rule condition type {name!r}")
+            found[name] = condition_type
+
+        self.pm.hook.register_conditions(register=register)
+        return found
+
+    def method(self, name: str) -> EnrolMethod:
+        try:
+            return self.methods[name]
+        except KeyError:
+            known = ", ".join(sorted(self.methods)) or "none"
+            raise NotFound(f"no enrolment method {name!r} is installed (installed: {known})"
+                           ) from None
+
+    # --- the typed facade: one method per hook -----------------------------------------------
+
+    def on_login(self, *, site: Site, user: User) -> None:
+        self.pm.hook.on_login(site=site, user=user)
+
+    def on_course_view(
+        self, *, site: Site, user: User, course: Course, enrolled: bool
+    ) -> list[CourseAccess]:
+        return self.pm.hook.on_course_view(site=site, user=user, course=course, enrolled=enrolled)
+
+    def on_completion(self, *, site: Site, user: User, course: Course, timecompleted: int) -> None:
+        self.pm.hook.on_completion(site=site, user=user, course=course, timecompleted=timecompleted)
+
+    def on_cron(self, *, site: Site, now: int) -> None:
+        self.pm.hook.on_cron(site=site, now=now)
+
+    def render_settings(
+        self, *, site: Site, method: EnrolMethod, scope: str, schema: Schema, values: dict,
+        errors: dict,
+    ) -> str:
+        return self.pm.hook.render_settings(
+            site=site, method=method, scope=scope, schema=schema, values=values, errors=errors
+        )
+
+    def enrolments_changed(self, *, site: Site, changes: EnrolmentChanges) -> None:
+        self.pm.hook.enrolments_changed(site=site, changes=changes)
+
+    def cohort_members_changed(
+        self, *, site: Site, cohort_id: int, added: tuple[int, ...], removed: tuple[int, ...]
+    ) -> None:
+        self.pm.hook.cohort_members_changed(
+            site=site, cohort_id=cohort_id, added=added, removed=removed
+        )
+
+    def cohort_deleted(self, *, site: Site, cohort_id: int) -> None:
+        self.pm.hook.cohort_deleted(site=site, cohort_id=cohort_id)
+
+    def role_assignments_changed(self, *, site: Site, changes: tuple[RoleChange, ...]) -> None:
+        self.pm.hook.role_assignments_changed(site=site, changes=changes)
+
+    def profile_changed(self, *, site: Site, change: ProfileChange) -> None:
+        self.pm.hook.profile_changed(site=site, change=change)
+
+    def courses_changed(self, *, site: Site, course_ids: tuple[int, ...]) -> None:
+        self.pm.hook.courses_changed(site=site, course_ids=course_ids)
+
+    # --- introspection ---------------------------------------------------------------------
+
+    def list(self) -> list[PluginInfo]:
+        """Each registered plugin: name, distribution, version and the hooks it implements."""
+        core = ("enrolkit", importlib.metadata.version("enrolkit"))
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
+            distribution, version = self._dists.get(name, core)
+            infos.append(PluginInfo(name, distribution, version, hooks))
+        return sorted(infos, key=lambda info: (info.distribution != "enrolkit", info.name))
+
+
+def _describe_unknown_hook(exc: pluggy.PluginValidationError) -> str:
+    plugin = exc.plugin
+    name = getattr(plugin, "__name__", repr(plugin))
+    return (
+        f"plugin {name} implements a hook that does not exist: {exc}. "
+        "Check the spelling against docs/hooks.md."
+    )
+
+
+def _trace_before(hook_name: str, hook_impls, kwargs) -> None:
+    shown = ", ".join(f"{key}={value!r:.60}" for key, value in kwargs.items())
+    print(f"[enrolkit hook] {hook_name}({shown}) -> {len(hook_impls)} impl(s)", file=sys.stderr)
+
+
+def _trace_after(outcome, hook_name: str, hook_impls, kwargs) -> None:
+    print(f"[enrolkit hook] {hook_name} done", file=sys.stderr)

@@ -1,0 +1,141 @@
+"""The site: a database session, the loaded plugins, and who is acting (the origin).
+
+Every hook receives a ``Site``. It is cheap to make: one per CLI command, web request or task run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import clock
+from .errors import SettingsError
+from .models import Config
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .plugins import Plugins
+
+ORIGINS = ("cli", "web", "api", "cron", "event")
+
+CORE = "core"
+ENABLED_METHODS = "enabled_methods"
+
+
+@dataclass
+class Site:
+    session: Session
+    plugins: Plugins
+    #: Where the current change comes from: cli, web, api, cron or event.
+    origin: str = "cli"
+    #: Username of the person acting, when there is one.
+    actor: str = ""
+    _depth: int = field(default=0, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from .engine import Engine
+
+        return Engine(self)
+
+    def now(self) -> int:
+        return clock.now()
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction: the outermost block commits (or rolls back on error); inner blocks
+        are savepoints, so a failing inner block undoes only itself."""
+        if self._depth == 0:
+            self._depth += 1
+            try:
+                yield
+                self.session.commit()
+            except BaseException:
+                self.session.rollback()
+                raise
+            finally:
+                self._depth -= 1
+        else:
+            self._depth += 1
+            try:
+                with self.session.begin_nested():
+                    yield
+            finally:
+                self._depth -= 1
+
+    # --- settings -----------------------------------------------------------------------
+
+    def get_config(self, component: str, name: str, default: Any = None) -> Any:
+        row = self.session.get(Config, (component, name))
+        return default if row is None else json.loads(row.value)
+
+    def set_config(self, component: str, name: str, value: Any) -> None:
+        row = self.session.get(Config, (component, name))
+        encoded = json.dumps(value)
+        if row is None:
+            self.session.add(Config(component=component, name=name, value=encoded))
+        else:
+            row.value = encoded
+        self.session.flush()
+
+    def method_settings(self, name: str) -> dict:
+        """A method's site settings: stored values over the schema's defaults."""
+        method = self.plugins.method(name)
+        component = method.component
+        stored = {
+            row.name: json.loads(row.value)
+            for row in self.session.scalars(select(Config).where(Config.component == component))
+        }
+        if method.site_schema is None:
+            return stored
+        schema = method.site_schema()
+        known = {key: value for key, value in stored.items() if key in schema.fields}
+        try:
+            return schema.load(known)
+        except ValidationError as exc:  # stored values predating a schema change
+            raise SettingsError(exc.messages, where=f"stored site settings of {name}") from None
+
+    def set_method_settings(self, name: str, raw: dict[str, Any]) -> dict:
+        """Validate ``raw`` (strings from the CLI or a form) and store it; return all settings."""
+        method = self.plugins.method(name)
+        if method.site_schema is None:
+            raise SettingsError({key: ["this method has no site settings"] for key in raw},
+                                where=f"site settings of {name}")
+        schema = method.site_schema(partial=True)
+        try:
+            loaded = schema.load(raw)
+        except ValidationError as exc:
+            raise SettingsError(exc.messages, where=f"site settings of {name}") from None
+        dumped = method.site_schema().dump(loaded)
+        for key in loaded:
+            self.set_config(method.component, key, dumped.get(key, loaded[key]))
+        return self.method_settings(name)
+
+    # --- which methods are on -----------------------------------------------------------
+
+    def enabled_methods(self) -> list[str]:
+        """Enabled methods in the site's order. A fresh site gets each method's default."""
+        stored = self.get_config(CORE, ENABLED_METHODS)
+        if stored is None:
+            return [name for name, m in self.plugins.methods.items() if m.enabled_by_default]
+        return [name for name in stored if name in self.plugins.methods]
+
+    def set_method_enabled(self, name: str, enabled: bool) -> None:
+        self.plugins.method(name)
+        current = [n for n in self.enabled_methods() if n != name]
+        if enabled:
+            current.append(name)
+        self.set_config(CORE, ENABLED_METHODS, current)
+
+    def method_enabled(self, name: str) -> bool:
+        return name in self.enabled_methods()

@@ -1,0 +1,190 @@
+"""The pytest plugin for enrolkit and its plugin authors (registered under ``pytest11``).
+
+Fixtures:
+
+* ``make_runtime(plugins=..., url=...)``: a :class:`Runtime` on a fresh database with exactly the
+  chosen plugins (entry points are not scanned unless ``entry_points=True``).
+* ``runtime``: ``make_runtime()`` with every built-in and installed plugin.
+* ``site``: a :class:`SiteFactory` (a ``Site`` with helpers that create users, courses, ...).
+* ``clock``: set the time (``clock.set("2026-09-01")``, ``clock.advance(3600)``) via ENROLKIT_NOW.
+* ``cli``: run ``enrolkit`` commands in-process against the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from . import clock as _clock
+from .models import Base
+from .plugins import Plugins
+from .runtime import Runtime
+from .site import Site
+
+__all__ = ["SiteFactory", "clock", "cli", "fresh_database_url", "make_runtime", "runtime", "site"]
+
+
+def fresh_database_url(backend: str, tmp_path: Path) -> str:
+    """A new empty database: a SQLite file in ``tmp_path``, or a new PostgreSQL database on the
+    server named by ``ENROLKIT_TEST_POSTGRES_URL``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server = os.environ["ENROLKIT_TEST_POSTGRES_URL"]
+    name = f"ek_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_psycopg(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+class SiteFactory:
+    """A :class:`Site` plus factories for the objects tests need. Attribute access falls through
+    to the site (``factory.session``, ``factory.engine``, ...)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def __getattr__(self, name):
+        return getattr(self.site, name)
+
+    def user(self, username: str, **fields):
+        from .models import User
+
+        fields.setdefault("email", f"{username}@example.org")
+        fields.setdefault("firstname", username.capitalize())
+        fields.setdefault("lastname", "Test")
+        user = User(username=username, timecreated=_clock.now(), **fields)
+        self.site.session.add(user)
+        self.site.session.flush()
+        return user
+
+    def users(self, count: int, prefix: str = "u", **fields):
+        return [self.user(f"{prefix}{i}", **fields) for i in range(1, count + 1)]
+
+    def category(self, path: str):
+        from .catalog import ensure_category
+
+        return ensure_category(self.site, path)
+
+    def course(self, shortname: str, category: str | None = None, **fields):
+        from .models import Course
+
+        fields.setdefault("fullname", f"Course {shortname}")
+        cat = self.category(category).id if category else None
+        course = Course(shortname=shortname, category_id=cat, timecreated=_clock.now(), **fields)
+        self.site.session.add(course)
+        self.site.session.flush()
+        return course
+
+    def cohort(self, idnumber: str, members=(), category: str | None = None):
+        from .models import Cohort, CohortMember
+
+        cat = self.category(category).id if category else None
+        cohort = Cohort(idnumber=idnumber, name=idnumber, category_id=cat)
+        self.site.session.add(cohort)
+        self.site.session.flush()
+        for user in members:
+            self.site.session.add(CohortMember(cohort_id=cohort.id, user_id=user.id))
+        self.site.session.flush()
+        return cohort
+
+    def role(self, shortname: str):
+        from . import lookup
+
+        return lookup.role(self.site.session, shortname)
+
+    def instance(self, course, method: str = "manual", **settings):
+        from .enrolments import add_instance
+
+        if not self.site.method_enabled(method):
+            self.site.set_method_enabled(method, True)
+        raw = {key: str(value) for key, value in settings.items()}
+        return add_instance(self.site, course, method, raw).instance
+
+
+@pytest.fixture
+def make_runtime(tmp_path) -> Iterator:
+    made: list[Runtime] = []
+
+    def make(plugins: tuple = (), url: str | None = None, entry_points: bool = False,
+             disable: tuple[str, ...] = ()) -> Runtime:
+        url = url or f"sqlite:///{tmp_path / f'site{len(made)}.db'}"
+        runtime = Runtime(url, Plugins(entry_points=entry_points, extra=tuple(plugins),
+                                       disable=disable))
+        Base.metadata.create_all(runtime.db)
+        runtime.bootstrap()
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        runtime.dispose()
+
+
+@pytest.fixture
+def runtime(make_runtime) -> Runtime:
+    return make_runtime(entry_points=True)
+
+
+@pytest.fixture
+def site(runtime) -> Iterator[SiteFactory]:
+    with runtime.site() as site:
+        yield SiteFactory(site)
+
+
+class Clock:
+    """Pins ``clock.now()`` through ``ENROLKIT_NOW`` (so subprocesses see the same time)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def set(self, when: str | int) -> int:
+        seconds = _clock.parse_time(when)
+        self.monkeypatch.setenv("ENROLKIT_NOW", str(seconds))
+        return seconds
+
+    def advance(self, seconds: int) -> int:
+        return self.set(_clock.now() + seconds)
+
+    def now(self) -> int:
+        return _clock.now()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock(monkeypatch)
+    clock.set("2026-09-01T08:00:00Z")
+    return clock
+
+
+@pytest.fixture
+def cli(runtime):
+    """Run an ``enrolkit`` command in-process: ``cli("user", "login", "jean")`` -> Result."""
+    from click.testing import CliRunner
+
+    from .cli import cli as group
+    from .cli import commands  # noqa: F401
+    from .web import create_app
+
+    app = create_app({"TESTING": True}, runtime=runtime)
+
+    def run(*args: str, input: str | None = None):
+        return CliRunner().invoke(group, list(args), obj=_script_info(app), input=input)
+
+    return run
+
+
+def _script_info(app):
+    from flask.cli import ScriptInfo
+
+    return ScriptInfo(create_app=lambda: app)
