@@ -19,7 +19,19 @@ from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, EnrolMethod, remov
 hookimpl = pluggy.HookimplMarker("enrolkit")
 
 __all__ = [
-    "KEEP", "SUSPEND", "SUSPEND_NOROLES", "UNENROL",
-    "Change", "CourseAccess", "EnrolMethod", "EnrolkitError", "EnrolmentChanges", "Plan",
-    "ProfileChange", "RoleChange", "SettingsError", "hookimpl", "removal_field",
+    "KEEP",
+    "SUSPEND",
+    "SUSPEND_NOROLES",
+    "UNENROL",
+    "Change",
+    "CourseAccess",
+    "EnrolMethod",
+    "EnrolkitError",
+    "EnrolmentChanges",
+    "Plan",
+    "ProfileChange",
+    "RoleChange",
+    "SettingsError",
+    "hookimpl",
+    "removal_field",
 ]

@@ -21,12 +21,18 @@ def ensure_category(site: Site, path: str) -> Category:
     parent: Category | None = None
     for name in lookup.split_path(path):
         stmt = select(Category).where(Category.name == name)
-        stmt = stmt.where(Category.parent_id == parent.id) if parent else stmt.where(
-            Category.parent_id.is_(None))
+        stmt = (
+            stmt.where(Category.parent_id == parent.id)
+            if parent
+            else stmt.where(Category.parent_id.is_(None))
+        )
         found = site.session.scalar(stmt)
         if found is None:
-            found = Category(name=name, parent_id=parent.id if parent else None,
-                             depth=(parent.depth + 1) if parent else 1)
+            found = Category(
+                name=name,
+                parent_id=parent.id if parent else None,
+                depth=(parent.depth + 1) if parent else 1,
+            )
             site.session.add(found)
             site.session.flush()
             found.path = f"{parent.path if parent else '/'}{found.id}/"
@@ -36,8 +42,9 @@ def ensure_category(site: Site, path: str) -> Category:
 
 
 def subtree_ids(site: Site, category: Category) -> list[int]:
-    return list(site.session.scalars(
-        select(Category.id).where(Category.path.startswith(category.path))))
+    return list(
+        site.session.scalars(select(Category.id).where(Category.path.startswith(category.path)))
+    )
 
 
 def _flag(value: str, field: str) -> bool:
@@ -49,8 +56,9 @@ def _flag(value: str, field: str) -> bool:
     raise EnrolkitError(f"column {field}: {value!r} is not 0/1 or yes/no")
 
 
-def import_courses(site: Site, path: str | Path, *, strict: bool = False
-                   ) -> tuple[int, int, list[RowError]]:
+def import_courses(
+    site: Site, path: str | Path, *, strict: bool = False
+) -> tuple[int, int, list[RowError]]:
     """Create or update courses from CSV. Returns (created, updated, errors). Invalid rows are
     reported and skipped; with ``strict`` any error applies nothing."""
     created = updated = 0
@@ -71,8 +79,12 @@ def import_courses(site: Site, path: str | Path, *, strict: bool = False
             category = ensure_category(site, row["category"]) if row.get("category") else None
             course = site.session.scalar(select(Course).where(Course.shortname == row["shortname"]))
             if course is None:
-                course = Course(shortname=row["shortname"], timecreated=clock.now(),
-                                category_id=category.id if category else None, **values)
+                course = Course(
+                    shortname=row["shortname"],
+                    timecreated=clock.now(),
+                    category_id=category.id if category else None,
+                    **values,
+                )
                 site.session.add(course)
                 site.session.flush()
                 created += 1

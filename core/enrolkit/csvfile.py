@@ -25,8 +25,12 @@ class CsvError(EnrolkitError):
 
 
 def read(
-    path: str | Path, *, required: tuple[str, ...], optional: tuple[str, ...] = (),
-    prefixes: tuple[str, ...] = (), encoding: str = "utf-8-sig",
+    path: str | Path,
+    *,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    prefixes: tuple[str, ...] = (),
+    encoding: str = "utf-8-sig",
 ) -> Iterator[tuple[int, dict[str, str]] | RowError]:
     """Yield ``(line, row)`` for good rows and :class:`RowError` for rows with the wrong number of
     fields. The header must name every required column; unknown columns are refused up front."""

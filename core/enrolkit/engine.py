@@ -30,7 +30,13 @@ from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan, UserEnrolment
 if TYPE_CHECKING:
     from .site import Site
 
-ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN = "enrol", "suspend", "unenrol", "remove", "unassign"
+ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN = (
+    "enrol",
+    "suspend",
+    "unenrol",
+    "remove",
+    "unassign",
+)
 OPS = (ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN)
 
 #: Columns a desired-state selection must label, in this order.
@@ -146,15 +152,30 @@ _TEMP_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS ek_groups (user_id INTEGER NOT NULL,"
     " group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
 )
-_TEMP_TABLES = ("ek_plan", "ek_want", "ek_drop", "ek_rp", "ek_gp", "ek_diff", "ek_roles", "ek_groups")
+_TEMP_TABLES = (
+    "ek_plan",
+    "ek_want",
+    "ek_drop",
+    "ek_rp",
+    "ek_gp",
+    "ek_diff",
+    "ek_roles",
+    "ek_groups",
+)
 _TEMP_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ek_plan_user ON ek_plan (user_id, role_id)",
     "CREATE INDEX IF NOT EXISTS ek_diff_user ON ek_diff (user_id, kind)",
 )
 
 ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
-ek_want = table("ek_want", column("user_id"), column("timestart"), column("timeend"),
-                column("status"), column("reason"))
+ek_want = table(
+    "ek_want",
+    column("user_id"),
+    column("timestart"),
+    column("timeend"),
+    column("status"),
+    column("reason"),
+)
 ek_drop = table("ek_drop", column("user_id"), column("action"), column("reason"))
 ek_rp = table("ek_rp", column("user_id"), column("role_id"), column("add_it"), column("reason"))
 ek_gp = table("ek_gp", column("user_id"), column("group_id"), column("add_it"), column("reason"))
@@ -329,8 +350,12 @@ class _Run:
             want.pop(uid, None)
             drop.pop(uid, None)
             if change.op == ENROL:
-                want[uid] = {"timestart": change.timestart, "timeend": change.timeend,
-                             "status": ACTIVE, "reason": reason}
+                want[uid] = {
+                    "timestart": change.timestart,
+                    "timeend": change.timeend,
+                    "status": ACTIVE,
+                    "reason": reason,
+                }
                 role = change.role_id if change.role_id is not None else default_role
                 if role is not None:
                     roles[uid, role] = {"add_it": 1, "reason": reason}
@@ -442,9 +467,12 @@ class _Run:
     # --- 3. the guard -------------------------------------------------------------------------
 
     def trips_guard(self) -> bool:
-        removals = len(self.result.unenrolled) + self.session.scalar(text(
-            "SELECT COUNT(*) FROM ek_diff d JOIN ek_drop x ON x.user_id = d.user_id"
-            " WHERE d.kind = 'suspended'"))
+        removals = len(self.result.unenrolled) + self.session.scalar(
+            text(
+                "SELECT COUNT(*) FROM ek_diff d JOIN ek_drop x ON x.user_id = d.user_id"
+                " WHERE d.kind = 'suspended'"
+            )
+        )
         if not removals:
             return False
         total = self.session.scalar(
@@ -462,8 +490,12 @@ class _Run:
         """Store the plan, as rows, for an admin; replaces an older held plan of the instance."""
         self._supersede("superseded")
         if self.plan.desired is not None:
-            rows = [list(row) for row in self.rows(
-                "SELECT user_id, role_id, timestart, timeend, status, group_id FROM ek_plan")]
+            rows = [
+                list(row)
+                for row in self.rows(
+                    "SELECT user_id, role_id, timestart, timeend, status, group_id FROM ek_plan"
+                )
+            ]
         else:
             raise EnrolkitError("only desired-state plans can be held; use guard=False")
         held = HeldPlan(
@@ -471,8 +503,12 @@ class _Run:
             origin=self.site.origin,
             reason=self.plan.reason,
             summary={**self.result.counts(), "why": self.guard_reason},
-            payload={"rows": rows, "removal": self.removal,
-                     "unenrolled": self.result.unenrolled, "suspended": self.result.suspended},
+            payload={
+                "rows": rows,
+                "removal": self.removal,
+                "unenrolled": self.result.unenrolled,
+                "suspended": self.result.suspended,
+            },
             timecreated=self.now,
         )
         self.session.add(held)
@@ -503,8 +539,9 @@ class _Run:
             self._write_roles_and_groups()
             self._log()
         except SQLAlchemyError as exc:
-            raise EnrolkitError(f"applying the plan for instance {self.instance.id} failed: {exc}"
-                                ) from exc
+            raise EnrolkitError(
+                f"applying the plan for instance {self.instance.id} failed: {exc}"
+            ) from exc
         self._notify()
 
     def _write_enrolments(self) -> None:
@@ -611,12 +648,18 @@ class _Run:
     def _notify(self) -> None:
         result = self.result
         role_changes = tuple(
-            RoleChange(user_id=user_id, role_id=role_id, contextlevel=COURSE,
-                       instanceid=self.instance.course_id, added=bool(added),
-                       component=self.instance.component if owned else "",
-                       itemid=self.instance.id if owned else 0)
+            RoleChange(
+                user_id=user_id,
+                role_id=role_id,
+                contextlevel=COURSE,
+                instanceid=self.instance.course_id,
+                added=bool(added),
+                component=self.instance.component if owned else "",
+                itemid=self.instance.id if owned else 0,
+            )
             for user_id, role_id, added, owned in self.rows(
-                "SELECT user_id, role_id, added, owned FROM ek_roles")
+                "SELECT user_id, role_id, added, owned FROM ek_roles"
+            )
         )
         # Read the temp tables before hooks run: a hook's own plan reuses them.
         changes = EnrolmentChanges(

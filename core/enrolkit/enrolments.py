@@ -54,8 +54,7 @@ class InstanceResult:
     dry_run: bool = False
 
 
-def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInstance | None
-                 ) -> dict:
+def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInstance | None) -> dict:
     errors: dict[str, list[str]] = {}
     values: dict = {}
     if "name" in raw:
@@ -81,13 +80,15 @@ def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInsta
     return values
 
 
-def _method_settings(site: Site, method: EnrolMethod, course: Course, raw: dict,
-                     current: dict | None) -> dict:
+def _method_settings(
+    site: Site, method: EnrolMethod, course: Course, raw: dict, current: dict | None
+) -> dict:
     own = {key: value for key, value in raw.items() if key not in CORE_KEYS}
     if method.instance_schema is None:
         if own:
-            raise SettingsError({k: ["unknown setting"] for k in own},
-                                where=f"settings of {method.name}")
+            raise SettingsError(
+                {k: ["unknown setting"] for k in own}, where=f"settings of {method.name}"
+            )
         return {}
     schema = method.instance_schema()
     base = schema.dump(current) if current else {}
@@ -99,18 +100,23 @@ def _method_settings(site: Site, method: EnrolMethod, course: Course, raw: dict,
     return schema.dump(loaded)
 
 
-def add_instance(site: Site, course: Course, method_name: str, raw: dict[str, str], *,
-                 dry_run: bool = False) -> InstanceResult:
+def add_instance(
+    site: Site, course: Course, method_name: str, raw: dict[str, str], *, dry_run: bool = False
+) -> InstanceResult:
     """Attach a method to a course and run its first sync, in one transaction."""
     method = site.plugins.method(method_name)
     if not site.method_enabled(method_name):
-        raise Refused(f"the method {method_name!r} is disabled on this site; "
-                      f"enable it first: enrolkit method enable {method_name}")
+        raise Refused(
+            f"the method {method_name!r} is disabled on this site; "
+            f"enable it first: enrolkit method enable {method_name}"
+        )
     if not method.manual_instances:
         raise Refused(f"{method_name} creates its instances itself; they cannot be added by hand")
     if not method.multiple_instances and _instances(site, course, method_name):
-        raise Refused(f"{course.shortname} already has a {method_name} instance, "
-                      f"and the method allows only one per course")
+        raise Refused(
+            f"{course.shortname} already has a {method_name} instance, "
+            f"and the method allows only one per course"
+        )
     core = _core_values(site, method, raw, None)
     settings = _method_settings(site, method, course, raw, None)
     try:
@@ -125,20 +131,39 @@ def add_instance(site: Site, course: Course, method_name: str, raw: dict[str, st
         return done.result
 
 
-def _create(site: Site, course: Course, method: EnrolMethod, core: dict, settings: dict
-            ) -> EnrolInstance:
-    order = site.session.scalar(
-        select(func.coalesce(func.max(EnrolInstance.sortorder), -1))
-        .where(EnrolInstance.course_id == course.id)) + 1
+def _create(
+    site: Site, course: Course, method: EnrolMethod, core: dict, settings: dict
+) -> EnrolInstance:
+    order = (
+        site.session.scalar(
+            select(func.coalesce(func.max(EnrolInstance.sortorder), -1)).where(
+                EnrolInstance.course_id == course.id
+            )
+        )
+        + 1
+    )
     now = site.now()
-    instance = EnrolInstance(course_id=course.id, method=method.name, sortorder=order,
-                             settings=settings, timecreated=now, timemodified=now, **core)
+    instance = EnrolInstance(
+        course_id=course.id,
+        method=method.name,
+        sortorder=order,
+        settings=settings,
+        timecreated=now,
+        timemodified=now,
+        **core,
+    )
     site.session.add(instance)
     site.session.flush()
     from .log import record
 
-    record(site, "enrol_instance_created", method.component, course_id=course.id,
-           instance_id=instance.id, reason=method.display_name(instance))
+    record(
+        site,
+        "enrol_instance_created",
+        method.component,
+        course_id=course.id,
+        instance_id=instance.id,
+        reason=method.display_name(instance),
+    )
     return instance
 
 
@@ -153,14 +178,18 @@ def ensure_instance(site: Site, course: Course, method_name: str) -> EnrolInstan
 
 
 def _instances(site: Site, course: Course, method_name: str) -> list[EnrolInstance]:
-    return list(site.session.scalars(
-        select(EnrolInstance).where(EnrolInstance.course_id == course.id,
-                                    EnrolInstance.method == method_name)
-        .order_by(EnrolInstance.sortorder)))
+    return list(
+        site.session.scalars(
+            select(EnrolInstance)
+            .where(EnrolInstance.course_id == course.id, EnrolInstance.method == method_name)
+            .order_by(EnrolInstance.sortorder)
+        )
+    )
 
 
-def update_instance(site: Site, instance: EnrolInstance, raw: dict[str, str], *,
-                    dry_run: bool = False) -> InstanceResult:
+def update_instance(
+    site: Site, instance: EnrolInstance, raw: dict[str, str], *, dry_run: bool = False
+) -> InstanceResult:
     method = site.plugins.method(instance.method)
     course = site.session.get(Course, instance.course_id)
     core = _core_values(site, method, raw, instance)
@@ -176,8 +205,14 @@ def update_instance(site: Site, instance: EnrolInstance, raw: dict[str, str], *,
             outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
             from .log import record
 
-            record(site, "enrol_instance_updated", method.component, course_id=course.id,
-                   instance_id=instance.id, reason=", ".join(sorted(raw)))
+            record(
+                site,
+                "enrol_instance_updated",
+                method.component,
+                course_id=course.id,
+                instance_id=instance.id,
+                reason=", ".join(sorted(raw)),
+            )
             if dry_run:
                 raise _DryRun(InstanceResult(instance, outcome, dry_run=True))
             return InstanceResult(instance, outcome)
@@ -189,15 +224,23 @@ def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
     """Unenrol everyone of the instance, drop the groups it owns, then the instance."""
     method = site.plugins.method(instance.method)
     with site.atomic():
-        outcome = site.engine.apply(Plan(instance.id, reason="instance deleted", desired=[],
-                                         removal=UNENROL, guard=False))
-        for group in site.session.scalars(select(Group).where(
-                Group.component == method.component, Group.itemid == instance.id)):
+        outcome = site.engine.apply(
+            Plan(instance.id, reason="instance deleted", desired=[], removal=UNENROL, guard=False)
+        )
+        for group in site.session.scalars(
+            select(Group).where(Group.component == method.component, Group.itemid == instance.id)
+        ):
             site.session.delete(group)
         from .log import record
 
-        record(site, "enrol_instance_deleted", method.component, course_id=instance.course_id,
-               instance_id=instance.id, reason=method.display_name(instance))
+        record(
+            site,
+            "enrol_instance_deleted",
+            method.component,
+            course_id=instance.course_id,
+            instance_id=instance.id,
+            reason=method.display_name(instance),
+        )
         site.session.delete(instance)
         site.session.flush()
     return outcome
@@ -206,26 +249,43 @@ def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
 # --- manual enrolment --------------------------------------------------------------------------
 
 
-def enrol_manually(site: Site, user: User, course: Course, *, role: Role | None = None,
-                   timestart: int | None = None, timeend: int | None = None) -> Outcome:
+def enrol_manually(
+    site: Site,
+    user: User,
+    course: Course,
+    *,
+    role: Role | None = None,
+    timestart: int | None = None,
+    timeend: int | None = None,
+) -> Outcome:
     if not site.method_enabled("manual"):
-        raise Refused("manual enrolment is disabled on this site; "
-                      "enable it: enrolkit method enable manual")
+        raise Refused(
+            "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
+        )
     if timestart and timeend and timeend <= timestart:
         raise EnrolkitError("the end must come after the start")
     with site.atomic():
         instance = ensure_instance(site, course, "manual")
-        change = Change(user.id, role_id=role.id if role else None, timestart=timestart,
-                        timeend=timeend, reason=f"manual enrolment by {site.actor or site.origin}")
+        change = Change(
+            user.id,
+            role_id=role.id if role else None,
+            timestart=timestart,
+            timeend=timeend,
+            reason=f"manual enrolment by {site.actor or site.origin}",
+        )
         return site.engine.apply(Plan(instance.id, reason=change.reason, changes=[change]))
 
 
-def unenrol_manually(site: Site, user: User, course: Course, instance_id: int | None = None
-                     ) -> list[Outcome]:
+def unenrol_manually(
+    site: Site, user: User, course: Course, instance_id: int | None = None
+) -> list[Outcome]:
     """Remove the user's enrolments in the course (or one instance). Refused, with nothing
     changed, when any of them belongs to a method that forbids manual unenrol."""
-    stmt = (select(EnrolInstance).join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
-            .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id))
+    stmt = (
+        select(EnrolInstance)
+        .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
+        .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id)
+    )
     if instance_id is not None:
         stmt = stmt.where(EnrolInstance.id == instance_id)
     instances = list(site.session.scalars(stmt))
@@ -238,12 +298,20 @@ def unenrol_manually(site: Site, user: User, course: Course, instance_id: int | 
         if method is not None and not method.manual_unenrol:
             refusals.append(method.refusal(site, instance))
     if refusals:
-        raise Refused(f"cannot unenrol {user.username} from {course.shortname}: "
-                      + "; ".join(refusals))
+        raise Refused(
+            f"cannot unenrol {user.username} from {course.shortname}: " + "; ".join(refusals)
+        )
     with site.atomic():
-        return [site.engine.apply(Plan(i.id, reason=f"manual unenrol by {site.actor or site.origin}",
-                                       changes=[Change(user.id, op="unenrol")]))
-                for i in instances]
+        return [
+            site.engine.apply(
+                Plan(
+                    i.id,
+                    reason=f"manual unenrol by {site.actor or site.origin}",
+                    changes=[Change(user.id, op="unenrol")],
+                )
+            )
+            for i in instances
+        ]
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -265,17 +333,30 @@ def is_enrolled(site: Site, user_id: int, course_id: int) -> bool:
     found = site.session.scalar(
         select(UserEnrolment.id)
         .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
-        .where(UserEnrolment.user_id == user_id, EnrolInstance.course_id == course_id,
-               EnrolInstance.method.in_(site.enabled_methods()), active_clause(site.now()))
-        .limit(1))
+        .where(
+            UserEnrolment.user_id == user_id,
+            EnrolInstance.course_id == course_id,
+            EnrolInstance.method.in_(site.enabled_methods()),
+            active_clause(site.now()),
+        )
+        .limit(1)
+    )
     return found is not None
 
 
 def list_enrolments(site: Site, course: Course) -> list[dict]:
     """One row per user and instance, with the roles and groups each instance gave."""
     rows = site.session.execute(
-        select(User.id, User.username, EnrolInstance.method, EnrolInstance.id, UserEnrolment.status,
-               UserEnrolment.timestart, UserEnrolment.timeend, UserEnrolment.timecreated)
+        select(
+            User.id,
+            User.username,
+            EnrolInstance.method,
+            EnrolInstance.id,
+            UserEnrolment.status,
+            UserEnrolment.timestart,
+            UserEnrolment.timeend,
+            UserEnrolment.timecreated,
+        )
         .join(UserEnrolment, UserEnrolment.user_id == User.id)
         .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
         .where(EnrolInstance.course_id == course.id)
@@ -283,8 +364,9 @@ def list_enrolments(site: Site, course: Course) -> list[dict]:
     ).all()
     roles: dict[int, list[tuple[str, str, int]]] = {}
     for user_id, shortname, component, itemid in site.session.execute(
-        select(RoleAssignment.user_id, Role.shortname, RoleAssignment.component,
-               RoleAssignment.itemid)
+        select(
+            RoleAssignment.user_id, Role.shortname, RoleAssignment.component, RoleAssignment.itemid
+        )
         .join(Role, Role.id == RoleAssignment.role_id)
         .where(RoleAssignment.contextlevel == COURSE, RoleAssignment.instanceid == course.id)
         .order_by(Role.sortorder)
@@ -294,14 +376,18 @@ def list_enrolments(site: Site, course: Course) -> list[dict]:
     for user_id, name, component, itemid in site.session.execute(
         select(GroupMember.user_id, Group.name, GroupMember.component, GroupMember.itemid)
         .join(Group, Group.id == GroupMember.group_id)
-        .where(Group.course_id == course.id).order_by(Group.name)
+        .where(Group.course_id == course.id)
+        .order_by(Group.name)
     ):
         groups.setdefault(user_id, []).append((name, component, itemid))
 
     def mine(items, instance_id, method):
         component = f"enrol_{method}"
-        return [name for name, comp, item in items
-                if (comp == component and item == instance_id) or comp == ""]
+        return [
+            name
+            for name, comp, item in items
+            if (comp == component and item == instance_id) or comp == ""
+        ]
 
     return [
         {

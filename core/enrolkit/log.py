@@ -8,16 +8,41 @@ from .models import Course, LogEntry, User
 from .site import Site
 
 
-def record(site: Site, event: str, component: str, *, course_id: int | None = None,
-           user_id: int | None = None, instance_id: int | None = None, reason: str = "") -> None:
-    site.session.add(LogEntry(
-        time=site.now(), event=event, component=component, course_id=course_id, user_id=user_id,
-        instance_id=instance_id, origin=site.origin, reason=reason,
-    ))
+def record(
+    site: Site,
+    event: str,
+    component: str,
+    *,
+    course_id: int | None = None,
+    user_id: int | None = None,
+    instance_id: int | None = None,
+    reason: str = "",
+) -> None:
+    site.session.add(
+        LogEntry(
+            time=site.now(),
+            event=event,
+            component=component,
+            course_id=course_id,
+            user_id=user_id,
+            instance_id=instance_id,
+            origin=site.origin,
+            reason=reason,
+        )
+    )
 
 
-def query(site: Site, *, component=None, event=None, course_id=None, user_id=None,
-          since=None, until=None, limit: int = 1000):
+def query(
+    site: Site,
+    *,
+    component=None,
+    event=None,
+    course_id=None,
+    user_id=None,
+    since=None,
+    until=None,
+    limit: int = 1000,
+):
     """Log rows, newest first, with the username and course shortname joined in."""
     stmt = (
         select(LogEntry, User.username, Course.shortname)

@@ -122,7 +122,9 @@ class Plugins:
     def _collect_tasks(self) -> dict[str, TaskSpec]:
         found: dict[str, TaskSpec] = {}
 
-        def register(name: str, run: Callable, schedule: str = "0 * * * *", component: str = "core"):
+        def register(
+            name: str, run: Callable, schedule: str = "0 * * * *", component: str = "core"
+        ):
             if name in found:
                 raise PluginError(f"two plugins register the scheduled task {name!r}")
             found[name] = TaskSpec(name=name, run=run, schedule=schedule, component=component)
@@ -147,8 +149,9 @@ class Plugins:
             return self.methods[name]
         except KeyError:
             known = ", ".join(sorted(self.methods)) or "none"
-            raise NotFound(f"no enrolment method {name!r} is installed (installed: {known})"
-                           ) from None
+            raise NotFound(
+                f"no enrolment method {name!r} is installed (installed: {known})"
+            ) from None
 
     # --- the typed facade: one method per hook -----------------------------------------------
 
@@ -167,7 +170,13 @@ class Plugins:
         self.pm.hook.on_cron(site=site, now=now)
 
     def render_settings(
-        self, *, site: Site, method: EnrolMethod, scope: str, schema: Schema, values: dict,
+        self,
+        *,
+        site: Site,
+        method: EnrolMethod,
+        scope: str,
+        schema: Schema,
+        values: dict,
         errors: dict,
     ) -> str:
         return self.pm.hook.render_settings(

@@ -23,13 +23,15 @@ def ensure_presets(site: Site) -> None:
     existing = set(site.session.scalars(select(Role.shortname)))
     for order, (shortname, name, archetype) in enumerate(PRESETS, start=1):
         if shortname not in existing:
-            site.session.add(Role(shortname=shortname, name=name, archetype=archetype,
-                                  sortorder=order))
+            site.session.add(
+                Role(shortname=shortname, name=name, archetype=archetype, sortorder=order)
+            )
     site.session.flush()
 
 
-def context_of(site: Site, category: str | None = None, course: str | None = None
-               ) -> tuple[str, int]:
+def context_of(
+    site: Site, category: str | None = None, course: str | None = None
+) -> tuple[str, int]:
     if category and course:
         raise EnrolkitError("give --category or --course, not both")
     if category:
@@ -41,46 +43,74 @@ def context_of(site: Site, category: str | None = None, course: str | None = Non
 
 def assign(site: Site, role: Role, user: User, contextlevel: str, instanceid: int) -> bool:
     """Assign an unowned role; fire the change hook. False when it was already there."""
-    found = site.session.scalar(select(RoleAssignment.id).where(
-        RoleAssignment.role_id == role.id, RoleAssignment.user_id == user.id,
-        RoleAssignment.contextlevel == contextlevel, RoleAssignment.instanceid == instanceid,
-        RoleAssignment.component == "",
-    ))
+    found = site.session.scalar(
+        select(RoleAssignment.id).where(
+            RoleAssignment.role_id == role.id,
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.contextlevel == contextlevel,
+            RoleAssignment.instanceid == instanceid,
+            RoleAssignment.component == "",
+        )
+    )
     if found:
         return False
-    site.session.add(RoleAssignment(role_id=role.id, user_id=user.id, contextlevel=contextlevel,
-                                    instanceid=instanceid, timemodified=site.now()))
+    site.session.add(
+        RoleAssignment(
+            role_id=role.id,
+            user_id=user.id,
+            contextlevel=contextlevel,
+            instanceid=instanceid,
+            timemodified=site.now(),
+        )
+    )
     site.session.flush()
     _log(site, "role_assigned", role, user, contextlevel, instanceid)
-    site.plugins.role_assignments_changed(site=site, changes=(
-        RoleChange(user.id, role.id, contextlevel, instanceid, added=True),))
+    site.plugins.role_assignments_changed(
+        site=site, changes=(RoleChange(user.id, role.id, contextlevel, instanceid, added=True),)
+    )
     return True
 
 
 def unassign(site: Site, role: Role, user: User, contextlevel: str, instanceid: int) -> bool:
-    result = site.session.execute(delete(RoleAssignment).where(
-        RoleAssignment.role_id == role.id, RoleAssignment.user_id == user.id,
-        RoleAssignment.contextlevel == contextlevel, RoleAssignment.instanceid == instanceid,
-        RoleAssignment.component == "",
-    ))
+    result = site.session.execute(
+        delete(RoleAssignment).where(
+            RoleAssignment.role_id == role.id,
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.contextlevel == contextlevel,
+            RoleAssignment.instanceid == instanceid,
+            RoleAssignment.component == "",
+        )
+    )
     if not result.rowcount:
-        owned = site.session.scalar(select(RoleAssignment.component).where(
-            RoleAssignment.role_id == role.id, RoleAssignment.user_id == user.id,
-            RoleAssignment.contextlevel == contextlevel, RoleAssignment.instanceid == instanceid))
+        owned = site.session.scalar(
+            select(RoleAssignment.component).where(
+                RoleAssignment.role_id == role.id,
+                RoleAssignment.user_id == user.id,
+                RoleAssignment.contextlevel == contextlevel,
+                RoleAssignment.instanceid == instanceid,
+            )
+        )
         if owned:
             raise EnrolkitError(
                 f"{user.username} holds {role.shortname} there through {owned}; "
-                f"remove it at its source")
+                f"remove it at its source"
+            )
         return False
     _log(site, "role_unassigned", role, user, contextlevel, instanceid)
-    site.plugins.role_assignments_changed(site=site, changes=(
-        RoleChange(user.id, role.id, contextlevel, instanceid, added=False),))
+    site.plugins.role_assignments_changed(
+        site=site, changes=(RoleChange(user.id, role.id, contextlevel, instanceid, added=False),)
+    )
     return True
 
 
 def _log(site: Site, event: str, role: Role, user: User, level: str, instanceid: int) -> None:
     from .log import record
 
-    record(site, event, "core", user_id=user.id,
-           course_id=instanceid if level == COURSE else None,
-           reason=f"role {role.shortname} in {level} {instanceid}".rstrip(" 0"))
+    record(
+        site,
+        event,
+        "core",
+        user_id=user.id,
+        course_id=instanceid if level == COURSE else None,
+        reason=f"role {role.shortname} in {level} {instanceid}".rstrip(" 0"),
+    )

@@ -109,8 +109,10 @@ class Site:
         """Validate ``raw`` (strings from the CLI or a form) and store it; return all settings."""
         method = self.plugins.method(name)
         if method.site_schema is None:
-            raise SettingsError({key: ["this method has no site settings"] for key in raw},
-                                where=f"site settings of {name}")
+            raise SettingsError(
+                {key: ["this method has no site settings"] for key in raw},
+                where=f"site settings of {name}",
+            )
         schema = method.site_schema(partial=True)
         try:
             loaded = schema.load(raw)

@@ -116,11 +116,16 @@ class SiteFactory:
 def make_runtime(tmp_path) -> Iterator:
     made: list[Runtime] = []
 
-    def make(plugins: tuple = (), url: str | None = None, entry_points: bool = False,
-             disable: tuple[str, ...] = ()) -> Runtime:
+    def make(
+        plugins: tuple = (),
+        url: str | None = None,
+        entry_points: bool = False,
+        disable: tuple[str, ...] = (),
+    ) -> Runtime:
         url = url or f"sqlite:///{tmp_path / f'site{len(made)}.db'}"
-        runtime = Runtime(url, Plugins(entry_points=entry_points, extra=tuple(plugins),
-                                       disable=disable))
+        runtime = Runtime(
+            url, Plugins(entry_points=entry_points, extra=tuple(plugins), disable=disable)
+        )
         Base.metadata.create_all(runtime.db)
         runtime.bootstrap()
         made.append(runtime)

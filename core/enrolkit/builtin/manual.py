@@ -10,10 +10,13 @@ from ..methods import KEEP, REMOVAL_ACTIONS, UNENROL, EnrolMethod
 
 class ManualSiteSettings(Schema):
     expiry_action = fields.String(
-        load_default=UNENROL, validate=validate.OneOf(REMOVAL_ACTIONS),
-        metadata={"label": "When an enrolment ends",
-                  "help": "What happens when an enrolment's end date passes.",
-                  "choices": REMOVAL_ACTIONS},
+        load_default=UNENROL,
+        validate=validate.OneOf(REMOVAL_ACTIONS),
+        metadata={
+            "label": "When an enrolment ends",
+            "help": "What happens when an enrolment's end date passes.",
+            "choices": REMOVAL_ACTIONS,
+        },
     )
 
 

@@ -14,10 +14,16 @@ from .. import hookimpl
 
 @hookimpl
 def render_settings(method, scope, schema, values, errors):
-    rows = [render_field(name, field, values.get(name, _default(field)), errors.get(name))
-            for name, field in schema.fields.items() if not field.dump_only]
-    return str(Markup('<div class="settings settings-{}-{}">{}</div>').format(
-        method.name, scope, Markup("").join(rows)))
+    rows = [
+        render_field(name, field, values.get(name, _default(field)), errors.get(name))
+        for name, field in schema.fields.items()
+        if not field.dump_only
+    ]
+    return str(
+        Markup('<div class="settings settings-{}-{}">{}</div>').format(
+            method.name, scope, Markup("").join(rows)
+        )
+    )
 
 
 def _default(field: fields.Field):
@@ -33,23 +39,31 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
     if choices:
         options = Markup("").join(
             Markup('<option value="{}"{}>{}</option>').format(
-                choice, Markup(" selected") if str(choice) == str(value) else "", choice)
-            for choice in choices)
+                choice, Markup(" selected") if str(choice) == str(value) else "", choice
+            )
+            for choice in choices
+        )
         control = Markup('<select id="{}" name="{}">{}</select>').format(ident, name, options)
     elif isinstance(field, fields.Boolean):
         control = Markup('<input type="checkbox" id="{}" name="{}" value="1"{}>').format(
-            ident, name, Markup(" checked") if value in (True, "1", "on", "true") else "")
+            ident, name, Markup(" checked") if value in (True, "1", "on", "true") else ""
+        )
     elif meta.get("widget") == "textarea":
         control = Markup('<textarea id="{}" name="{}" rows="6">{}</textarea>').format(
-            ident, name, value)
+            ident, name, value
+        )
     else:
         kind = "number" if isinstance(field, fields.Integer | fields.Float) else "text"
         control = Markup('<input type="{}" id="{}" name="{}" value="{}">').format(
-            kind, ident, name, value)
-    help_text = Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get(
-        "help") else ""
+            kind, ident, name, value
+        )
+    help_text = (
+        Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get("help") else ""
+    )
     messages = error if isinstance(error, list) else ([error] if error else [])
     error_html = Markup("").join(
-        Markup('<p class="field-error" role="alert">{}</p>').format(m) for m in messages)
+        Markup('<p class="field-error" role="alert">{}</p>').format(m) for m in messages
+    )
     return Markup('<div class="field{}"><label for="{}">{}</label>{}{}{}</div>').format(
-        " has-error" if messages else "", ident, escape(label), control, help_text, error_html)
+        " has-error" if messages else "", ident, escape(label), control, help_text, error_html
+    )

@@ -30,8 +30,12 @@ def plugin():
 def plugin_list(as_json):
     """Every plugin: name, distribution, version and the hooks it implements."""
     rows = [
-        {"name": p.name, "distribution": p.distribution, "version": p.version,
-         "hooks": list(p.hooks)}
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "hooks": list(p.hooks),
+        }
         for p in runtime().plugins.list()
     ]
     emit(rows, as_json)

@@ -12,8 +12,17 @@ SITE, CATEGORY, COURSE = "site", "category", "course"
 
 #: Standard user fields that profile rules, group templates and imports may read.
 STANDARD_FIELDS = (
-    "username", "idnumber", "email", "firstname", "lastname", "auth", "lang",
-    "department", "institution", "city", "country",
+    "username",
+    "idnumber",
+    "email",
+    "firstname",
+    "lastname",
+    "auth",
+    "lang",
+    "department",
+    "institution",
+    "city",
+    "country",
 )
 
 
@@ -56,7 +65,9 @@ class ProfileField(Base):
 
 class ProfileData(Base):
     __tablename__ = "profile_data"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     field_id: Mapped[int] = mapped_column(
         ForeignKey("profile_fields.id", ondelete="CASCADE"), primary_key=True
     )
@@ -135,8 +146,12 @@ class Group(Base):
 
 class GroupMember(Base):
     __tablename__ = "group_members"
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     component: Mapped[str] = mapped_column(String(100), default="")
     itemid: Mapped[int] = mapped_column(Integer, default=0)
     timeadded: Mapped[int] = mapped_column(Timestamp, default=0)
@@ -162,7 +177,9 @@ class CohortMember(Base):
     cohort_id: Mapped[int] = mapped_column(
         ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     timeadded: Mapped[int] = mapped_column(Timestamp, default=0)
     __table_args__ = (Index("ix_cohort_members_user", "user_id"),)
 
@@ -176,15 +193,21 @@ class Badge(Base):
 
 class BadgeAward(Base):
     __tablename__ = "badge_awards"
-    badge_id: Mapped[int] = mapped_column(ForeignKey("badges.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    badge_id: Mapped[int] = mapped_column(
+        ForeignKey("badges.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     timeawarded: Mapped[int] = mapped_column(Timestamp, default=0)
     __table_args__ = (Index("ix_badge_awards_user", "user_id"),)
 
 
 class CourseCompletion(Base):
     __tablename__ = "course_completions"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     course_id: Mapped[int] = mapped_column(
         ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
     )
