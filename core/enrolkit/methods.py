@@ -88,3 +88,10 @@ class EnrolMethod:
     def default_role(self, site: Site) -> str | None:
         """Shortname of the role new instances get when none is given."""
         return site.method_settings(self.name).get("role", "student")
+
+    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user) -> None:
+        """The user clicked "Enrol me" on an instance that answered ``confirm`` to a course view.
+        Methods offering confirmation override this to apply their plan."""
+        from .errors import Refused
+
+        raise Refused(f"{self.title or self.name} does not offer self-enrolment")

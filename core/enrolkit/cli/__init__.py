@@ -3,6 +3,7 @@ with it). Each command group lives in its own module; errors print one line and 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -31,6 +32,16 @@ class EnrolkitGroup(FlaskGroup):
             if "no such table" in text or "does not exist" in text:
                 fail("the database has no schema yet; run: enrolkit db upgrade")
             fail(f"database error: {text.splitlines()[0]}")
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so in one line unless debugging
+            if os.environ.get("ENROLKIT_DEBUG"):
+                raise
+            fail(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(this is a bug; rerun with ENROLKIT_DEBUG=1 for the traceback)",
+                code=70,
+            )
 
 
 def fail(message: str, code: int = 1):

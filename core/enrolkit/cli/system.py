@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import cli
-from .output import emit, json_option, runtime
+from .output import emit, json_option, open_site, runtime
 
 
 @cli.group()
@@ -39,3 +39,28 @@ def plugin_list(as_json):
         for p in runtime().plugins.list()
     ]
     emit(rows, as_json)
+
+
+@cli.command("demo")
+def demo_command():
+    """Load the demo site (idempotent) and print the admin's credentials."""
+    from .. import demo
+
+    with open_site() as site:
+        created = demo.load(site)
+    made = ", ".join(f"{v} {k}" for k, v in created.items() if v) or "nothing new"
+    click.echo(f"demo site loaded ({made})")
+    click.echo(f"admin login: {demo.ADMIN_USERNAME} / {demo.ADMIN_PASSWORD}")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_command(host, port, threads):
+    """Serve the web admin on a production WSGI server (waitress)."""
+    from flask import current_app
+    from waitress import serve
+
+    click.echo(f"enrolkit serving on http://{host}:{port}/")
+    serve(current_app._get_current_object(), host=host, port=port, threads=threads)

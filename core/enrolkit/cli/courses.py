@@ -1,0 +1,312 @@
+"""Courses and what happens in them: views, completions, enrolment instances, enrolments."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import access, catalog, clock, lookup
+from ..enrolments import (
+    add_instance,
+    delete_instance,
+    enrol_manually,
+    list_enrolments,
+    parse_settings,
+    unenrol_manually,
+    update_instance,
+)
+from ..models import Course, EnrolInstance, Role
+from . import cli
+from .output import emit, json_option, open_site
+from .people import report_import, strict_option
+
+
+def _time(value: str | None, field: str) -> int | None:
+    return clock.parse_time(value, field=field) if value else None
+
+
+def _outcome_line(outcome) -> str:
+    if outcome is None:
+        return "no enrolment changes"
+    if outcome.held_plan_id:
+        return (
+            f"held as plan {outcome.held_plan_id} for an admin (mass removal): "
+            f"see enrolkit plan show {outcome.held_plan_id}"
+        )
+    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts().items() if v)
+    prefix = "would change: " if outcome.dry_run else ""
+    return prefix + (counts or "no enrolment changes")
+
+
+@cli.group()
+def course():
+    """Courses: import, view, complete."""
+
+
+@course.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@strict_option
+def course_import(file, strict):
+    """Create or update courses from CSV: shortname,fullname[,idnumber,category,startdate,
+    enddate,enablecompletion]; missing categories are created."""
+    with open_site() as site:
+        report_import("courses", *catalog.import_courses(site, file, strict=strict))
+
+
+@course.command("view")
+@click.argument("username")
+@click.argument("shortname", metavar="COURSE")
+@json_option
+def course_view(username, shortname, as_json):
+    """Open a course as a user (fires on_course_view): granted, denied or confirm."""
+    with open_site() as site:
+        decision = access.view_course(
+            site, lookup.user(site.session, username), lookup.course(site.session, shortname)
+        )
+    if as_json:
+        click.echo(json.dumps({"decision": decision.decision, "reason": decision.reason}))
+    else:
+        click.echo(
+            f"{decision.decision}: {decision.reason}" if decision.reason else decision.decision
+        )
+
+
+@course.command("enrol-me")
+@click.argument("username")
+@click.argument("shortname", metavar="COURSE")
+def course_enrol_me(username, shortname):
+    """Confirm the self-enrolment a course offers ("Enrol me")."""
+    with open_site() as site:
+        decision = access.enrol_me(
+            site, lookup.user(site.session, username), lookup.course(site.session, shortname)
+        )
+    click.echo(f"{decision.decision}: {decision.reason}".rstrip(": "))
+
+
+@course.command("complete")
+@click.argument("username")
+@click.argument("shortname", metavar="COURSE")
+@click.option("--time", "when", help="When (Unix seconds or ISO 8601); default now.")
+def course_complete(username, shortname, when):
+    """Record a course completion (fires on_completion)."""
+    with open_site() as site:
+        timecompleted = _time(when, "--time") or clock.now()
+        new = access.complete_course(
+            site,
+            lookup.user(site.session, username),
+            lookup.course(site.session, shortname),
+            timecompleted,
+        )
+    click.echo(
+        f"{username} completed {shortname}"
+        if new
+        else f"{username} had already completed {shortname}"
+    )
+
+
+@cli.group()
+def completion():
+    """Course completions."""
+
+
+@completion.command("list")
+@click.argument("shortname", metavar="COURSE")
+@json_option
+def completion_list(shortname, as_json):
+    """Who completed a course, and when."""
+    with open_site() as site:
+        emit(access.completions(site, lookup.course(site.session, shortname)), as_json)
+
+
+@cli.group()
+def method():
+    """Enrolment methods, site-wide."""
+
+
+@method.command("list")
+@json_option
+def method_list(as_json):
+    """Installed methods, whether enabled, and their site settings."""
+    with open_site() as site:
+        enabled = site.enabled_methods()
+        rows = [
+            {
+                "name": name,
+                "title": m.title,
+                "enabled": name in enabled,
+                "order": enabled.index(name) + 1 if name in enabled else None,
+                "settings": site.method_settings(name),
+            }
+            for name, m in sorted(site.plugins.methods.items())
+        ]
+    emit(rows, as_json, ["name", "title", "enabled", "order", "settings"] if not as_json else None)
+
+
+@method.command("enable")
+@click.argument("name")
+def method_enable(name):
+    """Enable a method on the site."""
+    with open_site() as site, site.atomic():
+        site.set_method_enabled(name, True)
+    click.echo(f"{name} enabled")
+
+
+@method.command("disable")
+@click.argument("name")
+def method_disable(name):
+    """Disable a method: its enrolments stop giving access; nothing is deleted."""
+    with open_site() as site, site.atomic():
+        site.set_method_enabled(name, False)
+    click.echo(f"{name} disabled")
+
+
+@method.command("set")
+@click.argument("name")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+def method_set(name, assignments):
+    """Change a method's site settings (validated by its schema)."""
+    with open_site() as site, site.atomic():
+        settings = site.set_method_settings(name, parse_settings(assignments))
+    click.echo(json.dumps(settings, default=str))
+
+
+@cli.group()
+def instance():
+    """Enrolment methods attached to courses."""
+
+
+@instance.command("add")
+@click.argument("shortname", metavar="COURSE")
+@click.argument("method_name", metavar="METHOD")
+@click.argument("assignments", nargs=-1, metavar="[KEY=VALUE...]")
+@click.option("--dry-run", is_flag=True, help="Show what the first sync would do; change nothing.")
+def instance_add(shortname, method_name, assignments, dry_run):
+    """Add a method to a course; prints the new instance id (then the first sync's changes on
+    stderr)."""
+    with open_site() as site:
+        result = add_instance(
+            site,
+            lookup.course(site.session, shortname),
+            method_name,
+            parse_settings(assignments),
+            dry_run=dry_run,
+        )
+    if dry_run:
+        click.echo(_outcome_line(result.outcome))
+    else:
+        click.echo(result.instance.id)
+        click.echo(_outcome_line(result.outcome), err=True)
+
+
+def _instance_row(site, inst: EnrolInstance) -> dict:
+    role = site.session.get(Role, inst.role_id) if inst.role_id else None
+    method = site.plugins.methods.get(inst.method)
+    return {
+        "id": inst.id,
+        "course": site.session.get(Course, inst.course_id).shortname,
+        "method": inst.method,
+        "name": method.display_name(inst) if method else inst.name,
+        "enabled": inst.enabled,
+        "role": role.shortname if role else None,
+        "settings": inst.settings,
+    }
+
+
+@instance.command("list")
+@click.argument("shortname", metavar="COURSE")
+@json_option
+def instance_list(shortname, as_json):
+    """The course's instances in order."""
+    from sqlalchemy import select
+
+    with open_site() as site:
+        found = lookup.course(site.session, shortname)
+        rows = [
+            _instance_row(site, i)
+            for i in site.session.scalars(
+                select(EnrolInstance)
+                .where(EnrolInstance.course_id == found.id)
+                .order_by(EnrolInstance.sortorder)
+            )
+        ]
+    emit(rows, as_json)
+
+
+@instance.command("update")
+@click.argument("instance_id", metavar="ID")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--dry-run", is_flag=True)
+def instance_update(instance_id, assignments, dry_run):
+    """Change an instance's settings (then re-sync it)."""
+    with open_site() as site:
+        result = update_instance(
+            site,
+            lookup.instance(site.session, instance_id),
+            parse_settings(assignments),
+            dry_run=dry_run,
+        )
+        click.echo(_outcome_line(result.outcome))
+
+
+@instance.command("delete")
+@click.argument("instance_id", metavar="ID")
+def instance_delete(instance_id):
+    """Delete an instance and unenrol its users."""
+    with open_site() as site:
+        outcome = delete_instance(site, lookup.instance(site.session, instance_id))
+    click.echo(f"instance {instance_id} deleted; {len(outcome.unenrolled)} unenrolled")
+
+
+@cli.group()
+def enrolment():
+    """Enrolments of a course; manual enrolment."""
+
+
+@enrolment.command("list")
+@click.argument("shortname", metavar="COURSE")
+@json_option
+def enrolment_list(shortname, as_json):
+    """One row per user and instance."""
+    with open_site() as site:
+        emit(list_enrolments(site, lookup.course(site.session, shortname)), as_json)
+
+
+@enrolment.command("add")
+@click.argument("username")
+@click.argument("shortname", metavar="COURSE")
+@click.option("--role", "role_name", help="Role shortname (default: student).")
+@click.option("--start", help="Unix seconds or ISO 8601.")
+@click.option("--end", help="Unix seconds or ISO 8601.")
+def enrolment_add(username, shortname, role_name, start, end):
+    """Enrol a user by hand."""
+    with open_site() as site:
+        found_role = lookup.role(site.session, role_name) if role_name else None
+        outcome = enrol_manually(
+            site,
+            lookup.user(site.session, username),
+            lookup.course(site.session, shortname),
+            role=found_role,
+            timestart=_time(start, "--start"),
+            timeend=_time(end, "--end"),
+        )
+    click.echo(f"{username} in {shortname}: {_outcome_line(outcome)}")
+
+
+@enrolment.command("remove")
+@click.argument("username")
+@click.argument("shortname", metavar="COURSE")
+@click.option("--instance", "instance_id", type=int, help="Only this instance.")
+def enrolment_remove(username, shortname, instance_id):
+    """Unenrol a user by hand (refused where a method owns the enrolment)."""
+    with open_site() as site:
+        outcomes = unenrol_manually(
+            site,
+            lookup.user(site.session, username),
+            lookup.course(site.session, shortname),
+            instance_id,
+        )
+    click.echo(
+        f"{username} unenrolled from {shortname} "
+        f"({len(outcomes)} enrolment{'s' if len(outcomes) != 1 else ''})"
+    )

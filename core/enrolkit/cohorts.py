@@ -1,0 +1,139 @@
+"""Cohorts and their members; membership changes fire ``cohort_members_changed`` in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+
+from . import clock, csvfile, lookup
+from .catalog import ImportRefused, ensure_category
+from .csvfile import RowError
+from .models import Cohort, CohortMember, User
+from .site import Site
+
+COHORT_REQUIRED = ("idnumber", "name")
+COHORT_OPTIONAL = ("category", "description")
+
+
+def import_cohorts(
+    site: Site, path: str | Path, *, strict: bool = False
+) -> tuple[int, int, list[RowError]]:
+    created = updated = 0
+    errors: list[RowError] = []
+    name = Path(path).name
+    with site.atomic():
+        for item in csvfile.read(path, required=COHORT_REQUIRED, optional=COHORT_OPTIONAL):
+            if isinstance(item, RowError):
+                errors.append(item)
+                continue
+            line, row = item
+            if not row["idnumber"] or not row["name"]:
+                errors.append(RowError(name, line, "columns idnumber and name must not be empty"))
+                continue
+            category = ensure_category(site, row["category"]) if row.get("category") else None
+            cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == row["idnumber"]))
+            if cohort is None:
+                site.session.add(
+                    Cohort(
+                        idnumber=row["idnumber"],
+                        name=row["name"],
+                        description=row.get("description", ""),
+                        category_id=category.id if category else None,
+                        timecreated=clock.now(),
+                    )
+                )
+                created += 1
+            else:
+                cohort.name = row["name"]
+                if "description" in row:
+                    cohort.description = row["description"]
+                if category is not None:
+                    cohort.category_id = category.id
+                updated += 1
+        if strict and errors:
+            raise ImportRefused(errors)
+        site.session.flush()
+    return created, updated, errors
+
+
+def add_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
+    """Add users (already members are skipped); fire the hook once. Returns the ids added."""
+    present = set(
+        site.session.scalars(
+            select(CohortMember.user_id).where(
+                CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_([u.id for u in users])
+            )
+        )
+    )
+    added = list(dict.fromkeys(u.id for u in users if u.id not in present))
+    with site.atomic():
+        if added:
+            now = clock.now()
+            site.session.execute(
+                insert(CohortMember),
+                [{"cohort_id": cohort.id, "user_id": uid, "timeadded": now} for uid in added],
+            )
+            _log(site, "cohort_member_added", cohort, added)
+            site.plugins.cohort_members_changed(
+                site=site, cohort_id=cohort.id, added=tuple(added), removed=()
+            )
+    return added
+
+
+def remove_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
+    ids = [u.id for u in users]
+    removed = list(
+        site.session.scalars(
+            select(CohortMember.user_id).where(
+                CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(ids)
+            )
+        )
+    )
+    with site.atomic():
+        if removed:
+            site.session.execute(
+                delete(CohortMember).where(
+                    CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(removed)
+                )
+            )
+            _log(site, "cohort_member_removed", cohort, removed)
+            site.plugins.cohort_members_changed(
+                site=site, cohort_id=cohort.id, added=(), removed=tuple(removed)
+            )
+    return removed
+
+
+def delete_cohort(site: Site, cohort: Cohort) -> None:
+    with site.atomic():
+        site.plugins.cohort_deleted(site=site, cohort_id=cohort.id)
+        from .log import record
+
+        record(site, "cohort_deleted", "core", reason=cohort.idnumber)
+        site.session.delete(cohort)
+        site.session.flush()
+
+
+def _log(site: Site, event: str, cohort: Cohort, user_ids: list[int]) -> None:
+    from .models import LogEntry
+
+    now = clock.now()
+    site.session.execute(
+        insert(LogEntry),
+        [
+            {
+                "time": now,
+                "event": event,
+                "component": "core",
+                "user_id": uid,
+                "origin": site.origin,
+                "reason": f"cohort {cohort.idnumber}",
+            }
+            for uid in user_ids
+        ],
+    )
+
+
+def users_by_name(site: Site, usernames: tuple[str, ...]) -> list[User]:
+    """Resolve usernames, failing on the first unknown one before anything changes."""
+    return [lookup.user(site.session, name) for name in usernames]

@@ -1,0 +1,217 @@
+"""Users and their profiles: CSV import, profile changes, logins, passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from . import clock, csvfile
+from .catalog import ImportRefused
+from .changes import ProfileChange
+from .csvfile import RowError
+from .errors import EnrolkitError
+from .models import STANDARD_FIELDS, ProfileData, ProfileField, User
+from .site import Site
+
+USER_REQUIRED = ("username", "email", "firstname", "lastname")
+USER_OPTIONAL = (
+    "idnumber",
+    "auth",
+    "lang",
+    "department",
+    "institution",
+    "city",
+    "country",
+    "suspended",
+)
+PROFILE_PREFIX = "profile_field_"
+EDITABLE = tuple(f for f in STANDARD_FIELDS if f != "username") + ("suspended",)
+
+
+def _check(field: str, value: str) -> str | bool:
+    if field == "suspended":
+        lowered = value.lower()
+        if lowered in ("1", "yes", "true", "on"):
+            return True
+        if lowered in ("0", "no", "false", "off", ""):
+            return False
+        raise EnrolkitError(f"column suspended: {value!r} is not 0/1")
+    if field == "email" and value and "@" not in value:
+        raise EnrolkitError(f"column email: {value!r} is not an email address")
+    if field == "country" and value and len(value) != 2:
+        raise EnrolkitError(f"column country: {value!r} is not a two-letter country code")
+    return value
+
+
+def profile_field(site: Site, shortname: str, *, create: bool = False) -> ProfileField | None:
+    found = site.session.scalar(select(ProfileField).where(ProfileField.shortname == shortname))
+    if found is None and create:
+        found = ProfileField(shortname=shortname, name=shortname)
+        site.session.add(found)
+        site.session.flush()
+    return found
+
+
+def _apply(site: Site, user: User, values: dict, profile: dict[str, str]) -> list[str]:
+    """Set standard fields and custom profile fields; return the names that changed."""
+    changed = []
+    for field, value in values.items():
+        if getattr(user, field) != value:
+            setattr(user, field, value)
+            changed.append(field)
+    for shortname, value in profile.items():
+        field = profile_field(site, shortname, create=True)
+        row = site.session.get(ProfileData, (user.id, field.id))
+        if row is None:
+            if value:
+                site.session.add(ProfileData(user_id=user.id, field_id=field.id, value=value))
+                changed.append(PROFILE_PREFIX + shortname)
+        elif row.value != value:
+            row.value = value
+            changed.append(PROFILE_PREFIX + shortname)
+    if changed:
+        user.timemodified = clock.now()
+    return changed
+
+
+def import_users(
+    site: Site, path: str | Path, *, strict: bool = False
+) -> tuple[int, int, list[RowError]]:
+    """Create or update users from CSV; returns (created, updated, errors). Fires
+    ``profile_changed`` once for every user whose profile changed."""
+    created = updated = 0
+    errors: list[RowError] = []
+    changed_users: list[int] = []
+    changed_fields: set[str] = set()
+    name = Path(path).name
+    with site.atomic():
+        for item in csvfile.read(
+            path, required=USER_REQUIRED, optional=USER_OPTIONAL, prefixes=(PROFILE_PREFIX,)
+        ):
+            if isinstance(item, RowError):
+                errors.append(item)
+                continue
+            line, row = item
+            try:
+                if not row["username"]:
+                    raise EnrolkitError("column username: empty")
+                values = {
+                    f: _check(f, v)
+                    for f, v in row.items()
+                    if f != "username" and not f.startswith(PROFILE_PREFIX)
+                }
+            except EnrolkitError as exc:
+                errors.append(RowError(name, line, str(exc)))
+                continue
+            profile = {
+                f.removeprefix(PROFILE_PREFIX): v
+                for f, v in row.items()
+                if f.startswith(PROFILE_PREFIX)
+            }
+            user = site.session.scalar(select(User).where(User.username == row["username"]))
+            if user is None:
+                user = User(username=row["username"], timecreated=clock.now())
+                site.session.add(user)
+                site.session.flush()
+                created += 1
+                _apply(site, user, values, profile)
+            else:
+                fields = _apply(site, user, values, profile)
+                if fields:
+                    updated += 1
+                    changed_users.append(user.id)
+                    changed_fields.update(fields)
+        if strict and errors:
+            raise ImportRefused(errors)
+        site.session.flush()
+        if changed_users:
+            site.plugins.profile_changed(
+                site=site, change=ProfileChange(tuple(changed_users), tuple(sorted(changed_fields)))
+            )
+    return created, updated, errors
+
+
+def set_fields(site: Site, user: User, assignments: dict[str, str]) -> list[str]:
+    """``enrolkit user set``: change standard or ``profile_field_x`` fields, fire the hook."""
+    values, profile, bad = {}, {}, {}
+    for field, value in assignments.items():
+        if field.startswith(PROFILE_PREFIX) and len(field) > len(PROFILE_PREFIX):
+            profile[field.removeprefix(PROFILE_PREFIX)] = value
+        elif field in EDITABLE:
+            try:
+                values[field] = _check(field, value)
+            except EnrolkitError as exc:
+                bad[field] = str(exc)
+        else:
+            bad[field] = (
+                f"unknown field; use one of {', '.join(EDITABLE)} or {PROFILE_PREFIX}<shortname>"
+            )
+    if bad:
+        raise EnrolkitError("; ".join(f"{k}: {v}" for k, v in bad.items()))
+    with site.atomic():
+        changed = _apply(site, user, values, profile)
+        site.session.flush()
+        if changed:
+            from .log import record
+
+            record(site, "user_updated", "core", user_id=user.id, reason=", ".join(changed))
+            site.plugins.profile_changed(
+                site=site, change=ProfileChange((user.id,), tuple(changed))
+            )
+    return changed
+
+
+def profile_values(site: Site, user_id: int) -> dict[str, str]:
+    """The user's custom profile fields by shortname."""
+    return dict(
+        site.session.execute(
+            select(ProfileField.shortname, ProfileData.value)
+            .join(ProfileData, ProfileData.field_id == ProfileField.id)
+            .where(ProfileData.user_id == user_id)
+        ).all()
+    )
+
+
+def login(site: Site, user: User) -> None:
+    """A site login: record it and fire ``on_login`` in the same transaction."""
+    if user.suspended:
+        raise EnrolkitError(f"{user.username} is suspended and cannot log in")
+    with site.atomic():
+        user.lastlogin = clock.now()
+        site.session.flush()
+        from .log import record
+
+        record(site, "user_loggedin", "core", user_id=user.id)
+        site.plugins.on_login(site=site, user=user)
+
+
+# --- passwords: salted PBKDF2-SHA256, never stored in clear --------------------------------
+
+_ITERATIONS = 260_000
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise EnrolkitError("the password must have at least 8 characters")
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _ITERATIONS)
+    return f"pbkdf2_sha256${_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        return False
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "pbkdf2_sha256":
+        return False
+    candidate = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), bytes.fromhex(salt), int(iterations)
+    )
+    return hmac.compare_digest(candidate.hex(), digest)
