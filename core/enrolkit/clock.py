@@ -6,8 +6,10 @@ import os
 import time
 from datetime import UTC, datetime
 
+from .errors import EnrolkitError
 
-class BadTime(ValueError):
+
+class BadTime(EnrolkitError, ValueError):
     """A time that is neither Unix seconds nor ISO 8601."""
 
 

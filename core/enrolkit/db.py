@@ -36,11 +36,13 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def _tune_sqlite(engine: Engine) -> None:
-    """WAL, foreign keys, and real transactions (BEGIN IMMEDIATE) so savepoints and locks work.
+    """WAL, foreign keys, and real transactions so savepoints and locks work.
 
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy documents
-    taking it over this way. IMMEDIATE takes the write lock up front, so two processes never
-    deadlock upgrading a read lock; the busy timeout makes the second wait instead of failing.
+    taking it over this way. A transaction opened to write (``Site.atomic``, which sets the
+    ``enrolkit_write`` execution option) begins IMMEDIATE: it takes the write lock up front, so
+    two processes never fail upgrading a read lock, and the busy timeout makes the second wait.
+    Read-only transactions begin DEFERRED and, with WAL, never block a writer.
     """
 
     @event.listens_for(engine, "connect")
@@ -55,7 +57,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get("enrolkit_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

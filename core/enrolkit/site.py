@@ -56,6 +56,7 @@ class Site:
         """One transaction: the outermost block commits (or rolls back on error); inner blocks
         are savepoints, so a failing inner block undoes only itself."""
         if self._depth == 0:
+            self._begin_write()
             self._depth += 1
             try:
                 yield
@@ -72,6 +73,13 @@ class Site:
                     yield
             finally:
                 self._depth -= 1
+
+    def _begin_write(self) -> None:
+        """Start a write transaction. A read transaction still open (autobegun by a query) is
+        ended first, keeping what it flushed, so the write one can take the lock up front."""
+        if self.session.in_transaction():
+            self.session.commit()
+        self.session.connection(execution_options={"enrolkit_write": True})
 
     # --- settings -----------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ Fixtures:
 * ``site``: a :class:`SiteFactory` (a ``Site`` with helpers that create users, courses, ...).
 * ``clock``: set the time (``clock.set("2026-09-01")``, ``clock.advance(3600)``) via ENROLKIT_NOW.
 * ``cli``: run ``enrolkit`` commands in-process against the test database.
+* ``any_db``: a fresh database URL, parametrised: SQLite, and PostgreSQL too when
+  ``ENROLKIT_TEST_POSTGRES_URL`` names a server; ``db_site``: a ``site`` on each of them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,40 @@ from .plugins import Plugins
 from .runtime import Runtime
 from .site import Site
 
-__all__ = ["SiteFactory", "clock", "cli", "fresh_database_url", "make_runtime", "runtime", "site"]
+__all__ = [
+    "SiteFactory",
+    "any_db",
+    "clock",
+    "cli",
+    "db_site",
+    "fresh_database_url",
+    "make_runtime",
+    "runtime",
+    "site",
+]
+
+
+def pytest_generate_tests(metafunc):
+    # Tests that ask for ``any_db`` (or ``db_site``) run on SQLite and, when a server is
+    # configured, PostgreSQL.
+    if "any_db" in metafunc.fixturenames:
+        backends = ["sqlite"] + (
+            ["postgresql"] if os.environ.get("ENROLKIT_TEST_POSTGRES_URL") else []
+        )
+        metafunc.parametrize("any_db", backends, indirect=True)
+
+
+@pytest.fixture
+def any_db(request, tmp_path):
+    return fresh_database_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def db_site(any_db, make_runtime):
+    """A ``site`` on each available database backend."""
+    runtime = make_runtime(url=any_db)
+    with runtime.site() as site:
+        yield SiteFactory(site)
 
 
 def fresh_database_url(backend: str, tmp_path: Path) -> str:

@@ -16,7 +16,10 @@ from ..errors import EnrolkitError
 def _create_app():
     from ..web import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except EnrolkitError as exc:  # a broken plugin: one line, even for --help
+        fail(str(exc))
 
 
 class EnrolkitGroup(FlaskGroup):
