@@ -1,0 +1,959 @@
+"""User-written templates: welcome messages (sandboxed Jinja2) and group names (placeholders).
+
+Teachers and admins write these; users control much of the data that fills them (names, profile
+fields). So a template must not run code, reach the database or exhaust the machine, and user text
+must never turn into markup. Welcome messages render in a Jinja2 sandbox that sees plain data only
+(never ORM objects), with caps on work and output; group names are plain substitution that also
+compiles to one SQL expression for set-based syncs. Problems are found when a template is saved
+(``validate_welcome``, ``validate_group_template``) and reported with line numbers; rendering later
+shows an unknown variable as empty text instead of failing a mail. See docs/templates.md.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+import traceback
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache, wraps
+from html.parser import HTMLParser
+from types import SimpleNamespace
+from typing import Any
+
+from jinja2 import ChainableUndefined, Environment, Undefined, meta, nodes, pass_context
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError, TemplateRuntimeError, TemplateSyntaxError
+from jinja2.runtime import LoopContext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup, escape
+from sqlalchemy import ColumnElement, String, case, exists, func, literal, select
+
+from .errors import EnrolkitError
+from .models import STANDARD_FIELDS, Group, ProfileData, ProfileField, Role, User
+from .models import Course as CourseRow
+from .site import Site
+
+#: Longest template source accepted, in characters.
+MAX_SOURCE = 20_000
+#: Most characters a render may write (all output, including ``{% set %}`` blocks and macros),
+#: and the longest string or list any single expression may build.
+MAX_OUTPUT = 100_000
+#: Most loop rounds plus function, macro and filter calls in one render.
+MAX_STEPS = 10_000
+#: Widest ``%`` format width or precision.
+MAX_FORMAT_WIDTH = 1_000
+#: Largest integer, in bits, that arithmetic may build.
+MAX_INT_BITS = 4_096
+
+#: The configuration keys (component "core") that name the site in messages.
+SITE_NAME, SITE_URL = "site_name", "site_url"
+DEFAULT_SITE_NAME, DEFAULT_SITE_URL = "enrolkit", "http://127.0.0.1:5000"
+
+PROFILE_PREFIX = "profile_field_"
+
+DEFAULT_WELCOME = """\
+Dear {{ user.fullname }},
+
+you have been enrolled in the course "{{ course.fullname }}".
+Open it here: {{ course.url }}
+
+If you have not done so already, please complete your profile: {{ profileurl }}
+"""
+
+
+# --- problems and errors -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """One thing wrong with a template, at a line of its source (1-based)."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class TemplateError(EnrolkitError):
+    """A template cannot be saved or rendered; ``problems`` lists why, each with its line."""
+
+    def __init__(self, problems: Sequence[TemplateProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(map(str, self.problems)))
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+# --- the sandbox ---------------------------------------------------------------------------
+
+
+class _TooMuch(TemplateRuntimeError):
+    """A render went over one of the work or size caps."""
+
+
+class _Budget:
+    """What one render has spent so far; shared by every loop, call and output in it."""
+
+    __slots__ = ("steps", "chars")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.chars = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise _TooMuch(
+                f"the template does too much work (over {MAX_STEPS} loop rounds and calls)"
+            )
+
+    def emit(self, count: int) -> None:
+        self.chars += count
+        if self.chars > MAX_OUTPUT:
+            raise _TooMuch(f"the template writes more than {MAX_OUTPUT} characters")
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("enrolkit_template_budget", default=None)
+
+
+def _budget() -> _Budget:
+    # Outside a render (Jinja folding constants at compile time) a throwaway budget still
+    # enforces the per-value caps.
+    return _BUDGET.get() or _Budget()
+
+
+def _sized(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_OUTPUT:
+        raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+    return value
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+def _check_percent(fmt: str) -> None:
+    for width, precision in _PERCENT_SPEC.findall(fmt):
+        for number in (width, precision):
+            if number == "*" or (number and int(number[:6]) > MAX_FORMAT_WIDTH):
+                raise _TooMuch(f"a format width over {MAX_FORMAT_WIDTH}")
+
+
+def _times(left: Any, right: Any) -> Any:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(count, int):
+            if len(seq) * count > MAX_OUTPUT:
+                raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+    if isinstance(left, int) and isinstance(right, int):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+    return left * right
+
+
+def _power(left: Any, right: Any) -> Any:
+    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+        if left.bit_length() * right > MAX_INT_BITS:
+            raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+    return left**right
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    if isinstance(left, str):
+        _check_percent(left)
+    return left % right
+
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda left, right: _sized(left + right),
+    "*": _times,
+    "**": _power,
+    "%": _modulo,
+}
+
+#: Methods a template may call on strings and dicts; everything else callable is refused.
+_STR_METHODS = frozenset(
+    "capitalize endswith lower lstrip rstrip split startswith strip title upper".split()
+)
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _guarded_filter(original: Callable) -> Callable:
+    @wraps(original)  # keeps Jinja's pass_context/pass_eval_context marker
+    def filter_(*args, **kwargs):
+        _budget().step()
+        return _sized(original(*args, **kwargs))
+
+    return filter_
+
+
+def _checked_replace(original: Callable) -> Callable:
+    @wraps(original)
+    def replace(eval_ctx, value, old, new, count=None):
+        text, old, new = str(value), str(old), str(new)
+        hits = text.count(old) if count is None else min(text.count(old), count)
+        if len(text) + hits * (len(new) - len(old)) > MAX_OUTPUT:
+            raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+        return original(eval_ctx, value, old, new, count)
+
+    return replace
+
+
+def _checked_join(original: Callable) -> Callable:
+    @wraps(original)
+    def join(eval_ctx, value, d=""):
+        items = list(value)
+        size = sum(len(str(item)) for item in items) + len(str(d)) * max(len(items) - 1, 0)
+        if size > MAX_OUTPUT:
+            raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+        return original(eval_ctx, items, d)
+
+    return join
+
+
+def _checked_format(original: Callable) -> Callable:
+    @wraps(original)
+    def format_(value, *args, **kwargs):
+        _check_percent(str(value))
+        return original(value, *args, **kwargs)
+
+    return format_
+
+
+#: The filters templates may use; the rest (``safe``, ``indent``, ``center``, ``wordwrap``,
+#: ``tojson``, ...) could defeat escaping or blow up the output.
+_FILTERS = (
+    "abs capitalize count d default dictsort e escape first float format int join last length "
+    "list lower map max min reject rejectattr replace reverse round select selectattr sort string "
+    "striptags sum title trim truncate unique upper urlencode wordcount"
+).split()
+_CHECKED = {"replace": _checked_replace, "join": _checked_join, "format": _checked_format}
+
+_STEP, _EMIT, _SIZE = "_enrolkit_step", "_enrolkit_emit", "_enrolkit_size"
+
+
+@pass_context
+def _step_filter(context, iterable):
+    budget = _budget()
+    for item in iterable:
+        budget.step()
+        yield item
+
+
+@pass_context
+def _emit_filter(context, value):
+    _budget().emit(len(str(value)))
+    return value
+
+
+@pass_context
+def _size_filter(context, value):
+    return _sized(value)
+
+
+def _filter(node: nodes.Expr, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+class _Guards(NodeTransformer):
+    """Rewrites a parsed template so every loop round, every piece of output and every ``~``
+    join passes through the budget, and autoescape cannot be switched off."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filter(node.iter, _STEP)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _filter(node, _SIZE)
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [_filter(child, _EMIT) for child in node.nodes]
+        return node
+
+    def visit_ScopedEvalContextModifier(self, node: nodes.ScopedEvalContextModifier) -> list:
+        self.generic_visit(node)
+        return node.body
+
+    def visit_EvalContextModifier(self, node: nodes.EvalContextModifier) -> None:
+        return None
+
+
+class _GuardedCodeGenerator(CodeGenerator):
+    def visit_Template(self, node: nodes.Template, frame=None) -> None:
+        _Guards().visit(node)
+        super().visit_Template(node, frame)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, narrowed: callable attributes only from a short allow-list,
+    no ``str.format``, unsafe attributes raise at once, arithmetic and calls are size-checked."""
+
+    code_generator_class = _GuardedCodeGenerator
+    intercepted_binops = frozenset(_BINOPS)
+
+    def __init__(self, *, autoescape: bool) -> None:
+        super().__init__(
+            autoescape=autoescape,
+            undefined=ChainableUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.globals = {name: self.globals[name] for name in ("range", "dict", "namespace")}
+        builtin = self.filters
+        self.filters = {
+            name: _guarded_filter(_CHECKED.get(name, lambda f: f)(builtin[name]))
+            for name in _FILTERS
+        }
+        self.filters.update({_STEP: _step_filter, _EMIT: _emit_filter, _SIZE: _size_filter})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        if not callable(value) or isinstance(obj, LoopContext | Undefined):
+            return True
+        if isinstance(obj, str):
+            return attr in _STR_METHODS
+        return isinstance(obj, dict) and attr in _DICT_METHODS
+
+    def unsafe_undefined(self, obj: Any, attribute: str):
+        raise SecurityError(
+            f"{attribute!r} of a {type(obj).__name__} value is not available in templates"
+        )
+
+    def wrap_str_format(self, value: Any) -> None:
+        return None
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        return _BINOPS[operator](left, right)
+
+    def call(self, context, obj, /, *args, **kwargs) -> Any:
+        _budget().step()
+        return _sized(super().call(context, obj, *args, **kwargs))
+
+
+_HTML_ENV = _Sandbox(autoescape=True)
+_TEXT_ENV = _Sandbox(autoescape=False)
+_TEMPLATE_FILE = "<template>"
+
+
+@lru_cache(maxsize=128)
+def _compiled(env: _Sandbox, source: str):
+    return env.from_string(source)
+
+
+def _template_line(exc: BaseException) -> int:
+    """The template line where a render failed (Jinja maps its frames back to the source)."""
+    line = 1
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == _TEMPLATE_FILE:
+            line = lineno
+    return line
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the template calls itself too deeply"
+    if isinstance(exc, MemoryError):
+        return "the template needs too much memory"
+    text = getattr(exc, "message", None) or str(exc)
+    return text if text else type(exc).__name__
+
+
+def _render(env: _Sandbox, source: str, variables: Mapping[str, Any]) -> str:
+    if len(source) > MAX_SOURCE:
+        raise TemplateError([TemplateProblem(1, f"longer than {MAX_SOURCE} characters")])
+    token = _BUDGET.set(_Budget())
+    try:
+        return _compiled(env, source).render(variables)
+    except TemplateSyntaxError as exc:
+        raise TemplateError([TemplateProblem(exc.lineno or 1, exc.message or str(exc))]) from None
+    except Exception as exc:  # whatever the template's own code raised
+        raise TemplateError([TemplateProblem(_template_line(exc), _failure(exc))]) from None
+    finally:
+        _BUDGET.reset(token)
+
+
+# --- welcome messages: variables -------------------------------------------------------------
+
+_USER_FIELDS = (
+    "username",
+    "firstname",
+    "lastname",
+    "fullname",
+    "email",
+    "idnumber",
+    "department",
+    "institution",
+    "city",
+    "country",
+    "lang",
+    "auth",
+    "profile",
+)
+_SCHEMA: dict[str, frozenset[str]] = {
+    "user": frozenset(_USER_FIELDS),
+    "course": frozenset({"shortname", "fullname", "idnumber", "url", "startdate"}),
+    "enrolment": frozenset({"role", "start", "end"}),
+    "site": frozenset({"name", "url"}),
+}
+#: Moodle's placeholder names, top-level, so messages written for Moodle keep working.
+MOODLE_NAMES = frozenset(
+    "coursename fullname firstname lastname email profileurl courselink link courserole "
+    "coursestartdate".split()
+)
+WELCOME_VARIABLES = frozenset(_SCHEMA) | MOODLE_NAMES
+
+
+def _date(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).date().isoformat() if seconds else ""
+
+
+def site_vars(site: Site) -> SimpleNamespace:
+    """``site`` in templates: its name and base URL (config ``core``/``site_name``,
+    ``site_url``)."""
+    url = str(site.get_config("core", SITE_URL, DEFAULT_SITE_URL)).rstrip("/")
+    return SimpleNamespace(name=str(site.get_config("core", SITE_NAME, DEFAULT_SITE_NAME)), url=url)
+
+
+def course_vars(site: Site, course: CourseRow) -> SimpleNamespace:
+    """``course`` in templates; methods pass it for other courses too (``completed_course``)."""
+    return SimpleNamespace(
+        shortname=course.shortname,
+        fullname=course.fullname or course.shortname,
+        idnumber=course.idnumber,
+        url=f"{site_vars(site).url}/course/{course.id}",
+        startdate=_date(course.startdate),
+    )
+
+
+def user_vars(site: Site, user: User) -> SimpleNamespace:
+    """``user`` in templates: standard fields, ``profile`` (every custom field by shortname,
+    '' when unset) and the same values as ``profile_field_<shortname>``."""
+    rows = site.session.execute(
+        select(ProfileField.shortname, ProfileData.value)
+        .outerjoin(
+            ProfileData,
+            (ProfileData.field_id == ProfileField.id) & (ProfileData.user_id == user.id),
+        )
+        .order_by(ProfileField.shortname)
+    ).all()
+    profile = {shortname: value or "" for shortname, value in rows}
+    fields = {name: getattr(user, name) or "" for name in _USER_FIELDS if name != "profile"}
+    fields.update({PROFILE_PREFIX + name: value for name, value in profile.items()})
+    return SimpleNamespace(**fields, profile=profile)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Only plain data reaches a template: a stray ORM object would open the database to it."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, where) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, SimpleNamespace):
+        return SimpleNamespace(**{k: _plain(v, where) for k, v in vars(value).items()})
+    raise TypeError(f"template variable {where}: {type(value).__name__} is not plain data")
+
+
+def context_for(
+    site: Site,
+    user: User,
+    course: CourseRow,
+    *,
+    role: Role | None = None,
+    timestart: int = 0,
+    timeend: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every variable a welcome message sees, as plain data read from the database."""
+    the_user = user_vars(site, user)
+    the_course = course_vars(site, course)
+    the_site = site_vars(site)
+    role_name = (role.name or role.shortname) if role is not None else ""
+    variables: dict[str, Any] = {
+        "user": the_user,
+        "course": the_course,
+        "enrolment": SimpleNamespace(role=role_name, start=_date(timestart), end=_date(timeend)),
+        "site": the_site,
+        "coursename": the_course.fullname,
+        "fullname": the_user.fullname,
+        "firstname": the_user.firstname,
+        "lastname": the_user.lastname,
+        "email": the_user.email,
+        "profileurl": f"{the_site.url}/user/{user.id}",
+        "courselink": the_course.url,
+        "link": the_course.url,
+        "courserole": role_name,
+        "coursestartdate": the_course.startdate,
+    }
+    for name, value in (extra or {}).items():
+        variables[name] = _plain(value, name)
+    return variables
+
+
+def custom_field_names(site: Site) -> set[str]:
+    """Shortnames of the site's custom profile fields."""
+    return set(site.session.scalars(select(ProfileField.shortname)))
+
+
+# --- welcome messages: validation ------------------------------------------------------------
+
+_MOODLE_PLACEHOLDER = re.compile(r"\{\$a->([A-Za-z_][A-Za-z0-9_]*)\}")
+_HTML_TAG = re.compile(r"<[A-Za-z/!]")
+
+
+def _from_moodle(source: str) -> str:
+    """``{$a->coursename}`` (Moodle's syntax) means ``{{ coursename }}``."""
+    return _MOODLE_PLACEHOLDER.sub(r"{{ \1 }}", source)
+
+
+def _assigned_names(tree: nodes.Template) -> set[str]:
+    names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    names.update(m.name for m in tree.find_all(nodes.Macro))
+    return names
+
+
+def _field_problem(base: str, attr: str, profile_fields: Collection[str] | None) -> str | None:
+    if base == "user" and attr.startswith(PROFILE_PREFIX) and len(attr) > len(PROFILE_PREFIX):
+        shortname = attr.removeprefix(PROFILE_PREFIX)
+        if profile_fields is None or shortname in profile_fields:
+            return None
+        return f"no custom profile field {shortname!r}"
+    if attr in _SCHEMA[base]:
+        return None
+    return f"{base} has no field {attr!r} (fields: {', '.join(sorted(_SCHEMA[base]))})"
+
+
+def _attribute_of(node: nodes.Node) -> tuple[nodes.Expr, str] | None:
+    if isinstance(node, nodes.Getattr):
+        return node.node, node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        if isinstance(node.arg.value, str):
+            return node.node, node.arg.value
+    return None
+
+
+def _undeclared(tree: nodes.Template) -> set[str]:
+    """Names the template reads from its context. Jinja's tracker stops at an unknown filter,
+    so it runs with stand-ins for every filter and test: those are reported on their own."""
+    tracker = Environment()
+    tracker.filters = {n.name: _identity for n in tree.find_all(nodes.Filter)}
+    tracker.tests = {n.name: _identity for n in tree.find_all(nodes.Test)}
+    codegen = meta.TrackingCodeGenerator(tracker)
+    codegen.visit(tree)
+    return codegen.undeclared_identifiers
+
+
+def _identity(value: Any, *args: Any, **kwargs: Any) -> Any:
+    return value
+
+
+def _tree_problems(
+    tree: nodes.Template, known: set[str], profile_fields: Collection[str] | None
+) -> list[TemplateProblem]:
+    problems: list[TemplateProblem] = []
+    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        problems.append(TemplateProblem(node.lineno, "templates cannot include other templates"))
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in _HTML_ENV.filters or node.name.startswith("_"):
+            problems.append(TemplateProblem(node.lineno, f"no filter named {node.name!r}"))
+    for node in tree.find_all(nodes.Test):
+        if node.name not in _HTML_ENV.tests:
+            problems.append(TemplateProblem(node.lineno, f"no test named {node.name!r}"))
+    for node in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+        problems.append(TemplateProblem(node.lineno, "autoescape cannot be changed"))
+
+    for name in sorted(_undeclared(tree) - known - set(_HTML_ENV.globals)):
+        lines = [n.lineno for n in tree.find_all(nodes.Name) if n.name == name]
+        line = min(lines, default=1)
+        problems.append(TemplateProblem(line, f"unknown variable {name!r}"))
+
+    problems.extend(_attribute_problems(tree, profile_fields))
+    return sorted(set(problems), key=lambda p: (p.line, p.message))
+
+
+_METHODS = _STR_METHODS | _DICT_METHODS | {"cycle", "changed"}
+
+
+def _is_user_profile(node: nodes.Node, shadowed: set[str]) -> bool:
+    inner = _attribute_of(node)
+    return (
+        inner is not None
+        and inner[1] == "profile"
+        and isinstance(inner[0], nodes.Name)
+        and inner[0].name == "user"
+        and "user" not in shadowed
+    )
+
+
+def _attribute_problems(
+    tree: nodes.Template, profile_fields: Collection[str] | None
+) -> Iterator[TemplateProblem]:
+    """Private attributes, methods off the allow-list, and fields that ``user``, ``course``,
+    ``enrolment``, ``site`` and ``user.profile`` do not have."""
+    shadowed = _assigned_names(tree)
+    called = {id(call.node) for call in tree.find_all(nodes.Call)}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        found = _attribute_of(node)
+        if found is None:
+            continue
+        base, attr = found
+        if attr.startswith("_"):
+            yield TemplateProblem(node.lineno, f"{attr!r} is private")
+        elif id(node) in called and isinstance(node, nodes.Getattr):
+            if attr not in _METHODS:
+                yield TemplateProblem(node.lineno, f"method {attr!r} is not available")
+        elif _is_user_profile(base, shadowed):
+            if profile_fields is not None and attr not in profile_fields:
+                yield TemplateProblem(node.lineno, f"no custom profile field {attr!r}")
+        elif isinstance(base, nodes.Name) and base.name in _SCHEMA and base.name not in shadowed:
+            message = _field_problem(base.name, attr, profile_fields)
+            if message:
+                yield TemplateProblem(node.lineno, message)
+
+
+def validate_welcome(
+    source: str,
+    extra_vars: Collection[str] = frozenset(),
+    profile_fields: Collection[str] | None = None,
+) -> list[TemplateProblem]:
+    """Everything wrong with a welcome template, for the form or command that saves it.
+
+    ``extra_vars`` names the variables the calling method adds (e.g. ``completed_course``);
+    ``profile_fields`` (from :func:`custom_field_names`) lets ``user.profile.x`` be checked too.
+    An empty list means it will render."""
+    if len(source) > MAX_SOURCE:
+        return [TemplateProblem(1, f"longer than {MAX_SOURCE} characters")]
+    source = _from_moodle(source)
+    token = _BUDGET.set(_Budget())
+    try:
+        tree = _HTML_ENV.parse(source)
+        problems = _tree_problems(tree, set(WELCOME_VARIABLES) | set(extra_vars), profile_fields)
+        if not problems:
+            _HTML_ENV.compile(source)  # what only code generation finds
+        return problems
+    except TemplateSyntaxError as exc:
+        return [TemplateProblem(exc.lineno or 1, exc.message or str(exc))]
+    finally:
+        _BUDGET.reset(token)
+
+
+# --- welcome messages: rendering -------------------------------------------------------------
+
+
+def welcome_subject(course_fullname: str) -> str:
+    """Moodle's subject, with entities in the course name decoded (``R&amp;D`` -> ``R&D``)."""
+    return f"Welcome to {htmllib.unescape(course_fullname)}"
+
+
+def render_message(source: str, variables: Mapping[str, Any], *, subject: str) -> RenderedMail:
+    """Render a message in both forms. Source with HTML tags is rendered autoescaped to HTML
+    and the text part derived from it; otherwise the source is plain text, rendered unescaped,
+    and the HTML part is the escaped text with paragraphs and links."""
+    source = _from_moodle(source)
+    if _HTML_TAG.search(source):
+        body = _render(_HTML_ENV, source, variables)
+        return RenderedMail(subject=subject, text=html_to_text(body), html=body)
+    text = _render(_TEXT_ENV, source, variables)
+    return RenderedMail(subject=subject, text=text, html=text_to_html(text))
+
+
+def render_welcome(
+    site: Site,
+    source: str,
+    *,
+    user: User,
+    course: CourseRow,
+    role: Role | None = None,
+    timestart: int = 0,
+    timeend: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> RenderedMail:
+    """The welcome mail for ``user`` in ``course``. Blank ``source`` means
+    :data:`DEFAULT_WELCOME`. Unknown variables render empty (validation reports them at save
+    time); sandbox violations and exceeded caps raise :class:`TemplateError`."""
+    variables = context_for(
+        site, user, course, role=role, timestart=timestart, timeend=timeend, extra=extra
+    )
+    body = source if source.strip() else DEFAULT_WELCOME
+    return render_message(body, variables, subject=welcome_subject(course.fullname))
+
+
+def preview_welcome(
+    site: Site,
+    source: str,
+    *,
+    user: User,
+    course: CourseRow,
+    role: Role | None = None,
+    timestart: int = 0,
+    timeend: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> RenderedMail:
+    """Validate against this site (its custom fields), then render: what a save form shows."""
+    problems = validate_welcome(source, set(extra or ()), custom_field_names(site))
+    if problems:
+        raise TemplateError(problems)
+    return render_welcome(
+        site,
+        source,
+        user=user,
+        course=course,
+        role=role,
+        timestart=timestart,
+        timeend=timeend,
+        extra=extra,
+    )
+
+
+_BLOCK_TAGS = frozenset(
+    "address blockquote div dl dt dd form h1 h2 h3 h4 h5 h6 hr ol p pre table tr ul".split()
+)
+
+
+class _TextOfHtml(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+        self.links: list[tuple[str, int]] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("script", "style", "head", "title"):
+            self.hidden += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        if tag == "a":
+            self.links.append((dict(attrs).get("href") or "", len(self.parts)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head", "title"):
+            self.hidden = max(self.hidden - 1, 0)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self.links:
+            href, start = self.links.pop()
+            label = "".join(self.parts[start:]).strip()
+            if href and href != label:
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(markup: str) -> str:
+    """The plain-text part of an HTML mail: tags dropped, blocks on their own lines, entities
+    decoded, a link's address after its label."""
+    parser = _TextOfHtml()
+    parser.feed(markup)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.parts).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _linked(text: str) -> Markup:
+    out = Markup()
+    pos = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)")
+        out += escape(text[pos : match.start()])
+        out += Markup('<a href="{0}">{0}</a>').format(url)
+        pos = match.start() + len(url)
+    return out + escape(text[pos:])
+
+
+def text_to_html(text: str) -> str:
+    """The HTML part of a plain-text mail: escaped, blank lines make paragraphs, line breaks
+    stay, http(s) addresses become links."""
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.strip()) if p.strip()]
+    blocks = ["<br>\n".join(_linked(line) for line in p.split("\n")) for p in paragraphs]
+    return "".join(f"<p>{block}</p>\n" for block in blocks)
+
+
+# --- group names -----------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+#: What "trimmed" removes, in Python and SQL alike.
+WHITESPACE = " \t\r\n"
+
+
+def group_placeholders(template: str) -> list[str]:
+    """The placeholder names in a group-name template, in order, without duplicates."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(template)))
+
+
+def _reads(name: str, custom_fields: Collection[str]) -> tuple[str, str] | None:
+    """What a placeholder reads: ("custom", shortname), ("standard", column) or None."""
+    if name.startswith(PROFILE_PREFIX) and len(name) > len(PROFILE_PREFIX):
+        field = name.removeprefix(PROFILE_PREFIX)
+        if field in custom_fields:
+            return "custom", field
+        return ("standard", field) if field in STANDARD_FIELDS else None
+    return ("standard", name) if name in STANDARD_FIELDS else None
+
+
+def validate_group_template(template: str, custom_fields: Collection[str]) -> list[TemplateProblem]:
+    """Everything wrong with a group-name template, given the site's custom field shortnames
+    (:func:`custom_field_names`)."""
+    problems = []
+    if "\n" in template or "\r" in template:
+        problems.append(TemplateProblem(1, "a group name template is one line"))
+    for name in group_placeholders(template):
+        if _reads(name, custom_fields) is None:
+            problems.append(
+                TemplateProblem(
+                    1,
+                    f"unknown placeholder {{{name}}}; use {{profile_field_<shortname>}} or a "
+                    f"user field: {', '.join('{' + f + '}' for f in STANDARD_FIELDS)}",
+                )
+            )
+    return problems
+
+
+def render_group_name(values: Mapping[str, str], template: str) -> str | None:
+    """The group name for one user, from ``values`` keyed by placeholder name (as
+    :func:`group_values` loads them). Each value is trimmed; if any is empty (or missing) the
+    user gets no group: None. The name is trimmed and cut to ``Group.NAME_LENGTH``."""
+    pieces = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(template):
+        value = (values.get(match.group(1)) or "").strip(WHITESPACE)
+        if not value:
+            return None
+        pieces += [template[pos : match.start()], value]
+        pos = match.end()
+    pieces.append(template[pos:])
+    name = "".join(pieces).strip(WHITESPACE)[: Group.NAME_LENGTH].rstrip(WHITESPACE)
+    return name or None
+
+
+def group_values(site: Site, user: User, template: str) -> dict[str, str]:
+    """The values the template's placeholders read for one user ('' when unset)."""
+    names = group_placeholders(template)
+    wanted = {n.removeprefix(PROFILE_PREFIX) for n in names if n.startswith(PROFILE_PREFIX)}
+    custom = {
+        shortname: value or ""
+        for shortname, value in site.session.execute(
+            select(ProfileField.shortname, ProfileData.value)
+            .outerjoin(
+                ProfileData,
+                (ProfileData.field_id == ProfileField.id) & (ProfileData.user_id == user.id),
+            )
+            .where(ProfileField.shortname.in_(wanted))
+        )
+    }
+    values = {}
+    for name in names:
+        reads = _reads(name, custom)
+        if reads is not None:
+            kind, field = reads
+            values[name] = custom[field] if kind == "custom" else getattr(user, field) or ""
+    return values
+
+
+def group_name_for(site: Site, user: User, template: str) -> str | None:
+    """The group ``user`` belongs in under ``template``, or None for no group."""
+    return render_group_name(group_values(site, user, template), template)
+
+
+def _custom_value_sql(shortname: str) -> ColumnElement:
+    users = User.__table__
+    data = ProfileData.__table__.alias("pd")
+    fields = ProfileField.__table__.alias("pf")
+    return (
+        select(data.c.value)
+        .join(fields, fields.c.id == data.c.field_id)
+        .where(data.c.user_id == users.c.id, fields.c.shortname == shortname)
+        .correlate(users)
+        .scalar_subquery()
+    )
+
+
+def _placeholder_sql(name: str) -> ColumnElement:
+    """One placeholder's value for the current ``users`` row, NULL when empty."""
+    users = User.__table__
+    if name.startswith(PROFILE_PREFIX) and len(name) > len(PROFILE_PREFIX):
+        field = name.removeprefix(PROFILE_PREFIX)
+        custom = func.coalesce(_custom_value_sql(field), "")
+        if field in STANDARD_FIELDS:
+            is_custom = exists(
+                select(ProfileField.id).where(ProfileField.shortname == field)
+            ).correlate_except(ProfileField)
+            value = case((is_custom, custom), else_=users.c[field])
+        else:
+            value = custom
+    elif name in STANDARD_FIELDS:
+        value = users.c[name]
+    else:
+        value = literal(None, String)
+    return func.nullif(func.trim(func.coalesce(value, ""), literal(WHITESPACE)), "")
+
+
+def group_name_sql(template: str) -> ColumnElement[str]:
+    """:func:`render_group_name` as one SQL expression over the ``users`` table (custom fields
+    through correlated subqueries), so a sync names the groups of 100k users in one query:
+    ``select(users.c.id, group_name_sql(t).label("name"))``. NULL means no group."""
+    pieces: list[ColumnElement] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces += [literal(template[pos : match.start()], String), _placeholder_sql(match[1])]
+        pos = match.end()
+    pieces.append(literal(template[pos:], String))
+    raw = pieces[0]
+    for piece in pieces[1:]:
+        raw = raw.concat(piece)
+    trimmed = func.trim(raw, literal(WHITESPACE))
+    cut = func.rtrim(func.substr(trimmed, 1, Group.NAME_LENGTH), literal(WHITESPACE))
+    return func.nullif(cut, "", type_=String)
+
+
+__all__ = [
+    "DEFAULT_WELCOME",
+    "MAX_OUTPUT",
+    "MAX_SOURCE",
+    "MAX_STEPS",
+    "RenderedMail",
+    "TemplateError",
+    "TemplateProblem",
+    "context_for",
+    "course_vars",
+    "custom_field_names",
+    "group_name_for",
+    "group_name_sql",
+    "group_placeholders",
+    "group_values",
+    "html_to_text",
+    "preview_welcome",
+    "render_group_name",
+    "render_message",
+    "render_welcome",
+    "site_vars",
+    "text_to_html",
+    "user_vars",
+    "validate_group_template",
+    "validate_welcome",
+    "welcome_subject",
+]
