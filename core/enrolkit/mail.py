@@ -1,0 +1,413 @@
+"""The mail outbox: callers queue messages in their own transaction; a task delivers them over SMTP.
+
+Queueing inside the caller's transaction means a message exists only if the change that caused it
+was committed, and a dedupe key naming that change means a retried or repeated run never queues
+it twice. Delivery is a separate step so a slow or absent mail server never holds up enrolments.
+
+``ENROLKIT_SMTP_URL`` names the server::
+
+    smtp://host[:port]               port 25; STARTTLS whenever the server offers it
+    smtps://host[:port]              port 465; TLS from the first byte
+    smtp://user:password@host:587    SMTP AUTH; percent-encode ``@ : /`` in user and password
+    ...?from=noreply@example.org     the sender (default ``noreply@<this host's name>``)
+    ...&timeout=30                   seconds to wait on the server (default 30)
+
+Certificates are verified against the system's CAs; for a private CA point ``SSL_CERT_FILE`` at
+it. Without ``ENROLKIT_SMTP_URL`` mail stays queued and readable (``enrolkit mail list``).
+
+A failed attempt is retried after ``BACKOFF_BASE * 2**attempts`` seconds (1, 2, 4, 8 minutes);
+the ``MAX_ATTEMPTS``-th failure, or a permanent refusal of the message (a 5xx reply to the
+recipient or the content), marks it ``failed``. Delivery is at least once: a process killed after
+the server accepted a message but before the outbox recorded it sends it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .errors import EnrolkitError
+from .models import MailMessage
+from .site import Site
+
+log = logging.getLogger(__name__)
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+STATUSES = (QUEUED, SENT, FAILED)
+
+SMTP_URL_ENV = "ENROLKIT_SMTP_URL"
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = 60
+#: How long a delivery run owns the messages it picked, so a parallel run leaves them alone.
+LEASE = 600
+DEFAULT_LIMIT = 500
+DEFAULT_TIMEOUT = 30.0
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class MailError(EnrolkitError):
+    """A message that cannot be queued, or an ``ENROLKIT_SMTP_URL`` that cannot be used."""
+
+
+# --- queueing ---------------------------------------------------------------------------------
+
+
+def queue(
+    site: Site,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    html: str = "",
+    key: str | None = None,
+) -> bool:
+    """Add a message to the outbox in the caller's transaction; False if ``key`` was queued before.
+
+    ``key`` names the state change the message announces (for example
+    ``"welcome:instance:12:user:5:enrolment:1788220800"``), so a retry or a repeated run that
+    reaches the same change adds nothing. Nothing is sent until the transaction commits and the
+    delivery task runs.
+    """
+    address = parseaddr(to)[1]
+    if "@" not in address or address != to.strip() or len(address) > 255:
+        raise MailError(f"cannot queue mail to {to!r}: not a single email address")
+    if key is not None and not 0 < len(key) <= 255:
+        raise MailError(f"mail dedupe key must be 1 to 255 characters, got {len(key)}")
+    now = site.now()
+    values = {
+        "to": address,
+        # Header-safe: a newline in a subject (from a user template) would split the header.
+        "subject": " ".join(subject.split())[:255],
+        "body": body,
+        "html": html,
+        "status": QUEUED,
+        "attempts": 0,
+        "next_attempt": now,
+        "last_error": "",
+        "dedupe_key": key,
+        "created": now,
+        "sent": 0,
+    }
+    dialect = site.session.get_bind().dialect.name
+    statement = _INSERTS[dialect](MailMessage).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    # RETURNING, not rowcount: the row comes back only when it was inserted, on both databases.
+    return site.session.scalar(statement.returning(MailMessage.id)) is not None
+
+
+# --- the SMTP server --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to send, parsed from ``ENROLKIT_SMTP_URL``. The password never prints."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    sender: str
+    user: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        # Messages name the host only: the URL may carry a password.
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("smtp", "smtps"):
+            raise MailError(
+                f"{SMTP_URL_ENV} must start with smtp:// or smtps://, not {parts.scheme or '?'}://"
+            )
+        if not parts.hostname:
+            raise MailError(f"{SMTP_URL_ENV} names no host; use smtp://host:port")
+        try:
+            port = parts.port
+        except ValueError:
+            raise MailError(f"{SMTP_URL_ENV} has a bad port for host {parts.hostname}") from None
+        implicit_tls = parts.scheme == "smtps"
+        query = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(query) - {"from", "timeout"})
+        if unknown:
+            raise MailError(
+                f"{SMTP_URL_ENV}: unknown option(s) {', '.join(unknown)}; known: from, timeout"
+            )
+        sender = query.get("from", [f"noreply@{socket.gethostname()}"])[-1]
+        if "@" not in parseaddr(sender)[1]:
+            raise MailError(f"{SMTP_URL_ENV}: from={sender!r} is not an email address")
+        try:
+            timeout = float(query.get("timeout", [DEFAULT_TIMEOUT])[-1])
+        except ValueError:
+            timeout = 0
+        if timeout <= 0:
+            raise MailError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds")
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if implicit_tls else 25),
+            implicit_tls=implicit_tls,
+            sender=sender,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            timeout=timeout,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}"
+
+    def connect(self) -> smtplib.SMTP:
+        """An open, authenticated connection: TLS from the start, or STARTTLS when offered."""
+        context = ssl.create_default_context()
+        if self.implicit_tls:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if not self.implicit_tls and conn.has_extn("starttls"):
+                conn.starttls(context=context)
+                conn.ehlo()
+            if self.user:
+                conn.login(self.user, self.password)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one delivery run did; ``str()`` is the one-line summary the task records."""
+
+    configured: bool
+    sent: int = 0
+    #: failed this time, tried again later
+    retrying: int = 0
+    #: gave up on (last retry, or a permanent refusal)
+    failed: int = 0
+    #: still queued after the run (not due yet, over the limit, or no SMTP configured)
+    queued: int = 0
+
+    def __str__(self) -> str:
+        if not self.configured:
+            return (
+                f"SMTP not configured (set {SMTP_URL_ENV}): "
+                f"{self.queued} message(s) stay queued in the outbox"
+            )
+        return (
+            f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}; "
+            f"{self.queued} queued"
+        )
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    id: int
+    to: str
+    subject: str
+    body: str
+    html: str
+    attempts: int
+
+
+def deliver(
+    site: Site, smtp_url: str | None = None, *, limit: int = DEFAULT_LIMIT
+) -> DeliveryResult:
+    """Send up to ``limit`` due messages over SMTP (``smtp_url`` or ``ENROLKIT_SMTP_URL``).
+
+    Commits as it goes: the claim of the batch, then each message's outcome, so the database is
+    never locked while the mail server is talked to.
+    """
+    url = smtp_url or os.environ.get(SMTP_URL_ENV, "").strip()
+    if not url:
+        return DeliveryResult(configured=False, queued=_count_queued(site))
+    config = SmtpConfig.from_url(url)
+    batch = _claim(site, limit)
+    counts = {SENT: 0, QUEUED: 0, FAILED: 0}
+    conn: smtplib.SMTP | None = None
+    try:
+        for position, message in enumerate(batch):
+            try:
+                if conn is None:
+                    conn = config.connect()
+            except (smtplib.SMTPException, OSError) as exc:
+                # The server is unusable: every message of the batch waits for the next run.
+                error = f"{config.where}: {_describe(exc)}"
+                for rest in batch[position:]:
+                    counts[_record_failure(site, rest, error, permanent=False)] += 1
+                break
+            try:
+                conn.send_message(
+                    _build(message, config.sender), from_addr=config.sender, to_addrs=[message.to]
+                )
+            except (smtplib.SMTPException, OSError) as exc:
+                counts[_record_failure(site, message, _describe(exc), _permanent(exc))] += 1
+                if not _message_level(exc):
+                    _close(conn)
+                    conn = None
+            else:
+                _record_sent(site, message)
+                counts[SENT] += 1
+    finally:
+        if conn is not None:
+            _close(conn)
+    result = DeliveryResult(
+        configured=True,
+        sent=counts[SENT],
+        retrying=counts[QUEUED],
+        failed=counts[FAILED],
+        queued=_count_queued(site),
+    )
+    if batch:
+        log.info("mail delivery via %s: %s", config.where, result)
+    return result
+
+
+def _count_queued(site: Site) -> int:
+    with site.atomic():
+        return site.session.scalar(
+            select(func.count()).select_from(MailMessage).where(MailMessage.status == QUEUED)
+        )
+
+
+def _claim(site: Site, limit: int) -> list[_Outgoing]:
+    """Take the due messages for this run by pushing their next attempt past a lease.
+
+    Each claim is conditional on the row being unchanged, so when two runs race (``enrolkit mail
+    send`` during a cron run) each message goes to exactly one of them.
+    """
+    now = site.now()
+    claimed = []
+    with site.atomic():
+        due = site.session.execute(
+            select(
+                MailMessage.id,
+                MailMessage.to,
+                MailMessage.subject,
+                MailMessage.body,
+                MailMessage.html,
+                MailMessage.attempts,
+                MailMessage.next_attempt,
+            )
+            .where(MailMessage.status == QUEUED, MailMessage.next_attempt <= now)
+            .order_by(MailMessage.next_attempt, MailMessage.id)
+            .limit(limit)
+        ).all()
+        for row in due:
+            taken = site.session.execute(
+                update(MailMessage)
+                .where(
+                    MailMessage.id == row.id,
+                    MailMessage.status == QUEUED,
+                    MailMessage.next_attempt == row.next_attempt,
+                )
+                .values(next_attempt=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount == 1:
+                claimed.append(_Outgoing(*row[:6]))
+    return claimed
+
+
+def _record_sent(site: Site, message: _Outgoing) -> None:
+    with site.atomic():
+        site.session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == message.id)
+            .values(status=SENT, sent=site.now(), attempts=message.attempts + 1, next_attempt=0)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _record_failure(site: Site, message: _Outgoing, error: str, permanent: bool) -> str:
+    """Count the attempt and schedule the retry, or give up; return the new status."""
+    attempts = message.attempts + 1
+    gave_up = permanent or attempts >= MAX_ATTEMPTS
+    status = FAILED if gave_up else QUEUED
+    now = site.now()
+    with site.atomic():
+        site.session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == message.id)
+            .values(
+                status=status,
+                attempts=attempts,
+                last_error=error[:2000],
+                next_attempt=0 if gave_up else now + BACKOFF_BASE * 2**message.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    log.warning(
+        "mail %d to %s, attempt %d: %s%s",
+        message.id,
+        message.to,
+        attempts,
+        error,
+        " (giving up)" if gave_up else "",
+    )
+    return status
+
+
+def _build(message: _Outgoing, sender: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = message.to
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(usegmt=True)
+    email["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].rstrip(">") or None)
+    email.set_content(message.body)
+    if message.html:
+        email.add_alternative(message.html, subtype="html")
+    return email
+
+
+def _message_level(exc: BaseException) -> bool:
+    """A refusal of this message only: the connection is still good for the next one."""
+    return isinstance(
+        exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused | smtplib.SMTPDataError
+    )
+
+
+def _permanent(exc: BaseException) -> bool:
+    """The server refused this recipient or content with a 5xx reply: retrying will not help."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500
+
+
+def _describe(exc: BaseException) -> str:
+    """A readable one-line error: the server's reply, or the network error."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{addr} refused: {code} {_text(reply)}"
+            for addr, (code, reply) in exc.recipients.items()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _close(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
