@@ -45,6 +45,9 @@ DESIRED_COLUMNS = ("user_id", "role_id", "timestart", "timeend", "status", "grou
 #: Guard defaults: hold a plan removing more than this share of an instance and at least this many.
 GUARD_SHARE, GUARD_MIN = 0.5, 10
 
+#: On PostgreSQL, a plan changing at least this many rows of a table refreshes its statistics.
+ANALYZE_ROWS = 1000
+
 EVENTS = {
     "enrolled": "user_enrolled",
     "updated": "user_enrolment_updated",
@@ -60,7 +63,8 @@ class Change:
     ``enrol`` creates the enrolment or reactivates it; ``timestart``/``timeend`` of None keep the
     current dates (0 for a new enrolment); the role (``role_id`` or the instance's role) is added
     to the roles the instance owns, and ``group_id`` to its groups. ``suspend``, ``unenrol`` and
-    ``remove`` (the instance's removal action) act on the enrolment; ``unassign`` removes one role.
+    ``remove`` (the instance's removal action) act on the enrolment, and ``remove`` with a
+    ``role_id`` also removes that role; ``unassign`` removes one role.
     """
 
     user_id: int
@@ -162,9 +166,15 @@ _TEMP_TABLES = (
     "ek_roles",
     "ek_groups",
 )
+# Every temp table is probed per row of a real table (or of another temp table): without these
+# lookups by user the diff is quadratic.
 _TEMP_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ek_plan_user ON ek_plan (user_id, role_id)",
     "CREATE INDEX IF NOT EXISTS ek_diff_user ON ek_diff (user_id, kind)",
+    "CREATE INDEX IF NOT EXISTS ek_rp_user ON ek_rp (user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_gp_user ON ek_gp (user_id, group_id)",
+    "CREATE INDEX IF NOT EXISTS ek_roles_user ON ek_roles (user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_groups_user ON ek_groups (user_id, group_id)",
 )
 
 ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
@@ -273,19 +283,46 @@ class _Run:
         self.session.execute(text(statement), {**self.params, **extra})
 
     def rows(self, statement: str) -> list:
-        return list(self.session.execute(text(statement), self.params))
+        return self.session.execute(text(statement), self.params).all()
 
     # --- 1. load the plan into temporary tables ---------------------------------------------
 
     def load(self) -> None:
         for ddl in _TEMP_DDL + _TEMP_INDEXES:
             self.session.execute(text(ddl))
+        # A table a big plan filled is truncated: that frees its pages and forgets its
+        # statistics, which would otherwise mislead the planner for the small plans after it.
+        big = self._big_tables()
+        if big:
+            self.session.execute(text(f"TRUNCATE {', '.join(sorted(big))}"))
         for name in _TEMP_TABLES:
-            self.session.execute(text(f"DELETE FROM {name}"))
+            if name not in big:
+                self.session.execute(text(f"DELETE FROM {name}"))
+        big.clear()
         if self.plan.desired is not None:
             self._load_desired()
         else:
             self._load_changes()
+        self._analyze("ek_drop", "ek_rp", "ek_gp")
+
+    def _big_tables(self) -> set[str]:
+        """Temporary tables of this connection analyzed for a big plan (PostgreSQL only)."""
+        return self.session.connection().info.setdefault("enrolkit_big_temp_tables", set())
+
+    def _analyze(self, *tables: str) -> None:
+        """On PostgreSQL, give the planner the sizes of the temporary tables of a big plan:
+        autovacuum never analyzes them, and the guesses it plans with otherwise make the diff
+        quadratic."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        size = self.session.scalar(
+            text("SELECT (SELECT COUNT(*) FROM ek_want) + (SELECT COUNT(*) FROM ek_drop)")
+        )
+        if size < ANALYZE_ROWS:
+            return
+        for name in tables:
+            self.session.execute(text(f"ANALYZE {name}"))
+        self._big_tables().update(tables)
 
     def _load_desired(self) -> None:
         desired = self.plan.desired
@@ -302,6 +339,7 @@ class _Run:
             " CASE WHEN MIN(COALESCE(timeend, 0)) = 0 THEN 0 ELSE MAX(timeend) END,"
             " MIN(COALESCE(status, 0)), NULL FROM ek_plan GROUP BY user_id"
         )
+        self._analyze("ek_plan", "ek_want")
         self.sql(
             "INSERT INTO ek_drop (user_id, action, reason)"
             " SELECT ue.user_id, :removal, NULL FROM user_enrolments ue"
@@ -367,8 +405,11 @@ class _Run:
                 drop[uid] = {"action": UNENROL, "reason": reason}
             else:
                 drop[uid] = {"action": self.removal, "reason": reason}
+                if change.role_id is not None:  # a flat-file ``del``: that role goes too
+                    roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
         if want:
             self.session.execute(insert(ek_want), [{"user_id": u, **v} for u, v in want.items()])
+            self._analyze("ek_want")
         if drop:
             self.session.execute(insert(ek_drop), [{"user_id": u, **v} for u, v in drop.items()])
         if roles:
@@ -407,16 +448,13 @@ class _Run:
             " WHERE d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
             " AND ue.status = 0)"
         )
-        # Roles: additions for users who stay enrolled; removals asked for, or implied by an
-        # unenrolment or a suspension that removes roles.
+        # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
+        # asked for, or implied by an unenrolment or a suspension that removes roles.
         self.sql(
             "INSERT INTO ek_roles (user_id, role_id, added, reason)"
             " SELECT p.user_id, p.role_id, 1, p.reason FROM ek_rp p"
+            " JOIN ek_want w ON w.user_id = p.user_id"
             " WHERE p.add_it = 1"
-            " AND (EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = p.user_id)"
-            "      OR EXISTS (SELECT 1 FROM user_enrolments ue WHERE ue.instance_id = :instance"
-            "                 AND ue.user_id = p.user_id"
-            "                 AND NOT EXISTS (SELECT 1 FROM ek_drop d WHERE d.user_id = p.user_id)))"
             " AND NOT EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.user_id = p.user_id"
             "  AND ra.role_id = p.role_id AND ra.component = :component AND ra.itemid = :instance)"
         )
@@ -446,6 +484,7 @@ class _Run:
             " WHERE gm.component = :component AND gm.itemid = :instance"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
+        self._analyze("ek_diff", "ek_roles", "ek_groups")
 
     def outcome(self, *, dry_run: bool) -> Outcome:
         result = Outcome(instance_id=self.instance.id, dry_run=dry_run)
@@ -538,11 +577,28 @@ class _Run:
             self._write_enrolments()
             self._write_roles_and_groups()
             self._log()
+            self._refresh_statistics()
         except SQLAlchemyError as exc:
             raise EnrolkitError(
                 f"applying the plan for instance {self.instance.id} failed: {exc}"
             ) from exc
         self._notify()
+
+    def _refresh_statistics(self) -> None:
+        """On PostgreSQL, re-analyze the tables a big plan changed. Autovacuum does it only
+        later, and a sync planned on the old statistics (an instance that owns "no" roles) picks
+        nested loops that take minutes over 100,000 rows."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        result = self.result
+        changed = {
+            "user_enrolments": len(result.enrolled) + len(result.unenrolled),
+            "role_assignments": result.roles_added + result.roles_removed,
+            "group_members": result.groups_added + result.groups_removed,
+        }
+        for name, count in changed.items():
+            if count >= ANALYZE_ROWS:
+                self.session.execute(text(f"ANALYZE {name}"))
 
     def _write_enrolments(self) -> None:
         self.sql(
@@ -556,10 +612,9 @@ class _Run:
             "UPDATE user_enrolments SET status = w.status,"
             " timestart = COALESCE(w.timestart, user_enrolments.timestart),"
             " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
-            " FROM ek_want w WHERE user_enrolments.instance_id = :instance"
-            " AND user_enrolments.user_id = w.user_id"
-            " AND EXISTS (SELECT 1 FROM ek_diff d WHERE d.user_id = w.user_id"
-            "  AND d.kind IN ('updated', 'suspended'))"
+            " FROM ek_want w JOIN ek_diff d ON d.user_id = w.user_id"
+            "  AND d.kind IN ('updated', 'suspended')"
+            " WHERE user_enrolments.instance_id = :instance AND user_enrolments.user_id = w.user_id"
         )
         self.sql(
             "UPDATE user_enrolments SET status = 1, timemodified = :now"
@@ -596,16 +651,23 @@ class _Run:
         self.sql(
             "DELETE FROM role_assignments WHERE contextlevel = :course_level"
             " AND instanceid = :course AND component = ''"
-            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0"
+            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0 AND r.owned = 0"
             "  AND r.user_id = role_assignments.user_id AND r.role_id = role_assignments.role_id)"
         )
         self.sql(
-            "DELETE FROM group_members WHERE component = ''"
-            " AND group_id IN (SELECT id FROM groups WHERE course_id = :course)"
-            " AND user_id IN (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
+            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
+            " SELECT gm.user_id, gm.group_id, 0, d.reason FROM group_members gm"
+            " JOIN ek_diff d ON d.user_id = gm.user_id AND d.kind = 'unenrolled'"
+            " WHERE gm.component = ''"
+            " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = :course)"
             " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
             "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
-            "  WHERE ei.course_id = :course AND ue.user_id = group_members.user_id)"
+            "  WHERE ei.course_id = :course AND ue.user_id = gm.user_id)"
+        )
+        self.sql(
+            "DELETE FROM group_members WHERE component = ''"
+            " AND EXISTS (SELECT 1 FROM ek_groups g WHERE g.added = 0"
+            "  AND g.user_id = group_members.user_id AND g.group_id = group_members.group_id)"
         )
         self.sql(
             "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     from marshmallow import Schema
 
     from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
@@ -42,10 +43,13 @@ def register_methods(register: Callable[[EnrolMethod], None]) -> None:
 def register_tasks(register: Callable[..., None]) -> None:
     """Contribute scheduled tasks.
 
-    Call ``register(name, run, schedule="0 * * * *", component=...)``: ``name`` is unique on the
-    site, ``run(site)`` does the work and may return a one-line result, ``schedule`` is the default
-    cron expression (the admin may change it). Each task runs under a database lock, so two cron
-    runners never run it twice at once.
+    Call ``register(name, run, schedule="0 * * * *", component=..., lock_timeout=3600)``:
+    ``name`` is unique on the site, ``run(site)`` does the work (``site.origin`` is ``cron``; it
+    commits through ``site.atomic()``) and may return a one-line result, ``schedule`` is the
+    default cron expression in UTC (the admin may change it; a bad one stops start-up). Each task
+    runs under a database lock, so two cron runners never run it twice at once; a lock older than
+    ``lock_timeout`` seconds is taken to belong to a killed runner and is taken over. An exception
+    marks the run failed (logged as ``task_failed``) and the task runs again at its next time.
 
     :param register: takes ``name``, ``run`` and the keyword arguments above.
     """
@@ -61,6 +65,20 @@ def register_conditions(register: Callable[..., None]) -> None:
     registered the same way.
 
     :param register: takes one condition type.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Contribute commands to the ``enrolkit`` command line.
+
+    Called once when ``enrolkit`` starts, before the command line is parsed (so ``--help`` lists
+    the commands), and by the ``cli`` test fixture. Add a click group or command with
+    ``cli.add_command(...)``; use a name of your own (``flatfile``, not ``user``), since a second
+    command of the same name replaces the first. Inside a command, ``enrolkit.cli.output.open_site``
+    opens a site; raise :class:`enrolkit.EnrolkitError` for errors a user can act on.
+
+    :param cli: the ``enrolkit`` click group.
     """
 
 
@@ -116,8 +134,10 @@ def on_cron(site: Site, now: int) -> None:
     """A cron run is starting.
 
     Fired once at the start of every ``enrolkit cron`` run, before the due scheduled tasks run,
-    outside any task lock. Use it for cheap bookkeeping that must happen on every run; put real
-    work in a scheduled task (``register_tasks``), which has a schedule, a lock and a result.
+    outside any task lock, in its own transaction. Use it for cheap bookkeeping that must happen on
+    every run; put real work in a scheduled task (``register_tasks``), which has a schedule, a lock
+    and a result. An exception rolls the hook's transaction back and is logged (``cron_failed``);
+    the tasks still run and the run exits non-zero.
 
     :param site: the site, with origin ``cron``.
     :param now: the run's time in Unix seconds.

@@ -18,6 +18,7 @@ from . import hookspecs
 from .errors import EnrolkitError, NotFound
 
 if TYPE_CHECKING:
+    import click
     from marshmallow import Schema
 
     from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
@@ -32,6 +33,9 @@ ENTRY_POINT_GROUP = "enrolkit"
 DEFAULT_PLUGINS = (
     "enrolkit.builtin.manual",
     "enrolkit.builtin.settings_form",
+    "enrolkit.builtin.core_tasks",
+    "enrolkit.builtin.mail_delivery",
+    "enrolkit.builtin.conditions",
 )
 
 
@@ -45,6 +49,8 @@ class TaskSpec:
     run: Callable[[Site], Any]
     schedule: str
     component: str
+    #: Seconds after which a runner's lock counts as dead (its process killed) and is taken over.
+    lock_timeout: int = 3600
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class Plugins:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(_describe_unknown_hook(exc)) from None
+            raise PluginError(_describe_unknown_hook(self.pm, exc.plugin)) from None
         if trace if trace is not None else os.environ.get("ENROLKIT_TRACE_HOOKS"):
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self.methods: dict[str, EnrolMethod] = self._collect_methods()
@@ -113,7 +119,10 @@ class Plugins:
 
         def register(method: EnrolMethod) -> None:
             if method.name in found:
-                raise PluginError(f"two plugins register the enrolment method {method.name!r}")
+                raise PluginError(
+                    f"two plugins register the enrolment method {method.name!r}: "
+                    f"{_qualname(found[method.name])} and {_qualname(method)}"
+                )
             found[method.name] = method
 
         self.pm.hook.register_methods(register=register)
@@ -123,11 +132,18 @@ class Plugins:
         found: dict[str, TaskSpec] = {}
 
         def register(
-            name: str, run: Callable, schedule: str = "0 * * * *", component: str = "core"
+            name: str,
+            run: Callable,
+            schedule: str = "0 * * * *",
+            component: str = "core",
+            lock_timeout: int = 3600,
         ):
+            from .tasks import check_schedule
+
             if name in found:
                 raise PluginError(f"two plugins register the scheduled task {name!r}")
-            found[name] = TaskSpec(name=name, run=run, schedule=schedule, component=component)
+            schedule = check_schedule(schedule, where=f"default schedule of task {name!r}")
+            found[name] = TaskSpec(name, run, schedule, component, lock_timeout)
 
         self.pm.hook.register_tasks(register=register)
         return found
@@ -154,6 +170,9 @@ class Plugins:
             ) from None
 
     # --- the typed facade: one method per hook -----------------------------------------------
+
+    def register_commands(self, *, cli: click.Group) -> None:
+        self.pm.hook.register_commands(cli=cli)
 
     def on_login(self, *, site: Site, user: User) -> None:
         self.pm.hook.on_login(site=site, user=user)
@@ -220,13 +239,19 @@ class Plugins:
         return sorted(infos, key=lambda info: (info.distribution != "enrolkit", info.name))
 
 
-def _describe_unknown_hook(exc: pluggy.PluginValidationError) -> str:
-    plugin = exc.plugin
-    name = getattr(plugin, "__name__", repr(plugin))
+def _describe_unknown_hook(pm: pluggy.PluginManager, plugin: object) -> str:
+    """Name the plugin as ENROLKIT_DISABLE_PLUGINS knows it (its entry-point name)."""
+    name = pm.get_name(plugin)
+    module = getattr(plugin, "__name__", type(plugin).__name__)
+    unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if not c.has_spec())
     return (
-        f"plugin {name} implements a hook that does not exist: {exc}. "
-        "Check the spelling against docs/hooks.md."
+        f"plugin {name!r} ({module}) implements unknown hook(s) {', '.join(unknown)}; "
+        f"check the spelling against docs/hooks.md, or set ENROLKIT_DISABLE_PLUGINS={name}"
     )
+
+
+def _qualname(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _trace_before(hook_name: str, hook_impls, kwargs) -> None:

@@ -1,0 +1,13 @@
+"""The core's own scheduled tasks, registered like any plugin's."""
+
+from __future__ import annotations
+
+from .. import hookimpl
+from ..expiry import enforce_end_dates
+from ..pending import apply_due
+
+
+@hookimpl
+def register_tasks(register):
+    register("apply_pending_actions", apply_due, schedule="* * * * *", component="core")
+    register("enforce_end_dates", enforce_end_dates, schedule="*/10 * * * *", component="core")

@@ -1,0 +1,107 @@
+"""Scheduled tasks: ``enrolkit cron`` and ``enrolkit task list|run|set|enable|disable``."""
+
+from __future__ import annotations
+
+import click
+
+from .. import clock
+from ..tasks import FAILED, OK, Runner, TaskInfo, list_tasks, set_enabled, set_schedule
+from . import cli, fail
+from .output import emit, json_option, open_site, runtime
+
+
+@cli.command("cron")
+@click.option("--force", is_flag=True, help="Run every enabled task now, due or not.")
+def cron(force):
+    """Run the scheduled tasks that are due, then exit (call it from system cron or a timer).
+
+    A task another runner is running is skipped (and said so). Exits non-zero when a task
+    failed; the failure is logged (event task_failed) and the task runs again at its next time.
+    """
+    failed = []
+    ran = 0
+    for outcome in Runner(runtime()).cron(force=force):
+        click.echo(outcome.line())
+        ran += 1
+        if outcome.status == FAILED:
+            failed.append(outcome.name)
+    if not ran:
+        click.echo("no task due")
+    if failed:
+        fail(
+            f"{len(failed)} task(s) failed: {', '.join(failed)}; "
+            "see `enrolkit log --event task_failed`"
+        )
+
+
+@cli.group()
+def task():
+    """Scheduled tasks: schedules, last and next runs, results."""
+
+
+def _row(info: TaskInfo, as_json: bool) -> dict:
+    when = (lambda t: t) if as_json else clock.iso
+    row = {
+        "name": info.name,
+        "component": info.component,
+        "schedule": info.schedule,
+        "enabled": info.enabled,
+        "last_run": when(info.last_run),
+        "next_run": when(info.next_run),
+        "duration": info.last_duration,
+        "last_result": info.last_result,
+    }
+    if as_json:
+        row.update(
+            default_schedule=info.default_schedule,
+            locked_by=info.locked_by,
+            lock_until=info.lock_until,
+        )
+    return row
+
+
+@task.command("list")
+@json_option
+def task_list(as_json):
+    """Every task: schedule (UTC), enabled, last and next run, duration (s) and last result."""
+    with open_site() as site:
+        emit([_row(info, as_json) for info in list_tasks(site)], as_json)
+
+
+@task.command("run")
+@click.argument("name")
+def task_run(name):
+    """Run one task now (even if disabled), under its lock."""
+    outcome = Runner(runtime()).run(name)
+    if outcome.status == OK:
+        click.echo(outcome.line())
+    else:
+        fail(outcome.line())
+
+
+@task.command("set")
+@click.argument("name")
+@click.argument("schedule", metavar='"CRON EXPR"')
+def task_set(name, schedule):
+    """Change a task's schedule: 5 cron fields in UTC, e.g. "*/10 * * * *"."""
+    with open_site() as site:
+        info = set_schedule(site, name, schedule)
+    click.echo(f"{info.name}: schedule {info.schedule!r}, next run {clock.iso(info.next_run)}")
+
+
+@task.command("enable")
+@click.argument("name")
+def task_enable(name):
+    """Let cron run a task again (from its next scheduled time)."""
+    with open_site() as site:
+        info = set_enabled(site, name, True)
+    click.echo(f"{info.name}: enabled, next run {clock.iso(info.next_run)}")
+
+
+@task.command("disable")
+@click.argument("name")
+def task_disable(name):
+    """Stop cron from running a task (``task run`` still can)."""
+    with open_site() as site:
+        info = set_enabled(site, name, False)
+    click.echo(f"{info.name}: disabled")

@@ -1,0 +1,84 @@
+"""Enforcing enrolment end dates: what happens to an enrolment once its ``timeend`` has passed.
+
+Moodle's ``process_expirations``: each method's site setting ``expiry_action`` (unenrol, suspend,
+suspend_noroles or keep) decides; a method without that setting keeps its ended enrolments (they
+simply stop counting, since a user is in a course only while an enrolment is current). Methods
+that are disabled on the site are left alone. ``unenrol`` removes every ended enrolment, suspended
+ones included; the suspending actions touch only active ones, so a run repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select
+
+from . import clock
+from .engine import REMOVE, Change, Plan
+from .errors import EnrolkitError
+from .methods import KEEP, UNENROL
+from .models import ACTIVE, EnrolInstance, UserEnrolment
+from .site import Site
+from .tasks import describe_error
+
+SETTING = "expiry_action"
+
+
+def expiry_action(site: Site, method: str) -> str:
+    """The method's ``expiry_action`` site setting, or ``keep`` when it has none."""
+    return site.method_settings(method).get(SETTING, KEEP)
+
+
+def enforce_end_dates(site: Site) -> str:
+    """Apply each enabled method's expiry action to its enrolments whose end date has passed
+    (``0 < timeend <= now``), one plan per instance. An instance that fails is reported at the
+    end; the others still apply."""
+    now = site.now()
+    changed, instances, failures = 0, 0, []
+    for method in site.enabled_methods():
+        try:
+            action = expiry_action(site, method)
+        except EnrolkitError as exc:
+            failures.append(f"{method}: {exc}")
+            continue
+        if action == KEEP:
+            continue
+        for instance_id, changes in _ended(site, method, action, now).items():
+            plan = Plan(
+                instance_id=instance_id,
+                reason="enrolment end date passed",
+                changes=changes,
+                removal=action,
+            )
+            try:
+                outcome = site.engine.apply(plan)
+            except Exception as exc:
+                failures.append(f"instance {instance_id}: {describe_error(exc)}")
+                continue
+            changed += len(outcome.unenrolled) + len(outcome.suspended)
+            instances += 1
+    summary = f"{changed} ended enrolment(s) processed in {instances} instance(s)"
+    if failures:
+        raise EnrolkitError(f"{summary}; failed: {'; '.join(failures)}")
+    return summary
+
+
+def _ended(site: Site, method: str, action: str, now: int) -> dict[int, list[Change]]:
+    stmt = (
+        select(UserEnrolment.instance_id, UserEnrolment.user_id, UserEnrolment.timeend)
+        .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+        .where(
+            EnrolInstance.method == method,
+            UserEnrolment.timeend > 0,
+            UserEnrolment.timeend <= now,
+        )
+        .order_by(UserEnrolment.instance_id, UserEnrolment.user_id)
+    )
+    if action != UNENROL:
+        stmt = stmt.where(UserEnrolment.status == ACTIVE)
+    rows = site.session.execute(stmt).all()
+    plans: dict[int, list[Change]] = defaultdict(list)
+    for instance_id, user_id, timeend in rows:
+        reason = f"enrolment ended {clock.iso(timeend)}"
+        plans[instance_id].append(Change(user_id=user_id, op=REMOVE, reason=reason))
+    return plans

@@ -1,0 +1,378 @@
+"""Scheduled tasks: the registry kept in ``scheduled_tasks``, cron schedules, database locks.
+
+Plugins register tasks (``register_tasks``); ``enrolkit cron`` runs the due ones and exits. A
+running task holds a lock row in the database, taken with one conditional UPDATE, so any number
+of cron runners on one machine or many sharing PostgreSQL never run one task twice at once; the
+lock of a killed runner expires after the task's ``lock_timeout``. Schedules are cron expressions
+in UTC. Scheduling decisions read ``clock.now()`` (so ``ENROLKIT_NOW`` replays a day); durations
+are measured on the wall clock.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from croniter import CroniterBadDateError, croniter
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import clock, log
+from .errors import EnrolkitError, NotFound
+from .models import ScheduledTask
+
+if TYPE_CHECKING:
+    from .plugins import TaskSpec
+    from .runtime import Runtime
+    from .site import Site
+
+OK, FAILED, LOCKED = "ok", "failed", "locked"
+tasks_table = ScheduledTask.__table__
+
+
+class ScheduleError(EnrolkitError):
+    """A cron expression that is malformed or never matches."""
+
+
+def check_schedule(expression: str, *, where: str = "schedule") -> str:
+    """The expression with its spaces normalised, or :class:`ScheduleError` saying what is wrong.
+
+    Five fields (minute hour day-of-month month day-of-week, UTC) or a shorthand like ``@daily``.
+    """
+    text = " ".join(str(expression).split())
+    fields = text.split(" ")
+    usage = "give 5 fields (minute hour day-of-month month day-of-week, UTC), e.g. '*/10 * * * *'"
+    if not text.startswith("@") and len(fields) != 5:
+        raise ScheduleError(f"{where}: {text!r} has {len(fields)} field(s); {usage}")
+    if not croniter.is_valid(text):
+        raise ScheduleError(f"{where}: {text!r} is not a valid cron expression; {usage}")
+    try:
+        next_time(text, clock.now())
+    except CroniterBadDateError:
+        raise ScheduleError(f"{where}: {text!r} never matches a real date") from None
+    return text
+
+
+def next_time(schedule: str, after: int) -> int:
+    """The first time strictly after ``after`` that ``schedule`` matches, in Unix seconds."""
+    start = datetime.fromtimestamp(after, UTC)
+    return int(croniter(schedule, start).get_next(float))
+
+
+# --- the registry in the database ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What an admin sees of one task."""
+
+    name: str
+    component: str
+    schedule: str
+    default_schedule: str
+    enabled: bool
+    last_run: int
+    next_run: int
+    last_duration: float
+    last_result: str
+    locked_by: str
+    lock_until: int
+
+
+def sync(site: Site) -> None:
+    """Bring ``scheduled_tasks`` in line with the registered tasks, and commit.
+
+    A new task gets its default schedule, due at the schedule's next time. An admin's schedule
+    (one that differs from the stored default) survives a plugin changing its default; an
+    unchanged one follows the new default. Rows of uninstalled tasks stay, so reinstalling a
+    plugin keeps the admin's choices.
+    """
+    specs = site.plugins.tasks
+    now = site.now()
+    with site.atomic():
+        stored = {row.name: row for row in site.session.scalars(select(ScheduledTask))}
+        new = [_new_row(spec, now) for name, spec in specs.items() if name not in stored]
+        if new:
+            # Two runners starting together on a fresh site both insert: the second one's rows
+            # are dropped instead of failing on the primary key.
+            site.session.execute(_insert_ignore(site), new)
+        for name, row in stored.items():
+            spec = specs.get(name)
+            if spec is None:
+                continue
+            row.component = spec.component
+            if row.default_schedule != spec.schedule:
+                if row.schedule == row.default_schedule:
+                    row.schedule = spec.schedule
+                    row.next_run = next_time(spec.schedule, now)
+                row.default_schedule = spec.schedule
+
+
+def _new_row(spec: TaskSpec, now: int) -> dict:
+    return {
+        "name": spec.name,
+        "component": spec.component,
+        "schedule": spec.schedule,
+        "default_schedule": spec.schedule,
+        "enabled": True,
+        "last_run": 0,
+        "next_run": next_time(spec.schedule, now),
+        "last_duration": 0.0,
+        "last_result": "",
+        "lock_owner": "",
+        "lock_until": 0,
+    }
+
+
+def _insert_ignore(site: Site):
+    dialect = site.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return insert(tasks_table).on_conflict_do_nothing(index_elements=["name"])
+
+
+def list_tasks(site: Site) -> list[TaskInfo]:
+    """Every registered task, by name, after :func:`sync`."""
+    sync(site)
+    rows = site.session.scalars(
+        select(ScheduledTask)
+        .where(ScheduledTask.name.in_(list(site.plugins.tasks)))
+        .order_by(ScheduledTask.name)
+    )
+    now = site.now()
+    return [
+        TaskInfo(
+            name=row.name,
+            component=row.component,
+            schedule=row.schedule,
+            default_schedule=row.default_schedule,
+            enabled=row.enabled,
+            last_run=row.last_run,
+            next_run=row.next_run,
+            last_duration=row.last_duration,
+            last_result=row.last_result,
+            locked_by=row.lock_owner if row.lock_until >= now else "",
+            lock_until=row.lock_until if row.lock_until >= now else 0,
+        )
+        for row in rows
+    ]
+
+
+def _row(site: Site, name: str) -> ScheduledTask:
+    sync(site)
+    row = site.session.get(ScheduledTask, name)
+    if row is None or name not in site.plugins.tasks:
+        known = ", ".join(sorted(site.plugins.tasks)) or "none"
+        raise NotFound(f"no scheduled task {name!r} (tasks: {known})")
+    return row
+
+
+def set_schedule(site: Site, name: str, expression: str) -> TaskInfo:
+    """Change a task's schedule (validated) and its next run to match."""
+    schedule = check_schedule(expression, where=f"schedule of task {name!r}")
+    with site.atomic():
+        row = _row(site, name)
+        row.schedule = schedule
+        row.next_run = next_time(schedule, site.now())
+    return _info(site, name)
+
+
+def set_enabled(site: Site, name: str, enabled: bool) -> TaskInfo:
+    """Enable or disable a task. Enabling moves its next run to the schedule's next time, so a
+    task that was off for a week does not run at once for the missed times."""
+    with site.atomic():
+        row = _row(site, name)
+        if enabled and not row.enabled:
+            row.next_run = next_time(row.schedule, site.now())
+        row.enabled = enabled
+    return _info(site, name)
+
+
+def _info(site: Site, name: str) -> TaskInfo:
+    return next(info for info in list_tasks(site) if info.name == name)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """The outcome of one attempt: ``ok``, ``failed`` or ``locked`` (skipped: another runner
+    holds it). ``result`` is the task's one-line result, the error, or who holds the lock."""
+
+    name: str
+    component: str
+    status: str
+    result: str = ""
+    duration: float = 0.0
+
+    def line(self) -> str:
+        if self.status == OK:
+            return f"{self.name}: ok in {self.duration:.2f} s" + (
+                f"; {self.result}" if self.result else ""
+            )
+        if self.status == FAILED:
+            return f"{self.name}: failed after {self.duration:.2f} s: {self.result}"
+        return f"{self.name}: skipped, {self.result}"
+
+
+def runner_id() -> str:
+    """``host:pid:random``: who holds a lock, readable by an admin looking for the process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-200:]
+
+
+class Runner:
+    """Runs tasks for one process. Every task runs in a site of its own with origin ``cron``."""
+
+    def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
+        self.runtime = runtime
+        self.owner = owner or runner_id()
+        # Lock and bookkeeping statements write: on SQLite they take the write lock up front.
+        self.writer = runtime.db.execution_options(enrolkit_write=True)
+
+    def cron(self, *, force: bool = False) -> Iterator[TaskRun]:
+        """One cron run: sync the registry, fire ``on_cron``, then run each due enabled task
+        (``force``: each enabled task) unless another runner holds it. Yields each outcome."""
+        with self.runtime.site(origin="cron") as site:
+            sync(site)
+            now = site.now()
+            hook_failure = self._fire_on_cron(site, now)
+            due = select(ScheduledTask.name).where(
+                ScheduledTask.enabled.is_(True),
+                ScheduledTask.name.in_(list(site.plugins.tasks)),
+            )
+            if not force:
+                due = due.where(ScheduledTask.next_run <= now)
+            names = list(site.session.scalars(due.order_by(ScheduledTask.next_run, "name")))
+        if hook_failure:
+            yield hook_failure
+        for name in names:
+            outcome = self._attempt(name, due_only=not force, enabled_only=True)
+            if outcome is not None:
+                yield outcome
+
+    def run(self, name: str) -> TaskRun:
+        """Run one task now, due or not, enabled or not (an admin asked for it)."""
+        with self.runtime.site(origin="cron") as site:
+            _row(site, name)
+        outcome = self._attempt(name, due_only=False, enabled_only=False)
+        if outcome is None:  # the row vanished between the two statements: nothing to run
+            raise NotFound(f"no scheduled task {name!r}")
+        return outcome
+
+    def _fire_on_cron(self, site: Site, now: int) -> TaskRun | None:
+        started = time.monotonic()
+        try:
+            with site.atomic():
+                site.plugins.on_cron(site=site, now=now)
+        except Exception as exc:
+            error = describe_error(exc)
+            with site.atomic():
+                log.record(site, "cron_failed", "core", reason=f"on_cron: {error}")
+            return TaskRun("on_cron", "core", FAILED, error, time.monotonic() - started)
+        return None
+
+    def _attempt(self, name: str, *, due_only: bool, enabled_only: bool) -> TaskRun | None:
+        """Take the lock and run; a locked task is reported, one no longer due is silently
+        left (another runner has just run it)."""
+        spec = self.runtime.plugins.tasks[name]
+        now = clock.now()
+        if not self._acquire(spec, now, due_only=due_only, enabled_only=enabled_only):
+            return self._why_not(spec, now)
+        started_at, started = now, time.monotonic()
+        try:
+            result = self._execute(spec)
+            status, text = OK, "" if result is None else str(result)
+        except Exception as exc:
+            status, text = FAILED, describe_error(exc)
+        except BaseException:  # Ctrl-C or exit: free the lock for the next runner, then go
+            self._release(spec, started_at, f"{FAILED}: interrupted", time.monotonic() - started)
+            raise
+        duration = time.monotonic() - started
+        last_result = (text or OK) if status == OK else f"{FAILED}: {text}"
+        if not self._release(spec, started_at, last_result, duration):
+            print(
+                f"enrolkit: warning: task {name} outlived its lock ({spec.lock_timeout} s); "
+                "another runner may have started it",
+                file=sys.stderr,
+            )
+        if status == FAILED:
+            with self.runtime.site(origin="cron") as site, site.atomic():
+                log.record(site, "task_failed", spec.component, reason=f"{name}: {text}")
+        return TaskRun(name, spec.component, status, text, duration)
+
+    def _execute(self, spec: TaskSpec):
+        with self.runtime.site(origin="cron") as site:
+            try:
+                result = spec.run(site)
+                site.session.commit()  # work the task left outside site.atomic()
+            except BaseException:
+                site.session.rollback()
+                raise
+        return result
+
+    def _acquire(self, spec: TaskSpec, now: int, *, due_only: bool, enabled_only: bool) -> bool:
+        """One atomic UPDATE: the row is ours only if nobody holds an unexpired lock."""
+        col = tasks_table.c
+        stmt = (
+            update(tasks_table)
+            .where(col.name == spec.name, or_(col.lock_until < now, col.lock_owner == ""))
+            .values(lock_owner=self.owner, lock_until=now + spec.lock_timeout)
+        )
+        if due_only:
+            stmt = stmt.where(col.next_run <= now)
+        if enabled_only:
+            stmt = stmt.where(col.enabled.is_(True))
+        with self.writer.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def _why_not(self, spec: TaskSpec, now: int) -> TaskRun | None:
+        with self.runtime.db.connect() as conn:
+            owner, until = conn.execute(
+                select(tasks_table.c.lock_owner, tasks_table.c.lock_until).where(
+                    tasks_table.c.name == spec.name
+                )
+            ).one()
+        if owner and until >= now:
+            held = f"locked by {owner} until {clock.iso(until)}"
+            return TaskRun(spec.name, spec.component, LOCKED, held)
+        return None
+
+    def _release(self, spec: TaskSpec, started_at: int, last_result: str, duration: float) -> bool:
+        """Record the run and free the lock, if it is still ours."""
+        col = tasks_table.c
+        with self.writer.begin() as conn:
+            schedule = conn.execute(select(col.schedule).where(col.name == spec.name)).scalar()
+            stmt = (
+                update(tasks_table)
+                .where(col.name == spec.name, col.lock_owner == self.owner)
+                .values(
+                    lock_owner="",
+                    lock_until=0,
+                    last_run=started_at,
+                    next_run=next_time(schedule, clock.now()),
+                    last_duration=round(duration, 3),
+                    last_result=last_result,
+                )
+            )
+            return conn.execute(stmt).rowcount == 1
+
+
+def describe_error(exc: Exception) -> str:
+    """One line: the message of an error a user can act on; for a bug, its type and where."""
+    if isinstance(exc, EnrolkitError):
+        return str(exc)
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}{where}"

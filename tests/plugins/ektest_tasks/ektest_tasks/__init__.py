@@ -1,0 +1,37 @@
+"""Two tasks that record each run in the file named by ``EKTEST_TASKS_LOG``.
+
+``ektest_slow`` records its start, then waits until the file ``EKTEST_TASKS_RELEASE`` exists (at
+most 30 s), then records its end: a test holds it running for as long as it needs.
+``ektest_quick`` records one line.
+"""
+
+import os
+import time
+from pathlib import Path
+
+from enrolkit import hookimpl
+
+
+def _record(event: str) -> None:
+    with open(os.environ["EKTEST_TASKS_LOG"], "a") as out:
+        out.write(f"{event} {os.getpid()} {time.time():.3f}\n")
+
+
+def slow(site):
+    _record("slow-start")
+    release = Path(os.environ["EKTEST_TASKS_RELEASE"])
+    deadline = time.monotonic() + 30
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _record("slow-end")
+    return "released" if release.exists() else "gave up waiting"
+
+
+def quick(site):
+    _record("quick")
+
+
+@hookimpl
+def register_tasks(register):
+    register("ektest_slow", slow, schedule="0 3 * * *", component="ektest_tasks")
+    register("ektest_quick", quick, schedule="0 3 * * *", component="ektest_tasks")
