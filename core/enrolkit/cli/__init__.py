@@ -3,8 +3,10 @@ with it). Each command group lives in its own module; errors print one line and 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import FlaskGroup
@@ -12,14 +14,22 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ..errors import EnrolkitError
 
+if TYPE_CHECKING:
+    from ..plugins import Plugins
 
-def _create_app():
+
+def _create_app(plugins: Plugins | None = None):
+    from ..runtime import Runtime
     from ..web import create_app
 
     try:
-        return create_app()
+        app = create_app(runtime=Runtime(plugins=plugins) if plugins is not None else None)
     except EnrolkitError as exc:  # a broken plugin: one line, even for --help
         fail(str(exc))
+    url = app.config["DATABASE_URL"]
+    if plugins is not None and url:  # config.py names the database, as create_app honours
+        app.extensions["enrolkit"] = Runtime(url, plugins)
+    return app
 
 
 class EnrolkitGroup(FlaskGroup):
@@ -63,6 +73,15 @@ cli = EnrolkitGroup(
 
 
 def main() -> None:
+    from ..plugins import Plugins
     from . import commands  # noqa: F401  (registers the command groups)
 
+    # Plugins load once, before parsing, so their commands are there (``--help`` included); the
+    # app, made lazily by FlaskGroup, gets the same plugins.
+    try:
+        plugins = Plugins()
+    except EnrolkitError as exc:  # a broken plugin: one line, even for --help
+        fail(str(exc))
+    plugins.register_commands(cli=cli)
+    cli.create_app = functools.partial(_create_app, plugins)
     cli.main(prog_name="enrolkit")

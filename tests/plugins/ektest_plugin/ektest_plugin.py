@@ -1,0 +1,47 @@
+"""A tiny enrolkit plugin, installed by the core's tests as a real distribution.
+
+It contributes the enrolment method ``ektest`` (its sync enrols every user of the site) and
+records the hooks it receives, one line each, in the file named by ``EKTEST_LOG`` so that a test
+in another process can see them fire.
+"""
+
+from __future__ import annotations
+
+import os
+
+import enrolkit
+from enrolkit.models import User
+from sqlalchemy import select
+
+
+def _record(line: str) -> None:
+    path = os.environ.get("EKTEST_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+
+class EktestMethod(enrolkit.EnrolMethod):
+    name = "ektest"
+    title = "Everyone (test plugin)"
+
+    def sync(self, site, instance):
+        users = site.session.scalars(select(User.id).order_by(User.id))
+        changes = [enrolkit.Change(user_id) for user_id in users]
+        return enrolkit.Plan(instance.id, "ektest: everyone", changes=changes)
+
+
+@enrolkit.hookimpl
+def register_methods(register):
+    register(EktestMethod())
+    _record("register_methods")
+
+
+@enrolkit.hookimpl
+def on_cron(now):
+    _record(f"on_cron {now}")
+
+
+@enrolkit.hookimpl
+def enrolments_changed(changes):
+    _record(f"enrolments_changed {changes.method} enrolled={len(changes.enrolled)}")
