@@ -21,5 +21,7 @@ def test_core_wheel_contains_migrations_and_templates(tmp_path):
     assert "enrolkit/migrations/env.py" in names
     assert "enrolkit/migrations/script.py.mako" in names
     assert any(n.startswith("enrolkit/migrations/versions/0001_") for n in names)
-    assert "enrolkit/web/templates/pages/index.html" in names
+    assert "enrolkit/web/templates/base.html" in names
+    assert "enrolkit/web/static/style.css" in names
+    assert "enrolkit/web/translations/fr/LC_MESSAGES/messages.mo" in names
     assert not any("/tests/" in n or n.startswith("tests/") for n in names)

@@ -1,0 +1,93 @@
+"""The flat-file admin page: upload, dry run, apply, processed files and their errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from enrolkit.models import EnrolInstance, UserEnrolment
+from sqlalchemy import select
+
+pytest.importorskip("enrol_flatfile")
+
+CSV = (
+    b"operation,username,course,role\n"
+    b"add,student,PHYS101,student\n"
+    b"add,teacher,PHYS101,student\n"
+    b"add,nobody,PHYS101,student\n"
+)
+
+
+@pytest.fixture
+def drop(web_runtime, world, tmp_path):
+    folder = tmp_path / "drop"
+    with web_runtime.site() as site, site.atomic():
+        site.set_method_enabled("flatfile", True)
+        site.set_method_settings("flatfile", {"folder": str(folder), "mail_admins": "false"})
+    return folder
+
+
+def _enrolled(runtime, course_id) -> set[int]:
+    with runtime.site() as site:
+        return set(
+            site.session.scalars(
+                select(UserEnrolment.user_id)
+                .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+                .where(EnrolInstance.course_id == course_id, EnrolInstance.method == "flatfile")
+            )
+        )
+
+
+def test_upload_preview_apply_and_read_the_error_report(
+    world, drop, client_as, post, csrf, web_runtime
+):
+    admin = client_as("admin")
+    response = admin.post(
+        "/admin/flatfile/upload",
+        data={"csrf_token": csrf(admin), "file": (io.BytesIO(CSV), "enrol.csv")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    page = response.get_data(as_text=True)
+    assert "enrol.csv is in the drop folder." in page
+    assert (drop / "enrol.csv").read_bytes() == CSV
+    assert not [p for p in drop.iterdir() if p.name.startswith(".")]
+
+    preview = post(admin, "/admin/flatfile/process", file="enrol.csv", dry_run="1")
+    text = preview.get_data(as_text=True)
+    assert "Dry run: nothing was changed" in text and "PHYS101" in text
+    assert "nobody" in text  # the rejected line
+    assert _enrolled(web_runtime, world.other_course.id) == set()
+
+    post(admin, "/admin/flatfile/process", file="enrol.csv")
+    assert _enrolled(web_runtime, world.other_course.id) == {world.student.id, world.teacher.id}
+    assert (drop / "enrol.csv.done").exists()
+    page = admin.get("/admin/flatfile").get_data(as_text=True)
+    assert "No file is waiting." in page and "enrol.csv" in page
+    participants = admin.get(f"/course/{world.other_course.id}/manage/participants")
+    assert "Jean Dupont" in participants.get_data(as_text=True)
+
+    from enrol_flatfile.models import FlatfileFile
+
+    with web_runtime.site() as site:
+        journal = site.session.scalar(select(FlatfileFile.id))
+    report = admin.get(f"/admin/flatfile/files/{journal}").get_data(as_text=True)
+    assert "nobody" in report and "Rejected lines" in report
+
+
+def test_an_upload_never_overwrites_and_processed_names_are_refused(drop, client_as, csrf):
+    admin = client_as("admin")
+    for name in ("enrol.csv", "enrol.csv"):
+        admin.post(
+            "/admin/flatfile/upload",
+            data={"csrf_token": csrf(admin), "file": (io.BytesIO(CSV), name)},
+            content_type="multipart/form-data",
+        )
+    assert sorted(p.name for p in drop.iterdir()) == ["enrol.csv", "enrol.csv.2"]
+    response = admin.post(
+        "/admin/flatfile/upload",
+        data={"csrf_token": csrf(admin), "file": (io.BytesIO(CSV), "x.csv.done")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "kept for processed files" in response.get_data(as_text=True)
