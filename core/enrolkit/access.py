@@ -49,6 +49,7 @@ def _decide(answers: list[CourseAccess], course: Course) -> CourseAccess:
         "denied",
         "; ".join(reasons)
         or f"you are not enrolled in {course.shortname} and no method lets you in",
+        redirect=next((a.redirect for a in answers if a.redirect), None),
     )
 
 

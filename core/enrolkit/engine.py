@@ -5,8 +5,8 @@ A method describes what it wants as a :class:`Plan`, either
 * a **desired state** (``desired``): every user who should be enrolled in the instance, with role,
   dates, status and group, as a SQL selection (or rows). Whoever is enrolled and not selected gets
   the removal action. Roles and groups the instance owns are made to match exactly. Or
-* **explicit changes** (``changes``): enrol, suspend, unenrol, remove (the removal action) or
-  unassign a role, for the users named; nobody else is touched.
+* **explicit changes** (``changes``): enrol, suspend, unenrol, remove (the removal action),
+  unassign a role or leave a group, for the users named; nobody else is touched.
 
 The engine loads the plan into temporary tables, computes the difference with SQL, checks the
 mass-removal guard, writes in sets inside one transaction, logs every change and fires the change
@@ -30,14 +30,15 @@ from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan, UserEnrolment
 if TYPE_CHECKING:
     from .site import Site
 
-ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN = (
+ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN, LEAVE = (
     "enrol",
     "suspend",
     "unenrol",
     "remove",
     "unassign",
+    "leave",
 )
-OPS = (ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN)
+OPS = (ENROL, SUSPEND_OP, UNENROL_OP, REMOVE, UNASSIGN, LEAVE)
 
 #: Columns a desired-state selection must label, in this order.
 DESIRED_COLUMNS = ("user_id", "role_id", "timestart", "timeend", "status", "group_id")
@@ -64,7 +65,9 @@ class Change:
     current dates (0 for a new enrolment); the role (``role_id`` or the instance's role) is added
     to the roles the instance owns, and ``group_id`` to its groups. ``suspend``, ``unenrol`` and
     ``remove`` (the instance's removal action) act on the enrolment, and ``remove`` with a
-    ``role_id`` also removes that role; ``unassign`` removes one role.
+    ``role_id`` also removes that role; ``unassign`` removes one role; ``leave`` takes the user
+    out of ``group_id`` (a membership the instance owns), e.g. when a group template now names
+    another group.
     """
 
     user_id: int
@@ -384,6 +387,10 @@ class _Run:
             if change.op == UNASSIGN:
                 if change.role_id is not None:
                     roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
+                continue
+            if change.op == LEAVE:
+                if change.group_id is not None:
+                    groups[uid, change.group_id] = {"add_it": 0, "reason": reason}
                 continue
             want.pop(uid, None)
             drop.pop(uid, None)

@@ -3,7 +3,7 @@ who is in a course."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from marshmallow import ValidationError
 from sqlalchemy import and_, func, or_, select
@@ -52,6 +52,8 @@ class InstanceResult:
     instance: EnrolInstance
     outcome: Outcome | None
     dry_run: bool = False
+    #: Pending actions the first plan scheduled: (user id, action, due), soonest first.
+    scheduled: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInstance | None) -> dict:
@@ -101,9 +103,16 @@ def _method_settings(
 
 
 def add_instance(
-    site: Site, course: Course, method_name: str, raw: dict[str, str], *, dry_run: bool = False
+    site: Site,
+    course: Course,
+    method_name: str,
+    raw: dict[str, str],
+    *,
+    dry_run: bool = False,
+    backfill: bool = False,
 ) -> InstanceResult:
-    """Attach a method to a course and run its first sync, in one transaction."""
+    """Attach a method to a course and run its first plan, in one transaction: its sync, or
+    with ``backfill`` the method's backfill (see :meth:`EnrolMethod.backfill`)."""
     method = site.plugins.method(method_name)
     if not site.method_enabled(method_name):
         raise Refused(
@@ -122,13 +131,20 @@ def add_instance(
     try:
         with site.atomic():
             instance = _create(site, course, method, core, settings)
-            plan = method.sync(site, instance)
+            plan = method.backfill(site, instance) if backfill else method.sync(site, instance)
             outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
+            result = InstanceResult(instance, outcome, dry_run, _scheduled(site, instance))
             if dry_run:
-                raise _DryRun(InstanceResult(instance, outcome, dry_run=True))
-            return InstanceResult(instance, outcome)
+                raise _DryRun(result)
+            return result
     except _DryRun as done:
         return done.result
+
+
+def _scheduled(site: Site, instance: EnrolInstance) -> list[tuple[int, str, int]]:
+    from .pending import pending
+
+    return [(a.user_id, a.action, a.due) for a in pending(site, instance_id=instance.id)]
 
 
 def _create(
@@ -154,6 +170,7 @@ def _create(
     )
     site.session.add(instance)
     site.session.flush()
+    method.instance_saved(site, instance)
     from .log import record
 
     record(
@@ -201,6 +218,7 @@ def update_instance(
             instance.settings = settings
             instance.timemodified = site.now()
             site.session.flush()
+            method.instance_saved(site, instance)
             plan = method.sync(site, instance) if instance.enabled else None
             outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
             from .log import record

@@ -82,6 +82,19 @@ class EnrolMethod:
         """
         return None
 
+    def backfill(self, site: Site, instance: EnrolInstance) -> Plan | None:
+        """The first plan of a new instance when it is added with ``--backfill``, instead of
+        :meth:`sync`: enrol the people who would have been enrolled had the instance existed
+        before (e.g. everyone who already completed a course). It may also schedule pending
+        actions. Methods without such a notion refuse."""
+        from .errors import Refused
+
+        raise Refused(f"{self.title or self.name} has nothing to backfill")
+
+    def instance_saved(self, site: Site, instance: EnrolInstance) -> None:
+        """An instance was created, or its settings were changed, in the current transaction:
+        keep the method's own tables in step (e.g. an index of the courses instances name)."""
+
     def display_name(self, instance: EnrolInstance) -> str:
         return instance.name or self.title or self.name
 

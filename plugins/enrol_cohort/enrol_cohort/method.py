@@ -1,0 +1,141 @@
+"""The cohort sync method: who is in the cohort is enrolled, with the instance's role and group."""
+
+from __future__ import annotations
+
+from enrolkit import UNENROL, EnrolMethod, Plan, SettingsError
+from enrolkit.models import Category, Cohort, Course, EnrolInstance, Group, Role
+from enrolkit.site import Site
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+
+from . import sync as cohort_sync
+from .schemas import NEW_GROUP, NO_GROUP, CohortInstanceSettings, CohortSiteSettings
+
+
+class CohortMethod(EnrolMethod):
+    name = cohort_sync.NAME
+    title = "Cohort sync"
+    instance_schema = CohortInstanceSettings
+    site_schema = CohortSiteSettings
+    enabled_by_default = True
+    manual_unenrol = False
+    default_removal = UNENROL
+
+    def refusal(self, site: Site, instance: EnrolInstance) -> str:
+        cohort = instance.settings.get("cohort", "?")
+        return (
+            f"the enrolment comes from cohort {cohort} (instance {instance.id}); remove the user "
+            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME"
+        )
+
+    def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
+        """The cohort must exist and be visible from the course; the group must exist."""
+        errors: dict[str, list[str]] = {}
+        idnumber = settings["cohort"].strip()
+        cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == idnumber))
+        if cohort is None:
+            errors["cohort"] = [f"no cohort with idnumber {idnumber!r}"]
+        elif not _available(site, course, cohort):
+            errors["cohort"] = [
+                f"cohort {idnumber} belongs to another category; a course may use site "
+                f"cohorts and cohorts of its own category or of a parent category"
+            ]
+        group = settings["group"].strip()
+        if group.lower() in (NO_GROUP, NEW_GROUP):
+            group = group.lower()
+        elif _group(site, course.id, group) is None:
+            errors["group"] = [
+                f"{course.shortname} has no group {group!r}; give an existing group, "
+                f"{NO_GROUP} or {NEW_GROUP}"
+            ]
+        if errors:
+            raise SettingsError(errors, where=f"settings of {self.name}")
+        return {**settings, "cohort": idnumber, "group": group}
+
+    def instance_saved(self, site: Site, instance: EnrolInstance) -> None:
+        """Refuse a second instance of the same cohort and role in the course; create the group
+        asked for with ``group=new``."""
+        self._refuse_duplicate(site, instance)
+        if instance.settings.get("group") == NEW_GROUP:
+            _create_group(site, instance)
+
+    def sync(self, site: Site, instance: EnrolInstance) -> Plan:
+        return cohort_sync.plan(instance, "cohort instance saved")
+
+    def display_name(self, instance: EnrolInstance) -> str:
+        if instance.name:
+            return instance.name
+        session = object_session(instance)
+        role = session.get(Role, instance.role_id) if session and instance.role_id else None
+        cohort = instance.settings.get("cohort", "?")
+        return f"{self.title} ({cohort} - {role.name if role else 'no role'})"
+
+    def _refuse_duplicate(self, site: Site, instance: EnrolInstance) -> None:
+        twin = site.session.scalar(
+            select(EnrolInstance.id).where(
+                EnrolInstance.course_id == instance.course_id,
+                EnrolInstance.method == self.name,
+                EnrolInstance.id != instance.id,
+                cohort_sync.COHORT_KEY == instance.settings["cohort"],
+                EnrolInstance.role_id.is_(None)
+                if instance.role_id is None
+                else EnrolInstance.role_id == instance.role_id,
+            )
+        )
+        if twin is not None:
+            raise SettingsError(
+                {"cohort": [f"cohort {instance.settings['cohort']} is already synchronised with "
+                            f"this role in the course (instance {twin})"]},
+                where=f"settings of {self.name}",
+            )  # fmt: skip
+
+
+def _available(site: Site, course: Course, cohort: Cohort) -> bool:
+    """Site cohorts, and cohorts of the course's category or one of its parents."""
+    if cohort.category_id is None:
+        return True
+    if course.category_id is None:
+        return False
+    path = site.session.scalar(select(Category.path).where(Category.id == course.category_id))
+    return f"/{cohort.category_id}/" in (path or "")
+
+
+def _group(site: Site, course_id: int, name: str) -> Group | None:
+    return site.session.scalar(
+        select(Group).where(Group.course_id == course_id, Group.name == name)
+    )
+
+
+def _create_group(site: Site, instance: EnrolInstance) -> None:
+    """A group named "<cohort name> cohort" ("... (2)" when taken), owned by the instance; the
+    settings then name it, so later syncs and updates find it."""
+    cohort_name = site.session.scalar(
+        select(Cohort.name).where(Cohort.idnumber == instance.settings["cohort"])
+    )
+    base = f"{cohort_name} cohort"[: Group.NAME_LENGTH]
+    taken = set(
+        site.session.scalars(
+            select(Group.name).where(
+                Group.course_id == instance.course_id, Group.name.startswith(base, autoescape=True)
+            )
+        )
+    )
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        suffix = f" ({number})"
+        name = base[: Group.NAME_LENGTH - len(suffix)] + suffix
+    site.session.add(
+        Group(
+            course_id=instance.course_id,
+            name=name,
+            component=instance.component,
+            itemid=instance.id,
+            timecreated=site.now(),
+        )
+    )
+    instance.settings = {**instance.settings, "group": name}
+    site.session.flush()
+
+
+__all__ = ["CohortMethod"]

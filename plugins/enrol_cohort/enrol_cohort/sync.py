@@ -1,0 +1,140 @@
+"""Cohort sync as SQL: the desired state of cohort instances, and what each trigger re-syncs.
+
+The desired state of an instance is every member of its cohort (deleted users aside), active,
+without dates, with the instance's role and its group. One selection serves a single instance (its
+plan) and every instance at once (the hourly drift check), so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from enrolkit import UNENROL, Change, Plan
+from enrolkit.drift import SyncReport, resync
+from enrolkit.engine import DESIRED_COLUMNS, GUARD_MIN, REMOVE
+from enrolkit.enrolments import delete_instance
+from enrolkit.models import ACTIVE, Cohort, CohortMember, EnrolInstance, Group, User
+from enrolkit.site import Site
+from sqlalchemy import Select, and_, literal, select
+
+NAME = "cohort"
+#: Up to this many joiners at once are applied as explicit changes to them alone.
+INCREMENTAL_LIMIT = 1000
+#: The instance's settings, as SQL: the cohort's idnumber and the group's name.
+COHORT_KEY = EnrolInstance.settings["cohort"].as_string()
+GROUP_KEY = EnrolInstance.settings["group"].as_string()
+
+
+def desired(instance_ids) -> Select:
+    """``instance_id`` and the desired columns of the cohort instances in ``instance_ids`` (a list
+    or a selection of ids)."""
+    return (
+        select(
+            EnrolInstance.id.label("instance_id"),
+            CohortMember.user_id.label("user_id"),
+            EnrolInstance.role_id.label("role_id"),
+            literal(0).label("timestart"),
+            literal(0).label("timeend"),
+            literal(ACTIVE).label("status"),
+            Group.id.label("group_id"),
+        )
+        .select_from(EnrolInstance)
+        .join(Cohort, Cohort.idnumber == COHORT_KEY)
+        .join(CohortMember, CohortMember.cohort_id == Cohort.id)
+        .join(User, and_(User.id == CohortMember.user_id, User.deleted.is_(False)))
+        .outerjoin(
+            Group,
+            and_(
+                Group.course_id == EnrolInstance.course_id,
+                Group.name == GROUP_KEY,
+                GROUP_KEY.not_in(("none", "new")),
+            ),
+        )
+        .where(EnrolInstance.method == NAME, EnrolInstance.id.in_(instance_ids))
+    )
+
+
+def plan(instance: EnrolInstance, reason: str) -> Plan:
+    rows = desired([instance.id]).subquery()
+    return Plan(
+        instance.id,
+        reason=f"cohort {instance.settings.get('cohort')}: {reason}",
+        desired=select(*(rows.c[name] for name in DESIRED_COLUMNS)),
+    )
+
+
+def instances_of(site: Site, cohort_id: int, *, enabled_only: bool) -> list[EnrolInstance]:
+    idnumber = select(Cohort.idnumber).where(Cohort.id == cohort_id).scalar_subquery()
+    stmt = select(EnrolInstance).where(EnrolInstance.method == NAME, COHORT_KEY == idnumber)
+    if enabled_only:
+        stmt = stmt.where(EnrolInstance.enabled.is_(True))
+    return list(site.session.scalars(stmt.order_by(EnrolInstance.id)))
+
+
+def members_changed(
+    site: Site, cohort_id: int, added: tuple[int, ...], removed: tuple[int, ...]
+) -> None:
+    """Members joined or left: bring the cohort's enabled instances up to date now.
+
+    A few changes in a big cohort are applied as explicit changes to those users, so one member
+    joining a 100,000-member cohort costs a few rows, not a re-sync of everyone. Larger batches,
+    and any removal that could trip the mass-removal guard, go through the full desired state
+    (explicit changes are not guarded).
+    """
+    if not site.method_enabled(NAME):
+        return
+    reason = f"{len(added)} joined, {len(removed)} left"
+    guard_min = int(site.get_config("core", "guard_min", GUARD_MIN))
+    small = len(added) <= INCREMENTAL_LIMIT and len(removed) < guard_min
+    joined = (
+        site.session.scalars(
+            select(User.id).where(User.id.in_(added), User.deleted.is_(False))
+        ).all()
+        if small and added
+        else ()
+    )
+    for instance in instances_of(site, cohort_id, enabled_only=True):
+        if not small:
+            site.engine.apply(plan(instance, reason))
+            continue
+        group = instance.settings.get("group")
+        group_id = (
+            site.session.scalar(
+                select(Group.id).where(Group.course_id == instance.course_id, Group.name == group)
+            )
+            if group not in ("none", "new")
+            else None
+        )
+        why = f"cohort {instance.settings.get('cohort')}: {reason}"
+        changes = [
+            Change(uid, group_id=group_id, timestart=0, timeend=0, reason=why) for uid in joined
+        ]
+        changes += [Change(uid, op=REMOVE, reason=why) for uid in removed]
+        if changes:
+            site.engine.apply(Plan(instance.id, why, changes=changes))
+
+
+def cohort_deleted(site: Site, cohort_id: int) -> None:
+    """The cohort goes: with the removal action ``unenrol`` its instances are deleted (everyone
+    unenrolled); with a suspending action everyone is suspended and the instances disabled, so
+    the enrolments (and, for ``suspend``, the roles) stay for an admin to look at."""
+    for instance in instances_of(site, cohort_id, enabled_only=False):
+        removal = site.plugins.method(NAME).removal_action(site, instance)
+        if removal == UNENROL:
+            delete_instance(site, instance)
+            continue
+        reason = f"cohort {instance.settings.get('cohort')} deleted"
+        site.engine.apply(Plan(instance.id, reason, desired=[], removal=removal, guard=False))
+        instance.enabled = False
+        site.session.flush()
+
+
+def full_sync(site: Site) -> str:
+    """The hourly task: re-sync every enabled cohort instance whose state drifted."""
+    if not site.method_enabled(NAME):
+        return "cohort sync is disabled on this site; nothing to do"
+    instances = site.session.scalars(
+        select(EnrolInstance).where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
+    )
+    report: SyncReport = resync(
+        site, instances, desired, lambda instance: plan(instance, "full sync")
+    )
+    return str(report)

@@ -1,0 +1,29 @@
+"""enrol_meta: course meta links. A target course mirrors the enrolments and roles of a source
+course, at once through the change hooks and hourly through a full sync."""
+
+from __future__ import annotations
+
+from enrolkit import hookimpl
+
+from . import sync
+from .method import MetaMethod
+
+
+@hookimpl
+def register_methods(register):
+    register(MetaMethod())
+
+
+@hookimpl
+def register_tasks(register):
+    register("meta_sync", sync.full_sync, schedule="20 * * * *", component="enrol_meta")
+
+
+@hookimpl
+def enrolments_changed(site, changes):
+    sync.source_changed(site, changes.course_id, changes.method, changes.reason)
+
+
+@hookimpl
+def role_assignments_changed(site, changes):
+    sync.roles_changed(site, changes)

@@ -1,0 +1,188 @@
+"""Meta links as SQL: the mirrored state of a source course, and what each trigger re-syncs.
+
+A link mirrors every enrolment of its source that comes from an enabled method other than meta
+(links do not chain): the user is active there if any of those enrolments is active (in an enabled
+instance), from the earliest start to the latest end (an open end wins) of the active ones; and
+holds the source's course roles (manual ones and those of enabled methods, less the site's "do not
+sync" roles). Roles are dropped while the user is suspended unless the removal action is
+``suspend``. With ``syncall`` off, only users holding a synchronised role are mirrored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from enrolkit import KEEP, SUSPEND, Plan
+from enrolkit.changes import RoleChange
+from enrolkit.drift import resync
+from enrolkit.engine import DESIRED_COLUMNS
+from enrolkit.models import (
+    ACTIVE,
+    COURSE,
+    SUSPENDED,
+    Course,
+    EnrolInstance,
+    Role,
+    RoleAssignment,
+    User,
+    UserEnrolment,
+)
+from enrolkit.site import Site
+from sqlalchemy import Integer, Select, and_, case, cast, exists, func, null, select
+from sqlalchemy.orm import aliased
+
+NAME = "meta"
+#: The link's source course shortname, as SQL.
+SOURCE_KEY = EnrolInstance.settings["source"].as_string()
+
+
+def desired_for(site: Site) -> Callable[[object], Select]:
+    """The desired-state selection of links, under the site's current settings: a function of
+    the link ids (a list or a selection) giving ``instance_id`` and the desired columns."""
+    settings = site.method_settings(NAME)
+    mirrored = [name for name in site.enabled_methods() if name != NAME]
+    components = ["", *(f"enrol_{name}" for name in mirrored)]
+    keep_roles = settings["removal"] in (SUSPEND, KEEP)
+    nosync = settings["nosyncroles"]
+
+    def synced_roles(ra, source_id, user_id):
+        # The context is compared as an expression so that SQLite, which has no statistics,
+        # cannot reach a user's roles through the context index (every role in the course, for
+        # each user) and uses the user_id index (the user's few roles) instead.
+        condition = and_(
+            ra.user_id == user_id,
+            ra.contextlevel.concat("") == COURSE,
+            ra.instanceid + 0 == source_id,
+            ra.component.in_(components),
+        )
+        if nosync:
+            condition = and_(
+                condition, ra.role_id.not_in(select(Role.id).where(Role.shortname.in_(nosync)))
+            )
+        return condition
+
+    def desired(link_ids) -> Select:
+        link = aliased(EnrolInstance, name="link")
+        mirrored_instance = aliased(EnrolInstance, name="mirrored")
+        source = aliased(Course, name="source")
+        link_source = link.settings["source"].as_string()
+        ue = UserEnrolment
+        live = and_(ue.status == ACTIVE, mirrored_instance.enabled.is_(True))
+        agg = (
+            select(
+                link.id.label("instance_id"),
+                source.id.label("source_id"),
+                ue.user_id.label("user_id"),
+                func.max(case((live, 1), else_=0)).label("live"),
+                func.min(case((live, ue.timestart))).label("live_start"),
+                func.max(case((and_(live, ue.timeend == 0), 1), else_=0)).label("live_open"),
+                func.max(case((live, ue.timeend))).label("live_end"),
+                func.min(ue.timestart).label("any_start"),
+                func.max(case((ue.timeend == 0, 1), else_=0)).label("any_open"),
+                func.max(ue.timeend).label("any_end"),
+            )
+            .select_from(link)
+            .join(source, and_(source.shortname == link_source, source.id != link.course_id))
+            .join(
+                mirrored_instance,
+                and_(
+                    mirrored_instance.course_id == source.id,
+                    # An expression, so SQLite starts from the links (not from every instance
+                    # of the mirrored methods, and so every enrolment of the site).
+                    mirrored_instance.method.concat("").in_(mirrored),
+                ),
+            )
+            .join(ue, ue.instance_id == mirrored_instance.id)
+            .join(User, and_(User.id == ue.user_id, User.deleted.is_(False)))
+            .where(link.method == NAME, link.id.in_(link_ids))
+            .group_by(link.id, source.id, ue.user_id)
+            .subquery("mirror")
+        )
+        is_live = agg.c.live == 1
+        role = aliased(RoleAssignment, name="role")
+        role_join = synced_roles(role, agg.c.source_id, agg.c.user_id)
+        if not keep_roles:
+            role_join = and_(role_join, is_live)
+        stmt = select(
+            agg.c.instance_id,
+            agg.c.user_id,
+            role.role_id.label("role_id"),
+            case((is_live, agg.c.live_start), else_=agg.c.any_start).label("timestart"),
+            case(
+                (is_live, case((agg.c.live_open == 1, 0), else_=agg.c.live_end)),
+                else_=case((agg.c.any_open == 1, 0), else_=agg.c.any_end),
+            ).label("timeend"),
+            case((is_live, ACTIVE), else_=SUSPENDED).label("status"),
+            cast(null(), Integer).label("group_id"),
+        ).select_from(agg.outerjoin(role, role_join))
+        if not settings["syncall"]:
+            any_role = aliased(RoleAssignment, name="any_role")
+            stmt = stmt.where(
+                exists().where(synced_roles(any_role, agg.c.source_id, agg.c.user_id))
+            )
+        return stmt
+
+    return desired
+
+
+def plan(site: Site, instance: EnrolInstance, reason: str) -> Plan:
+    rows = desired_for(site)([instance.id]).subquery()
+    return Plan(
+        instance.id,
+        reason=f"meta link from {instance.settings.get('source')}: {reason}",
+        desired=select(*(rows.c[name] for name in DESIRED_COLUMNS)),
+    )
+
+
+def links_from(site: Site, course_ids: set[int]) -> list[EnrolInstance]:
+    """Enabled links whose source is one of ``course_ids``."""
+    if not course_ids:
+        return []
+    sources = select(Course.shortname).where(Course.id.in_(course_ids))
+    return list(
+        site.session.scalars(
+            select(EnrolInstance)
+            .where(
+                EnrolInstance.method == NAME,
+                EnrolInstance.enabled.is_(True),
+                SOURCE_KEY.in_(sources),
+            )
+            .order_by(EnrolInstance.id)
+        )
+    )
+
+
+def source_changed(site: Site, course_id: int, method: str, reason: str) -> None:
+    """Enrolments changed in a course: re-sync the links it feeds now. Changes made by a link
+    are not mirrored further (links do not chain), so they stop here."""
+    if method == NAME or not site.method_enabled(NAME):
+        return
+    for link in links_from(site, {course_id}):
+        site.engine.apply(plan(site, link, f"source changed ({reason})"))
+
+
+def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
+    """Course roles changed: re-sync the links those courses feed, where they drifted (a plan's
+    enrolment changes usually came first and already carried its roles over)."""
+    if not site.method_enabled(NAME):
+        return
+    courses = {
+        change.instanceid
+        for change in changes
+        if change.contextlevel == COURSE and change.component != f"enrol_{NAME}"
+    }
+    links = links_from(site, courses)
+    if links:
+        resync(
+            site, links, desired_for(site), lambda link: plan(site, link, "source roles changed")
+        )
+
+
+def full_sync(site: Site) -> str:
+    """The hourly task: re-sync every enabled link whose state drifted."""
+    if not site.method_enabled(NAME):
+        return "meta links are disabled on this site; nothing to do"
+    links = site.session.scalars(
+        select(EnrolInstance).where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
+    )
+    return str(resync(site, links, desired_for(site), lambda link: plan(site, link, "full sync")))
