@@ -441,19 +441,19 @@ class _Run:
             "INSERT INTO ek_diff (user_id, kind, reason)"
             " SELECT w.user_id,"
             " CASE WHEN w.status = 1 AND ue.status = 0 THEN 'suspended' ELSE 'updated' END, w.reason"
-            " FROM ek_want w JOIN user_enrolments ue"
-            " ON ue.instance_id = :instance AND ue.user_id = w.user_id"
-            " WHERE ue.status <> w.status"
+            " FROM ek_want w CROSS JOIN user_enrolments ue"
+            " WHERE ue.instance_id = :instance AND ue.user_id = w.user_id"
+            " AND (ue.status <> w.status"
             " OR (w.timestart IS NOT NULL AND ue.timestart <> w.timestart)"
-            " OR (w.timeend IS NOT NULL AND ue.timeend <> w.timeend)"
+            " OR (w.timeend IS NOT NULL AND ue.timeend <> w.timeend))"
         )
         self.sql(
             "INSERT INTO ek_diff (user_id, kind, reason)"
             " SELECT d.user_id, CASE WHEN d.action = 'unenrol' THEN 'unenrolled' ELSE 'suspended' END,"
-            " d.reason FROM ek_drop d JOIN user_enrolments ue"
-            " ON ue.instance_id = :instance AND ue.user_id = d.user_id"
-            " WHERE d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
-            " AND ue.status = 0)"
+            " d.reason FROM ek_drop d CROSS JOIN user_enrolments ue"
+            " WHERE ue.instance_id = :instance AND ue.user_id = d.user_id"
+            " AND (d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
+            " AND ue.status = 0))"
         )
         # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
         # asked for, or implied by an unenrolment or a suspension that removes roles.
@@ -468,11 +468,13 @@ class _Run:
         self.sql(
             "INSERT INTO ek_roles (user_id, role_id, added, reason)"
             " SELECT ra.user_id, ra.role_id, 0, COALESCE(p.reason, d.reason)"
-            " FROM role_assignments ra"
+            " FROM (SELECT user_id FROM ek_rp WHERE add_it = 0 UNION SELECT user_id FROM ek_drop"
+            "  WHERE action IN ('unenrol', 'suspend_noroles')) who"
+            " CROSS JOIN role_assignments ra"
             " LEFT JOIN ek_rp p ON p.user_id = ra.user_id AND p.role_id = ra.role_id AND p.add_it = 0"
             " LEFT JOIN ek_drop d ON d.user_id = ra.user_id"
             "  AND d.action IN ('unenrol', 'suspend_noroles')"
-            " WHERE ra.component = :component AND ra.itemid = :instance"
+            " WHERE ra.user_id = who.user_id AND ra.component = :component AND ra.itemid = :instance"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
         self.sql(
@@ -484,11 +486,15 @@ class _Run:
         )
         self.sql(
             "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-            " SELECT gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason) FROM group_members gm"
+            " SELECT gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason)"
+            " FROM (SELECT user_id FROM ek_gp WHERE add_it = 0 UNION SELECT user_id FROM ek_drop"
+            "  WHERE action = 'unenrol') who"
+            " CROSS JOIN group_members gm"
             " LEFT JOIN ek_gp p ON p.user_id = gm.user_id AND p.group_id = gm.group_id"
             "  AND p.add_it = 0"
             " LEFT JOIN ek_drop d ON d.user_id = gm.user_id AND d.action = 'unenrol'"
-            " WHERE gm.component = :component AND gm.itemid = :instance"
+            " WHERE gm.user_id = who.user_id AND gm.component = :component"
+            " AND gm.itemid = :instance"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
         self._analyze("ek_diff", "ek_roles", "ek_groups")
@@ -621,7 +627,10 @@ class _Run:
             " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
             " FROM ek_want w JOIN ek_diff d ON d.user_id = w.user_id"
             "  AND d.kind IN ('updated', 'suspended')"
-            " WHERE user_enrolments.instance_id = :instance AND user_enrolments.user_id = w.user_id"
+            " WHERE user_enrolments.user_id = w.user_id AND user_enrolments.id IN"
+            " (SELECT ue.id FROM ek_diff x CROSS JOIN user_enrolments ue"
+            "  WHERE x.kind IN ('updated', 'suspended') AND ue.user_id = x.user_id"
+            "  AND ue.instance_id = :instance)"
         )
         self.sql(
             "UPDATE user_enrolments SET status = 1, timemodified = :now"
@@ -635,37 +644,37 @@ class _Run:
 
     def _write_roles_and_groups(self) -> None:
         self.sql(
-            "DELETE FROM role_assignments WHERE component = :component AND itemid = :instance"
-            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0"
-            "  AND r.user_id = role_assignments.user_id AND r.role_id = role_assignments.role_id)"
+            "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
+            " CROSS JOIN role_assignments ra WHERE r.added = 0 AND ra.user_id = r.user_id"
+            " AND ra.role_id = r.role_id AND ra.component = :component AND ra.itemid = :instance)"
         )
         self.sql(
             "DELETE FROM group_members WHERE component = :component AND itemid = :instance"
-            " AND EXISTS (SELECT 1 FROM ek_groups g WHERE g.added = 0"
-            "  AND g.user_id = group_members.user_id AND g.group_id = group_members.group_id)"
+            " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
         )
         # Moodle's rule: when the last enrolment in a course goes, so do the user's unowned
         # roles and group memberships there.
         self.sql(
             "INSERT INTO ek_roles (user_id, role_id, added, reason, owned)"
-            " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM role_assignments ra"
-            " JOIN ek_diff d ON d.user_id = ra.user_id AND d.kind = 'unenrolled'"
-            " WHERE ra.contextlevel = :course_level AND ra.instanceid = :course"
+            " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM ek_diff d"
+            " CROSS JOIN role_assignments ra"
+            " WHERE d.kind = 'unenrolled' AND ra.user_id = d.user_id"
+            " AND ra.contextlevel = :course_level AND ra.instanceid = :course"
             " AND ra.component = '' AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
             "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
             "  WHERE ei.course_id = :course AND ue.user_id = ra.user_id)"
         )
         self.sql(
-            "DELETE FROM role_assignments WHERE contextlevel = :course_level"
-            " AND instanceid = :course AND component = ''"
-            " AND EXISTS (SELECT 1 FROM ek_roles r WHERE r.added = 0 AND r.owned = 0"
-            "  AND r.user_id = role_assignments.user_id AND r.role_id = role_assignments.role_id)"
+            "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
+            " CROSS JOIN role_assignments ra WHERE r.added = 0 AND r.owned = 0"
+            " AND ra.user_id = r.user_id AND ra.role_id = r.role_id"
+            " AND ra.contextlevel = :course_level AND ra.instanceid = :course AND ra.component = '')"
         )
         self.sql(
             "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-            " SELECT gm.user_id, gm.group_id, 0, d.reason FROM group_members gm"
-            " JOIN ek_diff d ON d.user_id = gm.user_id AND d.kind = 'unenrolled'"
-            " WHERE gm.component = ''"
+            " SELECT gm.user_id, gm.group_id, 0, d.reason FROM ek_diff d"
+            " CROSS JOIN group_members gm"
+            " WHERE d.kind = 'unenrolled' AND gm.user_id = d.user_id AND gm.component = ''"
             " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = :course)"
             " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
             "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
@@ -673,8 +682,7 @@ class _Run:
         )
         self.sql(
             "DELETE FROM group_members WHERE component = ''"
-            " AND EXISTS (SELECT 1 FROM ek_groups g WHERE g.added = 0"
-            "  AND g.user_id = group_members.user_id AND g.group_id = group_members.group_id)"
+            " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
         )
         self.sql(
             "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"

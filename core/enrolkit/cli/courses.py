@@ -181,9 +181,14 @@ def instance():
 @click.argument("method_name", metavar="METHOD")
 @click.argument("assignments", nargs=-1, metavar="[KEY=VALUE...]")
 @click.option("--dry-run", is_flag=True, help="Show what the first sync would do; change nothing.")
-def instance_add(shortname, method_name, assignments, dry_run):
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Also enrol who the method would have enrolled before (e.g. past completers).",
+)
+def instance_add(shortname, method_name, assignments, dry_run, backfill):
     """Add a method to a course; prints the new instance id (then the first sync's changes on
-    stderr)."""
+    stderr). With --dry-run: the changes, then one line per user (who would be enrolled)."""
     with open_site() as site:
         result = add_instance(
             site,
@@ -191,12 +196,47 @@ def instance_add(shortname, method_name, assignments, dry_run):
             method_name,
             parse_settings(assignments),
             dry_run=dry_run,
+            backfill=backfill,
         )
-    if dry_run:
-        click.echo(_outcome_line(result.outcome))
-    else:
-        click.echo(result.instance.id)
-        click.echo(_outcome_line(result.outcome), err=True)
+        if dry_run:
+            click.echo(_outcome_line(result.outcome))
+            for line in _who(site, result):
+                click.echo(line)
+            return
+    click.echo(result.instance.id)
+    click.echo(_outcome_line(result.outcome), err=True)
+    if result.scheduled:
+        click.echo(f"{len(result.scheduled)} enrolment change(s) scheduled for later", err=True)
+
+
+_VERBS = {"enrolled": "enrol", "updated": "update", "suspended": "suspend", "unenrolled": "unenrol"}
+
+
+def _who(site, result) -> list[str]:
+    """``enrol alice`` per changed user, then ``enrol carol at <time>`` per scheduled action."""
+    from sqlalchemy import select
+
+    from ..models import User
+
+    outcome = result.outcome
+    changed = [
+        (verb, user_id)
+        for kind, verb in _VERBS.items()
+        for user_id in (getattr(outcome, kind) if outcome else ())
+    ]
+    ids = sorted({user_id for _verb, user_id in changed} | {s[0] for s in result.scheduled})
+    names: dict[int, str] = {}
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        names.update(
+            site.session.execute(select(User.id, User.username).where(User.id.in_(chunk))).all()
+        )
+    lines = [f"{verb} {names.get(user_id, user_id)}" for verb, user_id in changed]
+    lines += [
+        f"{action} {names.get(user_id, user_id)} at {clock.iso(due)}"
+        for user_id, action, due in result.scheduled
+    ]
+    return lines
 
 
 def _instance_row(site, inst: EnrolInstance) -> dict:

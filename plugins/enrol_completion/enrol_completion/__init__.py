@@ -1,0 +1,48 @@
+"""enrol_completion: enrolment in the next course when a course is completed.
+
+An instance in course B names a source course A. A completion of A (``enrolkit course
+complete``, the API or the web) enrols the user in B at once or after a delay, within the
+instance's window; the welcome message follows the enrolment. ``enrolkit instance add B
+completion source=A --backfill`` also enrols A's past completers. Log component
+``enrol_completion``.
+"""
+
+from __future__ import annotations
+
+from enrolkit import hookimpl
+from enrolkit.models import EnrolInstance
+
+from . import groups, reaction, welcome
+from .method import CompletionMethod
+from .sources import METHOD, CompletionSource
+
+__all__ = ["CompletionMethod", "CompletionSource"]
+
+
+@hookimpl
+def register_methods(register):
+    register(CompletionMethod())
+
+
+@hookimpl
+def register_commands(cli):
+    from . import cli as commands
+
+    commands.register(cli)
+
+
+@hookimpl
+def on_completion(site, user, course, timecompleted):
+    reaction.completed(site, user, course, timecompleted)
+
+
+@hookimpl
+def enrolments_changed(site, changes):
+    """Users a completion instance enrolled or updated, at once or by a pending action, join its
+    group and get their welcome message."""
+    arrived = changes.enrolled + changes.updated
+    if changes.method != METHOD or not arrived:
+        return
+    instance = site.session.get(EnrolInstance, changes.instance_id)
+    groups.join(site, instance, arrived)
+    welcome.send(site, instance, arrived)

@@ -1,0 +1,110 @@
+"""The settings of a completion instance and of the method, as marshmallow schemas.
+
+They load the strings people type (``enrolkit instance add B completion source=A delay=86400``)
+and dump plain JSON for ``enrol_instances.settings``; the settings form is rendered from them.
+"""
+
+from __future__ import annotations
+
+from enrolkit import SUSPEND_NOROLES, clock
+from enrolkit.methods import REMOVAL_ACTIONS
+from enrolkit.models import Group
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+
+class Time(fields.Field):
+    """A moment: Unix seconds or ISO 8601 in, Unix seconds out; 0 (or empty) means none."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        try:
+            seconds = clock.parse_time(value, field=attr or "time")
+        except clock.BadTime as exc:
+            raise ValidationError(str(exc)) from None
+        if seconds < 0:
+            raise ValidationError("must not be before 1970")
+        return seconds
+
+    def _serialize(self, value, attr, obj, **kwargs) -> int:
+        return int(value or 0)
+
+
+def _seconds(label: str, help_text: str) -> fields.Integer:
+    return fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"label": label, "help": help_text},
+    )
+
+
+class CompletionInstanceSettings(Schema):
+    source = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=255),
+        metadata={
+            "label": "Completed course",
+            "help": "Shortname of the course whose completion enrols here. For several "
+            "courses (any one suffices), add one instance per course.",
+        },
+    )
+    duration = _seconds("Enrolment duration", "Seconds the enrolment lasts; 0 = open-ended.")
+    delay = _seconds(
+        "Delay", "Seconds after the completion before the enrolment starts; 0 = at once."
+    )
+    enrolstart = Time(
+        load_default=0,
+        metadata={
+            "label": "Acts from",
+            "help": "Completions before this time are ignored (ISO 8601 or Unix seconds).",
+        },
+    )
+    enrolend = Time(
+        load_default=0,
+        metadata={
+            "label": "Acts until",
+            "help": "Completions after this time are ignored; empty or 0 = no end.",
+        },
+    )
+    group = fields.String(
+        load_default="",
+        validate=validate.Length(max=Group.NAME_LENGTH),
+        metadata={
+            "label": "Group",
+            "help": "Name of a group of this course to add enrolled users to; created when "
+            "first needed. Empty = no group.",
+        },
+    )
+    welcome = fields.Boolean(
+        load_default=True,
+        metadata={"label": "Send a welcome message", "help": "Mail each user when enrolled."},
+    )
+    welcome_template = fields.String(
+        load_default="",
+        metadata={
+            "label": "Welcome message",
+            "help": "Jinja2; besides the usual variables, completed_course (shortname, "
+            "fullname, url, ...) and completed (its full name). Empty = the default text.",
+            "widget": "textarea",
+        },
+    )
+
+    @validates_schema
+    def _window(self, data, **kwargs) -> None:
+        start, end = data.get("enrolstart", 0), data.get("enrolend", 0)
+        if start and end and end <= start:
+            raise ValidationError("must come after enrolstart", "enrolend")
+
+
+class CompletionSiteSettings(Schema):
+    role = fields.String(
+        load_default="student",
+        metadata={"label": "Default role", "help": "Role of new instances (shortname)."},
+    )
+    expiry_action = fields.String(
+        load_default=SUSPEND_NOROLES,
+        validate=validate.OneOf(REMOVAL_ACTIONS),
+        metadata={
+            "label": "When an enrolment ends",
+            "help": "What happens when an enrolment's duration has passed.",
+            "choices": REMOVAL_ACTIONS,
+        },
+    )

@@ -1,0 +1,133 @@
+"""The welcome message: one per completion, queued when the enrolment it announces is made.
+
+It is queued from the ``enrolments_changed`` hook, for the users an applied plan of a completion
+instance enrolled or updated, so it follows the enrolment whether that was made at once, by a
+backfill or later by a pending action, and never when a plan changed nothing. The outbox key
+names the instance, the user and the completion time: the same completion never mails twice,
+whatever re-runs or repeats, while a later new completion would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from enrolkit import mail, templating
+from enrolkit.log import record
+from enrolkit.models import (
+    ACTIVE,
+    Course,
+    CourseCompletion,
+    EnrolInstance,
+    MailMessage,
+    Role,
+    User,
+    UserEnrolment,
+)
+from enrolkit.site import Site
+from sqlalchemy import select
+
+from . import sources
+
+COMPONENT = "enrol_completion"
+CHUNK = 500
+#: Variables a completion welcome has besides the core's.
+EXTRA_VARIABLES = frozenset({"completed_course", "completed"})
+
+DEFAULT_TEMPLATE = """\
+Dear {{ user.fullname }},
+
+you completed "{{ completed_course.fullname }}", so you are now enrolled in "{{ course.fullname }}"{% if enrolment.end %} until {{ enrolment.end }}{% endif %}.
+Open it here: {{ course.url }}
+"""
+
+
+def key(instance_id: int, user_id: int, timecompleted: int) -> str:
+    return f"welcome:{COMPONENT}:{instance_id}:{user_id}:{timecompleted}"
+
+
+def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
+    """Queue the welcome for each of ``user_ids`` (enrolled by ``instance``) not welcomed for
+    their completion yet. A user who cannot be mailed is logged, never a reason to undo the
+    enrolment. Returns how many were queued."""
+    settings = instance.settings or {}
+    if not settings.get("welcome", True):
+        return 0
+    source = sources.source_of(site, instance.id)
+    if source is None:
+        return 0
+    course = site.session.get(Course, instance.course_id)
+    role = site.session.get(Role, instance.role_id) if instance.role_id else None
+    template = settings.get("welcome_template") or DEFAULT_TEMPLATE
+    extra = {
+        "completed_course": templating.course_vars(site, source),
+        "completed": source.fullname or source.shortname,
+    }
+    queued = 0
+    for start in range(0, len(user_ids), CHUNK):
+        rows = _recipients(site, instance, source, user_ids[start : start + CHUNK])
+        done = set(
+            site.session.scalars(
+                select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(rows)))
+            )
+        )
+        for mail_key, (user, timestart, timeend) in rows.items():
+            if mail_key in done:
+                continue
+            try:
+                message = templating.render_welcome(
+                    site,
+                    template,
+                    user=user,
+                    course=course,
+                    role=role,
+                    timestart=timestart,
+                    timeend=timeend,
+                    extra=extra,
+                )
+                queued += mail.queue(
+                    site,
+                    to=user.email,
+                    subject=message.subject,
+                    body=message.text,
+                    html=message.html,
+                    key=mail_key,
+                )
+            except (templating.TemplateError, mail.MailError) as exc:
+                record(
+                    site,
+                    "welcome_not_sent",
+                    COMPONENT,
+                    course_id=instance.course_id,
+                    user_id=user.id,
+                    instance_id=instance.id,
+                    reason=str(exc),
+                )
+    return queued
+
+
+def _recipients(
+    site: Site, instance: EnrolInstance, source: Course, user_ids: Sequence[int]
+) -> dict[str, tuple[User, int, int]]:
+    """Mail key -> (user, enrolment start, end) for the users of ``user_ids`` who completed the
+    source and hold an active enrolment in the instance; deleted and suspended users get none."""
+    rows = site.session.execute(
+        select(User, CourseCompletion.timecompleted, UserEnrolment.timestart, UserEnrolment.timeend)
+        .join(
+            CourseCompletion,
+            (CourseCompletion.user_id == User.id) & (CourseCompletion.course_id == source.id),
+        )
+        .join(
+            UserEnrolment,
+            (UserEnrolment.user_id == User.id) & (UserEnrolment.instance_id == instance.id),
+        )
+        .where(
+            User.id.in_(list(user_ids)),
+            User.deleted.is_(False),
+            User.suspended.is_(False),
+            UserEnrolment.status == ACTIVE,
+        )
+    )
+    return {
+        key(instance.id, user.id, timecompleted): (user, timestart, timeend)
+        for user, timecompleted, timestart, timeend in rows
+    }
