@@ -65,17 +65,24 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def upgrade(engine: Engine) -> None:
-    """Create or upgrade the schema with Alembic (``enrolkit db upgrade``)."""
+def upgrade(engine: Engine, plugin_folders: list[str] = ()) -> None:
+    """Create or upgrade the schema with Alembic (``enrolkit db upgrade``): the core's
+    migrations and every plugin's branch (``register_migrations``), each to its head."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), "head")
+    command.upgrade(alembic_config(engine, plugin_folders), "heads")
 
 
-def alembic_config(engine: Engine):
+def alembic_config(engine: Engine, plugin_folders: list[str] = ()):
     from alembic.config import Config
 
+    here = Path(__file__).parent / "migrations"
     config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("script_location", str(here))
+    # Alembic splits this option on the separator; os.pathsep is safe for any path.
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations", os.pathsep.join([str(here / "versions"), *plugin_folders])
+    )
     config.attributes["engine"] = engine
     return config

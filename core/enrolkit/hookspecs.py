@@ -82,6 +82,21 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec
+def register_migrations(register: Callable[[str], None]) -> None:
+    """Contribute the Alembic migrations of a plugin's own tables.
+
+    Call ``register(path)`` with the folder of the plugin's Alembic version files. Each plugin's
+    migrations form their own branch: the first file has ``down_revision = None``,
+    ``branch_labels = ("enrol_<name>",)`` and ``depends_on = "0001"`` (the core's first revision).
+    ``enrolkit db upgrade`` upgrades the core and every registered branch to their heads, so
+    installing a plugin and upgrading again creates its tables. Tables are declared on
+    ``enrolkit.models.Base``.
+
+    :param register: takes the path of a folder of Alembic version files.
+    """
+
+
 # --- People's actions: fired by the LMS, the web, the API or the CLI -------------------------
 
 

@@ -174,6 +174,12 @@ class Plugins:
     def register_commands(self, *, cli: click.Group) -> None:
         self.pm.hook.register_commands(cli=cli)
 
+    def migration_folders(self) -> list[str]:
+        """The Alembic version folders plugins contribute (``register_migrations``)."""
+        found: list[str] = []
+        self.pm.hook.register_migrations(register=lambda path: found.append(str(path)))
+        return found
+
     def on_login(self, *, site: Site, user: User) -> None:
         self.pm.hook.on_login(site=site, user=user)
 

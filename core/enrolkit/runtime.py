@@ -31,7 +31,7 @@ class Runtime:
 
     def upgrade(self) -> None:
         """Create or upgrade the schema, then the rows every site needs (preset roles)."""
-        db.upgrade(self.db)
+        db.upgrade(self.db, self.plugins.migration_folders())
         self.bootstrap()
 
     def bootstrap(self) -> None:

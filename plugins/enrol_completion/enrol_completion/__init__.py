@@ -9,6 +9,8 @@ completion source=A --backfill`` also enrols A's past completers. Log component
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from enrolkit import hookimpl
 from enrolkit.models import EnrolInstance
 
@@ -22,6 +24,11 @@ __all__ = ["CompletionMethod", "CompletionSource"]
 @hookimpl
 def register_methods(register):
     register(CompletionMethod())
+
+
+@hookimpl
+def register_migrations(register):
+    register(Path(__file__).parent / "migrations")
 
 
 @hookimpl
