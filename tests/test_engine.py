@@ -259,6 +259,48 @@ def test_desired_state_adds_and_removes_users_in_one_plan(site, course, src):
     assert roles(site) == {(u.id, student.id, "enrol_src", src.id) for u in (u2, u3, u4)}
 
 
+def test_a_desired_state_limited_to_some_users_leaves_the_others_alone(site, course, src):
+    u1, u2, u3, u4 = site.users(4)
+    student, teacher = site.role("student"), site.role("teacher")
+    site.engine.apply(Plan(src.id, reason="sync", desired=desired([u1, u2, u3], student.id)))
+    # The source now holds u2 (as teacher), u3 and u4; only u2, u3 and u4 are said to have changed,
+    # so u1, although missing from the selection, is neither added nor removed.
+    source = desired([u2], teacher.id) + desired([u3, u4], student.id)
+
+    outcome = site.engine.apply(
+        Plan(
+            src.id, reason="members changed", desired=source, users=[u2.id, u4.id], removal=UNENROL
+        )
+    )
+
+    assert (outcome.enrolled, outcome.unenrolled) == ([u4.id], [])
+    assert set(enrolments(site, src)) == {u1.id, u2.id, u3.id, u4.id}
+    assert roles(site) == {
+        (u1.id, student.id, "enrol_src", src.id),
+        (u2.id, teacher.id, "enrol_src", src.id),
+        (u3.id, student.id, "enrol_src", src.id),
+        (u4.id, student.id, "enrol_src", src.id),
+    }
+    # A user in scope but no longer selected gets the removal action; others stay.
+    left = site.engine.apply(
+        Plan(src.id, reason="left", desired=source, users=[u1.id], removal=UNENROL)
+    )
+    assert left.unenrolled == [u1.id]
+    assert set(enrolments(site, src)) == {u2.id, u3.id, u4.id}
+
+
+def test_a_held_plan_limited_to_some_users_stays_limited_when_approved(site, src, twenty):
+    scope = ids(twenty[:12])
+    outcome = site.engine.apply(
+        Plan(src.id, reason="twelve left", desired=desired(twenty[12:]), users=scope)
+    )
+    assert outcome.held_plan_id and outcome.unenrolled == scope
+
+    site.engine.approve(outcome.held_plan_id)
+
+    assert set(enrolments(site, src)) == set(ids(twenty[12:]))
+
+
 def test_roles_match_the_desired_set_exactly(site, course, src):
     (user,) = site.users(1)
     student, teacher, manager = site.role("student"), site.role("teacher"), site.role("manager")

@@ -95,10 +95,16 @@ class Plan:
     removal: str | None = None
     #: Apply the mass-removal guard. None: guard desired states (syncs), not explicit changes.
     guard: bool | None = None
+    #: Limit a desired state to these users: the others are neither added nor removed. A change
+    #: hook that knows who changed (a cohort member joined) syncs just them, at a cost that does
+    #: not grow with the size of the source.
+    users: Sequence[int] | None = None
 
     def __post_init__(self):
         if self.desired is not None and self.changes:
             raise ValueError("a plan is a desired state or explicit changes, not both")
+        if self.users is not None and self.desired is None:
+            raise ValueError("only a desired state can be limited to some users")
         if self.removal is not None and self.removal not in REMOVAL_ACTIONS:
             raise ValueError(f"unknown removal action {self.removal!r}")
 
@@ -144,6 +150,7 @@ class Outcome:
 _TEMP_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS ek_plan (user_id INTEGER NOT NULL, role_id INTEGER,"
     " timestart BIGINT, timeend BIGINT, status INTEGER, group_id INTEGER)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_scope (user_id INTEGER PRIMARY KEY)",
     "CREATE TEMPORARY TABLE IF NOT EXISTS ek_want (user_id INTEGER PRIMARY KEY, timestart BIGINT,"
     " timeend BIGINT, status INTEGER NOT NULL, reason TEXT)",
     "CREATE TEMPORARY TABLE IF NOT EXISTS ek_drop (user_id INTEGER PRIMARY KEY,"
@@ -160,6 +167,7 @@ _TEMP_DDL = (
     " group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
 )
 _TEMP_TABLES = (
+    "ek_scope",
     "ek_plan",
     "ek_want",
     "ek_drop",
@@ -189,6 +197,7 @@ ek_want = table(
     column("status"),
     column("reason"),
 )
+ek_scope = table("ek_scope", column("user_id"))
 ek_drop = table("ek_drop", column("user_id"), column("action"), column("reason"))
 ek_rp = table("ek_rp", column("user_id"), column("role_id"), column("add_it"), column("reason"))
 ek_gp = table("ek_gp", column("user_id"), column("group_id"), column("add_it"), column("reason"))
@@ -223,7 +232,7 @@ class Engine:
                 outcome.held_plan_id = run.hold()
                 return outcome
             run.write()
-            if plan.desired is not None:
+            if plan.desired is not None and plan.users is None:
                 run.supersede_held()
         return outcome
 
@@ -235,6 +244,7 @@ class Engine:
             reason=held.reason,
             desired=[tuple(row) for row in held.payload["rows"]],
             removal=held.payload.get("removal"),
+            users=held.payload.get("users"),
         )
         previous_origin = self.site.origin
         self.site.origin = held.origin or previous_origin
@@ -328,7 +338,19 @@ class _Run:
         self._big_tables().update(tables)
 
     def _load_desired(self) -> None:
-        desired = self.plan.desired
+        desired, scope = self.plan.desired, self.plan.users
+        if scope is not None:
+            ids = sorted(set(scope))
+            if ids:
+                self.session.execute(insert(ek_scope), [{"user_id": uid} for uid in ids])
+            if isinstance(desired, Select):
+                rows = desired.subquery()
+                desired = select(*(rows.c[name] for name in DESIRED_COLUMNS)).where(
+                    rows.c.user_id.in_(select(ek_scope.c.user_id))
+                )
+            else:
+                wanted = set(ids)
+                desired = [row for row in desired if row[0] in wanted]
         if isinstance(desired, Select):
             self.session.execute(insert(ek_plan).from_select(list(DESIRED_COLUMNS), desired))
         elif desired:
@@ -347,7 +369,8 @@ class _Run:
             "INSERT INTO ek_drop (user_id, action, reason)"
             " SELECT ue.user_id, :removal, NULL FROM user_enrolments ue"
             " WHERE ue.instance_id = :instance"
-            " AND NOT EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ue.user_id)",
+            " AND NOT EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ue.user_id)"
+            + (" AND ue.user_id IN (SELECT user_id FROM ek_scope)" if scope is not None else ""),
             removal=self.removal,
         )
         # Owned roles and groups match the selection exactly.
@@ -539,8 +562,10 @@ class _Run:
         return removals > share * total and removals >= minimum
 
     def hold(self) -> int:
-        """Store the plan, as rows, for an admin; replaces an older held plan of the instance."""
-        self._supersede("superseded")
+        """Store the plan, as rows, for an admin. A plan of the whole instance replaces an older
+        held plan of it; one limited to some users stands beside it."""
+        if self.plan.users is None:
+            self._supersede("superseded")
         if self.plan.desired is not None:
             rows = [
                 list(row)
@@ -558,6 +583,7 @@ class _Run:
             payload={
                 "rows": rows,
                 "removal": self.removal,
+                "users": sorted(set(self.plan.users)) if self.plan.users is not None else None,
                 "unenrolled": self.result.unenrolled,
                 "suspended": self.result.suspended,
             },

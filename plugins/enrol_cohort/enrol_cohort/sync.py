@@ -7,17 +7,15 @@ plan) and every instance at once (the hourly drift check), so the two cannot dis
 
 from __future__ import annotations
 
-from enrolkit import UNENROL, Change, Plan
+from enrolkit import UNENROL, Plan
 from enrolkit.drift import SyncReport, resync
-from enrolkit.engine import DESIRED_COLUMNS, GUARD_MIN, REMOVE
+from enrolkit.engine import DESIRED_COLUMNS
 from enrolkit.enrolments import delete_instance
 from enrolkit.models import ACTIVE, Cohort, CohortMember, EnrolInstance, Group, User
 from enrolkit.site import Site
 from sqlalchemy import Select, and_, literal, select
 
 NAME = "cohort"
-#: Up to this many joiners at once are applied as explicit changes to them alone.
-INCREMENTAL_LIMIT = 1000
 #: The instance's settings, as SQL: the cohort's idnumber and the group's name.
 COHORT_KEY = EnrolInstance.settings["cohort"].as_string()
 GROUP_KEY = EnrolInstance.settings["group"].as_string()
@@ -52,12 +50,13 @@ def desired(instance_ids) -> Select:
     )
 
 
-def plan(instance: EnrolInstance, reason: str) -> Plan:
+def plan(instance: EnrolInstance, reason: str, users: tuple[int, ...] | None = None) -> Plan:
     rows = desired([instance.id]).subquery()
     return Plan(
         instance.id,
         reason=f"cohort {instance.settings.get('cohort')}: {reason}",
         desired=select(*(rows.c[name] for name in DESIRED_COLUMNS)),
+        users=users,
     )
 
 
@@ -72,44 +71,17 @@ def instances_of(site: Site, cohort_id: int, *, enabled_only: bool) -> list[Enro
 def members_changed(
     site: Site, cohort_id: int, added: tuple[int, ...], removed: tuple[int, ...]
 ) -> None:
-    """Members joined or left: bring the cohort's enabled instances up to date now.
+    """Members joined or left: bring the cohort's enabled instances up to date for them now.
 
-    A few changes in a big cohort are applied as explicit changes to those users, so one member
-    joining a 100,000-member cohort costs a few rows, not a re-sync of everyone. Larger batches,
-    and any removal that could trip the mass-removal guard, go through the full desired state
-    (explicit changes are not guarded).
+    The plan is the instance's desired state limited to the users who changed, so one member
+    joining a 100,000-member cohort costs a few rows, and the mass-removal guard still weighs
+    what leaves against the whole instance.
     """
     if not site.method_enabled(NAME):
         return
     reason = f"{len(added)} joined, {len(removed)} left"
-    guard_min = int(site.get_config("core", "guard_min", GUARD_MIN))
-    small = len(added) <= INCREMENTAL_LIMIT and len(removed) < guard_min
-    joined = (
-        site.session.scalars(
-            select(User.id).where(User.id.in_(added), User.deleted.is_(False))
-        ).all()
-        if small and added
-        else ()
-    )
     for instance in instances_of(site, cohort_id, enabled_only=True):
-        if not small:
-            site.engine.apply(plan(instance, reason))
-            continue
-        group = instance.settings.get("group")
-        group_id = (
-            site.session.scalar(
-                select(Group.id).where(Group.course_id == instance.course_id, Group.name == group)
-            )
-            if group not in ("none", "new")
-            else None
-        )
-        why = f"cohort {instance.settings.get('cohort')}: {reason}"
-        changes = [
-            Change(uid, group_id=group_id, timestart=0, timeend=0, reason=why) for uid in joined
-        ]
-        changes += [Change(uid, op=REMOVE, reason=why) for uid in removed]
-        if changes:
-            site.engine.apply(Plan(instance.id, why, changes=changes))
+        site.engine.apply(plan(instance, reason, users=added + removed))
 
 
 def cohort_deleted(site: Site, cohort_id: int) -> None:

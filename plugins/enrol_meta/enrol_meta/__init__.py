@@ -21,7 +21,7 @@ def register_tasks(register):
 
 @hookimpl
 def enrolments_changed(site, changes):
-    sync.source_changed(site, changes.course_id, changes.method, changes.reason)
+    sync.source_changed(site, changes.course_id, changes.method, changes.reason, changes.users)
 
 
 @hookimpl

@@ -125,12 +125,16 @@ def desired_for(site: Site) -> Callable[[object], Select]:
     return desired
 
 
-def plan(site: Site, instance: EnrolInstance, reason: str) -> Plan:
+def plan(
+    site: Site, instance: EnrolInstance, reason: str, users: tuple[int, ...] | None = None
+) -> Plan:
+    """The link's desired state; limited to ``users`` when only they changed in the source."""
     rows = desired_for(site)([instance.id]).subquery()
     return Plan(
         instance.id,
         reason=f"meta link from {instance.settings.get('source')}: {reason}",
         desired=select(*(rows.c[name] for name in DESIRED_COLUMNS)),
+        users=users,
     )
 
 
@@ -152,13 +156,15 @@ def links_from(site: Site, course_ids: set[int]) -> list[EnrolInstance]:
     )
 
 
-def source_changed(site: Site, course_id: int, method: str, reason: str) -> None:
-    """Enrolments changed in a course: re-sync the links it feeds now. Changes made by a link
-    are not mirrored further (links do not chain), so they stop here."""
+def source_changed(
+    site: Site, course_id: int, method: str, reason: str, users: tuple[int, ...]
+) -> None:
+    """Enrolments of ``users`` changed in a course: re-sync them in the links it feeds, now.
+    Changes made by a link are not mirrored further (links do not chain), so they stop here."""
     if method == NAME or not site.method_enabled(NAME):
         return
     for link in links_from(site, {course_id}):
-        site.engine.apply(plan(site, link, f"source changed ({reason})"))
+        site.engine.apply(plan(site, link, f"source changed ({reason})", users=users))
 
 
 def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
