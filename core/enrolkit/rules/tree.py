@@ -148,9 +148,13 @@ class Rule:
 
     # --- evaluation ---------------------------------------------------------------------
 
-    def matches(self, site: Site, user: User) -> bool:
-        """Whether ``user`` matches now, evaluated in Python (a few queries at most)."""
-        return _evaluate(self.root, UserContext(site, user, site.now()))
+    def matches(self, site: Site, user: User, context: UserContext | None = None) -> bool:
+        """Whether ``user`` matches now, evaluated in Python (a few queries at most).
+
+        Checking one user against several rules (a login), pass them one ``context``
+        (``UserContext(site, user, site.now())``): the rows its cache loads (badges, cohorts,
+        custom fields, ...) are then read once for all the rules."""
+        return _evaluate(self.root, context or UserContext(site, user, site.now()))
 
     def sql(self, site: Site) -> ColumnElement[bool]:
         """The rule as one SQL condition over ``users``: ``select(User.id).where(rule.sql(site))``.

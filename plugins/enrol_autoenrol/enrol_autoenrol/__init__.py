@@ -1,0 +1,77 @@
+"""enrol_autoenrol: conditional enrolment on login, on course view or on confirmation.
+
+An instance in a course holds a rule (a condition tree in Moodle's availability JSON). Users who
+match it are enrolled, with the instance's role, duration and template-named group: when they log
+in (``mode=login``; also by the hourly task, for users who logged in before), when they open the
+course (``mode=view``), or when they confirm ("Enrol me", ``mode=confirm``). The daily task and
+each login re-check enrolled users: who no longer matches, ran out of time or stopped logging in
+gets the instance's removal action. ``enrolkit rule test INSTANCE USERNAME`` explains a rule for
+one user. Disabled on a fresh site: ``enrolkit method enable autoenrol``. Log component
+``enrol_autoenrol``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from enrolkit import hookimpl
+from enrolkit.models import EnrolInstance
+
+from . import groups, login, tasks, view, welcome
+from .cli import rule as rule_command
+from .matching import NAME
+from .method import AutoenrolMethod
+from .prefilter import PrefilterPair
+
+__all__ = ["AutoenrolMethod", "PrefilterPair"]
+
+
+@hookimpl
+def register_methods(register):
+    register(AutoenrolMethod())
+
+
+@hookimpl
+def register_migrations(register):
+    register(Path(__file__).parent / "migrations")
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        "autoenrol_enrolments",
+        tasks.process_enrolments,
+        schedule="20 * * * *",
+        component="enrol_autoenrol",
+    )
+    register(
+        "autoenrol_expiry", tasks.process_expiry, schedule="40 2 * * *", component="enrol_autoenrol"
+    )
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(rule_command)
+
+
+@hookimpl
+def on_login(site, user):
+    login.on_login(site, user)
+
+
+@hookimpl
+def on_course_view(site, user, course, enrolled):
+    return view.on_course_view(site, user, course, enrolled)
+
+
+@hookimpl
+def enrolments_changed(site, changes):
+    if changes.method == NAME and changes.enrolled:
+        welcome.send(site, site.session.get(EnrolInstance, changes.instance_id), changes.enrolled)
+
+
+@hookimpl
+def profile_changed(site, change):
+    """Users whose profile changed move to the groups their new values name, at once."""
+    if site.method_enabled(NAME):
+        groups.profile_changed(site, change.user_ids, change.fields)

@@ -1,0 +1,154 @@
+"""Whether a user may be auto-enrolled in an instance now, and why not.
+
+Two questions, kept apart because they are asked at different times: the *rule* (does the user
+match the instance's condition tree?) and the *blockers* (the instance is closed, full or out of
+its window; the user already has an enrolment in the course). A new enrolment needs both to pass;
+an existing enrolment is re-checked against the rule only. The checks follow Moodle's
+``enrol_allowed`` in order, minus its quirks: the limit counts every enrolment of the instance
+(suspended ones too), the window's end is exclusive, and any enrolment the user already has in the
+course, by any method and in any state, leaves them alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from enrolkit import clock
+from enrolkit.models import EnrolInstance, User, UserEnrolment
+from enrolkit.rules import Explanation, Rule, parse
+from enrolkit.rules.explain import GROUP
+from enrolkit.site import Site
+from sqlalchemy import func, select
+
+from .schema import SITE
+
+NAME = "autoenrol"
+COMPONENT = "enrol_autoenrol"
+
+
+def rule_of(site: Site, instance: EnrolInstance) -> Rule:
+    """The instance's rule, parsed (it was validated when saved)."""
+    return parse((instance.settings or {}).get("rule"), site.plugins.conditions)
+
+
+def removal_of(site: Site, instance: EnrolInstance, site_removal: str | None = None) -> str:
+    """The instance's removal action; ``site`` means the site setting's (pass it when known)."""
+    removal = (instance.settings or {}).get("removal") or SITE
+    if removal != SITE:
+        return removal
+    return site_removal or site.method_settings(NAME)["removal"]
+
+
+def window_blocker(instance: EnrolInstance, now: int) -> str | None:
+    settings = instance.settings or {}
+    start, end = settings.get("enrolstart") or 0, settings.get("enrolend") or 0
+    if start and now < start:
+        return f"new enrolments open on {clock.iso(start)}"
+    if end and now >= end:
+        return f"new enrolments closed on {clock.iso(end)}"
+    return None
+
+
+def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[str]:
+    """What stops any new enrolment in the instance right now, whoever asks. (The callers
+    check first that the method is enabled on the site.)"""
+    if not instance.enabled:
+        return [f"the auto-enrolment of instance {instance.id} is disabled"]
+    if not (instance.settings or {}).get("newenrols", True):
+        return ["new enrolments are not allowed"]
+    window = window_blocker(instance, now)
+    if window:
+        return [window]
+    limit = (instance.settings or {}).get("maxenrolled") or 0
+    if limit:
+        taken = site.session.scalar(
+            select(func.count()).where(UserEnrolment.instance_id == instance.id)
+        )
+        if taken >= limit:
+            return [f"the course is full ({taken} of {limit} places taken)"]
+    return []
+
+
+def user_blockers(site: Site, instance: EnrolInstance, user: User) -> list[str]:
+    """What stops this user's new enrolment: an account that cannot use it, or an enrolment the
+    user already has in the course."""
+    if user.deleted or user.suspended:
+        return [f"the account {user.username} is suspended"]
+    rows = site.session.execute(
+        select(UserEnrolment.instance_id, UserEnrolment.status)
+        .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+        .where(UserEnrolment.user_id == user.id, EnrolInstance.course_id == instance.course_id)
+    ).all()
+    for instance_id, status in rows:
+        if instance_id == instance.id:
+            state = "active" if status == 0 else "suspended"
+            return [f"{user.username} already has an enrolment here ({state})"]
+    if rows:
+        return [f"{user.username} is already enrolled in the course by another method"]
+    return []
+
+
+def blockers(site: Site, instance: EnrolInstance, user: User) -> list[str]:
+    return instance_blockers(site, instance, site.now()) or user_blockers(site, instance, user)
+
+
+def why_not(explanation: Explanation) -> str:
+    """The failing part of an explanation, as one line a user can read."""
+    if explanation.type != GROUP:
+        return explanation.summary
+    if explanation.op == "&":
+        return "; ".join(why_not(child) for child in explanation.children if not child.passed)
+    if explanation.op == "|":
+        return "none of: " + " / ".join(why_not(child) for child in explanation.children)
+    # A negated group fails on what held: list it.
+    held = [_held(child) for child in explanation.children if child.passed]
+    return f"{explanation.summary}: " + " / ".join(held)
+
+
+def _held(explanation: Explanation) -> str:
+    if explanation.type != GROUP:
+        return explanation.summary
+    return f"{explanation.summary}: " + " / ".join(_held(c) for c in explanation.children)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``enrolkit rule test`` says: the rule condition by condition, what else would stop a
+    new enrolment, and the group the user would join."""
+
+    instance_id: int
+    username: str
+    mode: str
+    explanation: Explanation
+    blockers: tuple[str, ...]
+    group: str | None
+
+    @property
+    def matches(self) -> bool:
+        return self.explanation.passed
+
+    def text(self) -> str:
+        lines = [
+            f"instance {self.instance_id} ({self.mode} mode), user {self.username}:",
+            self.explanation.text(1),
+        ]
+        if self.matches:
+            lines.append(f"=> {self.username} matches the rule")
+        else:
+            lines.append(f"=> {self.username} does not match: {why_not(self.explanation)}")
+        if self.blockers:
+            lines.append("but no new enrolment now: " + "; ".join(self.blockers))
+        if self.group:
+            lines.append(f"group: {self.group}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "instance": self.instance_id,
+            "user": self.username,
+            "mode": self.mode,
+            "matches": self.matches,
+            "explanation": self.explanation.to_json(),
+            "blockers": list(self.blockers),
+            "group": self.group,
+        }

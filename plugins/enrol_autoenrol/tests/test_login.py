@@ -1,0 +1,213 @@
+"""Login mode: Jean logs in, matches, and is enrolled at once; later logins re-check him; the
+cost of a login does not grow with instances he cannot match."""
+
+from __future__ import annotations
+
+import pytest
+from autoenrol_helpers import ONBOARDING, active, events, profile, rows, rule
+from enrolkit import badges
+from enrolkit.enrolments import enrol_manually, update_instance
+from enrolkit.models import EnrolInstance, UserEnrolment
+from enrolkit.people import login, set_fields
+from sqlalchemy import event, func, select
+
+
+def test_jean_matches_at_login_and_is_enrolled_at_once(ae, clock):
+    jean = ae.user("jean", department="IT")
+    marc = ae.user("marc", department="Sales")
+    course = ae.course("ONBOARD")
+    badges.award(ae.site, "Onboarding complété", jean)
+    badges.award(ae.site, "Onboarding complété", marc)
+    instance = ae.instance(course, "autoenrol", mode="login", rule=rule(ONBOARDING))
+
+    login(ae.site, jean)
+    login(ae.site, marc)
+
+    assert active(ae, course) == {"jean"}
+    row = rows(ae, course)["jean"]
+    assert (row["roles"], row["timestart"], row["timeend"]) == (["student"], clock.now(), 0)
+    [enrolled] = events(ae, "user_enrolled")
+    assert (enrolled.user_id, enrolled.instance_id) == (jean.id, instance.id)
+    assert enrolled.reason == "matched the rule at login"
+    assert [e.instance_id for e in events(ae, "enrol_instance_created")] == [instance.id]
+
+    login(ae.site, jean)  # a second login changes nothing
+    assert len(events(ae, "user_enrolled")) == 1
+
+
+@pytest.mark.parametrize(
+    ("department", "badge", "when", "matches"),
+    [
+        ("IT", True, "2026-09-01", True),
+        ("Support", True, "2026-01-01T00:00:00Z", True),
+        ("Sales", True, "2026-09-01", False),
+        ("IT", False, "2026-09-01", False),
+        ("Support", True, "2025-12-31T23:59:59Z", False),
+        ("it", True, "2026-09-01", False),  # comparisons are case-sensitive, as in Moodle
+    ],
+)
+def test_the_onboarding_rule(ae, clock, department, badge, when, matches):
+    """(department = IT or department = Support) and badge "Onboarding complété" and date >=
+    2026-01-01, at login."""
+    clock.set(when)
+    user = ae.user("someone", department=department)
+    if badge:
+        badges.award(ae.site, "Onboarding complété", user)
+    course = ae.course("ONBOARD")
+    ae.instance(course, "autoenrol", mode="login", rule=rule(ONBOARDING))
+    login(ae.site, user)
+    assert active(ae, course) == ({"someone"} if matches else set())
+
+
+def test_a_later_login_applies_the_removal_action_to_who_no_longer_matches(ae):
+    ann, bob = ae.user("ann", department="IT"), ae.user("bob", department="IT")
+    course = ae.course("C1")
+    rule_it = rule({"op": "&", "c": [profile("department", "IT")]})
+    ae.instance(course, "autoenrol", mode="login", rule=rule_it)  # removal: the site's, suspend
+    keep = ae.course("C2")
+    ae.instance(course=keep, method="autoenrol", mode="login", rule=rule_it)
+    update_instance(ae.site, _only(ae, keep), {"unenrol_on_mismatch": "off"})
+    for user in (ann, bob):
+        login(ae.site, user)
+    assert active(ae, course) == active(ae, keep) == {"ann", "bob"}
+
+    set_fields(ae.site, ann, {"department": "Sales"})
+    assert active(ae, course) == {"ann", "bob"}  # a profile change alone re-checks groups only
+    login(ae.site, ann)
+
+    assert rows(ae, course)["ann"]["status"] == "suspended"
+    assert active(ae, course) == {"bob"}
+    assert active(ae, keep) == {"ann", "bob"}  # unenrol_on_mismatch=off keeps her
+    [suspended] = events(ae, "user_enrolment_updated")
+    assert suspended.reason == (
+        "suspended: no longer matches the rule: department is 'Sales', expected 'IT'"
+    )
+
+    set_fields(ae.site, ann, {"department": "IT"})
+    login(ae.site, ann)
+    assert rows(ae, course)["ann"]["status"] == "suspended"  # allowunsuspend is off by default
+    ae.set_method_settings("autoenrol", {"allowunsuspend": "yes"})
+    login(ae.site, ann)
+    assert active(ae, course) == {"ann", "bob"}
+
+
+def test_unenrol_removal_deletes_the_enrolment_and_logs_it(ae):
+    ann = ae.user("ann", department="IT")
+    course = ae.course("C1")
+    instance = ae.instance(
+        course,
+        "autoenrol",
+        mode="login",
+        removal="unenrol",
+        rule=rule({"op": "&", "c": [profile("department", "IT")]}),
+    )
+    login(ae.site, ann)
+    set_fields(ae.site, ann, {"department": "HR"})
+    login(ae.site, ann)
+    assert rows(ae, course) == {}
+    [gone] = events(ae, "user_unenrolled")
+    assert (gone.user_id, gone.instance_id) == (ann.id, instance.id)
+
+
+def test_loginenrol_off_stops_login_enrolment_only(ae):
+    ann = ae.user("ann")
+    course = ae.course("C1")
+    ae.instance(course, "autoenrol", mode="login")
+    ae.set_method_settings("autoenrol", {"loginenrol": "off"})
+    login(ae.site, ann)
+    assert rows(ae, course) == {}
+
+
+def test_a_user_enrolled_by_another_method_or_twice_matching_is_enrolled_once(ae):
+    ann, bob = ae.user("ann"), ae.user("bob")
+    course = ae.course("C1")
+    first = ae.instance(course, "autoenrol", mode="login")
+    ae.instance(course, "autoenrol", mode="login")
+    ae.set_method_enabled("manual", True)
+    enrol_manually(ae.site, bob, course)
+    login(ae.site, ann)
+    login(ae.site, bob)
+    assert {name: row["instance"] for name, row in rows(ae, course).items()} == {"ann": first.id}
+
+
+def test_view_and_confirm_instances_do_not_enrol_at_login_until_switched_to_login(ae):
+    ann, bob = ae.user("ann"), ae.user("bob")
+    view, confirm = ae.course("V"), ae.course("K")
+    instance = ae.instance(view, "autoenrol", mode="view")
+    ae.instance(confirm, "autoenrol", mode="confirm")
+    login(ae.site, ann)
+    assert rows(ae, view) == rows(ae, confirm) == {}
+    update_instance(ae.site, instance, {"mode": "login"})
+    login(ae.site, ann)
+    assert active(ae, view) == {"ann"}
+    update_instance(ae.site, instance, {"mode": "view"})
+    login(ae.site, bob)
+    assert active(ae, view) == {"ann"}
+
+
+def test_a_disabled_instance_neither_enrols_nor_rechecks(ae):
+    ann, bob = ae.user("ann", department="IT"), ae.user("bob")
+    course = ae.course("C1")
+    instance = ae.instance(
+        course,
+        "autoenrol",
+        mode="login",
+        rule=rule({"op": "&", "c": [profile("department", "IT")]}),
+    )
+    login(ae.site, ann)
+    update_instance(ae.site, instance, {"enabled": "off"})
+    set_fields(ae.site, ann, {"department": "HR"})
+    login(ae.site, ann)
+    login(ae.site, bob)
+    assert {name: row["status"] for name, row in rows(ae, course).items()} == {"ann": "active"}
+
+
+def _only(ae, course):
+    return ae.session.scalar(select(EnrolInstance).where(EnrolInstance.course_id == course.id))
+
+
+def _statements_for_login(ae, user) -> int:
+    count = 0
+
+    def seen(*_args):
+        nonlocal count
+        count += 1
+
+    engine = ae.session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        login(ae.site, user)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return count
+
+
+def test_login_cost_does_not_grow_with_instances_the_user_cannot_match(ae):
+    """The prefilter index lets through only the instances whose department (or one of an
+    "any of" list of departments) is the user's: 2 logins, first with 10 then with 100
+    instances the user cannot match, run the same statements."""
+    ann, bob = ae.user("ann", department="IT"), ae.user("bob", department="IT")
+    badge = {"type": "badge", "id": "First aid"}
+    mine = [
+        {"op": "&", "c": [profile("department", "IT"), badge]},
+        {
+            "op": "&",
+            "c": [{"op": "|", "c": [profile("department", "HR"), profile("department", "IT")]}],
+        },
+    ]
+
+    def add(trees, prefix):
+        for number, tree in enumerate(trees):
+            ae.instance(ae.course(f"{prefix}{number}"), "autoenrol", mode="login", rule=rule(tree))
+
+    add(mine, "M")
+    # The badge comes first: evaluating such a rule costs a query, whatever the department.
+    others = [{"op": "&", "c": [badge, profile("department", f"D{n}")]} for n in range(100)]
+    add(others[:10], "A")
+    badges.award(ae.site, "First aid", ann)
+    badges.award(ae.site, "First aid", bob)
+    few = _statements_for_login(ae, ann)
+    add(others[10:], "B")
+    many = _statements_for_login(ae, bob)
+    assert many == few
+    assert ae.session.scalar(select(func.count()).select_from(UserEnrolment)) == 4
