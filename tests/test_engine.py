@@ -777,6 +777,21 @@ def test_a_failure_after_the_writes_leaves_the_database_as_before(site, course, 
     assert site.engine.apply(plan).enrolled  # and a re-run does the job
 
 
+def test_a_failing_first_plan_leaves_the_engine_ready_for_the_next(site, course, src, plugin):
+    # The temporary tables are created once per connection; a rollback that undid their
+    # creation must not leave the engine believing they exist.
+    users = site.users(2)
+    site.session.commit()
+    plugin.fail = True
+    with pytest.raises(Boom):
+        site.engine.apply(Plan(src.id, reason="sync", desired=desired(users)))
+    plugin.fail = False
+
+    assert site.engine.apply(Plan(src.id, reason="sync", desired=desired(users))).enrolled == ids(
+        users
+    )
+
+
 def test_a_failure_inside_an_outer_transaction_undoes_the_plan(site, course, src, plugin):
     plan = _busy_plan(site, course, src)
     before = snapshot(site)

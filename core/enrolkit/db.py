@@ -31,8 +31,24 @@ def make_engine(url: str | None = None) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    _forget_temp_tables_on_rollback(engine)
+    return engine
+
+
+def _forget_temp_tables_on_rollback(engine: Engine) -> None:
+    """The plan engine creates its temporary tables once per connection; a rollback (of the
+    transaction or a savepoint) may have undone that, so it must check again."""
+    from .engine import TEMP_TABLES_READY
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn):
+        conn.info.pop(TEMP_TABLES_READY, None)
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _rollback_savepoint(conn, name, context):
+        conn.info.pop(TEMP_TABLES_READY, None)
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -188,6 +188,9 @@ _TEMP_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ek_groups_user ON ek_groups (user_id, group_id)",
 )
 
+#: Key in a database connection's ``info``: its temporary tables exist.
+TEMP_TABLES_READY = "enrolkit_temp_tables"
+
 ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
 ek_want = table(
     "ek_want",
@@ -301,8 +304,13 @@ class _Run:
     # --- 1. load the plan into temporary tables ---------------------------------------------
 
     def load(self) -> None:
-        for ddl in _TEMP_DDL + _TEMP_INDEXES:
-            self.session.execute(text(ddl))
+        # The temporary tables live as long as the database connection: create them once. A
+        # rollback may undo their creation, so db.py forgets the flag on every rollback.
+        info = self.session.connection().info
+        if not info.get(TEMP_TABLES_READY):
+            for ddl in _TEMP_DDL + _TEMP_INDEXES:
+                self.session.execute(text(ddl))
+            info[TEMP_TABLES_READY] = True
         # A table a big plan filled is truncated: that frees its pages and forgets its
         # statistics, which would otherwise mislead the planner for the small plans after it.
         big = self._big_tables()
