@@ -10,6 +10,16 @@ Fixtures:
 * ``cli``: run ``enrolkit`` commands in-process against the test database.
 * ``any_db``: a fresh database URL, parametrised: SQLite, and PostgreSQL too when
   ``ENROLKIT_TEST_POSTGRES_URL`` names a server; ``db_site``: a ``site`` on each of them.
+* ``enrolkit_plugins``: the plugins of ``runtime`` (and so of ``site``, ``cli``, ``app``,
+  ``run_cron``, ``outbox``). None (the default) loads every installed plugin; override it in a
+  test module or conftest to return a tuple of plugin modules, and the site has exactly those
+  (and the core's built-ins).
+* ``app`` / ``client``: the Flask web app and REST API on ``runtime``, and a test client.
+* ``run_cron``: one ``enrolkit cron`` run on ``runtime`` (``force=True``: every task, due or not);
+  returns the outcomes by task name and fails the test when a task failed.
+* ``outbox``: the mail enrolkit queued (``outbox.messages``, oldest first); ``smtp``: a real SMTP
+  server on loopback that ``ENROLKIT_SMTP_URL`` points at, so ``run_cron`` delivers to it
+  (``smtp.messages`` are the parsed messages received; needs aiosmtpd).
 """
 
 from __future__ import annotations
@@ -29,15 +39,23 @@ from .runtime import Runtime
 from .site import Site
 
 __all__ = [
+    "Outbox",
     "SiteFactory",
+    "Smtp",
     "any_db",
+    "app",
     "clock",
     "cli",
+    "client",
     "db_site",
+    "enrolkit_plugins",
     "fresh_database_url",
     "make_runtime",
+    "outbox",
+    "run_cron",
     "runtime",
     "site",
+    "smtp",
 ]
 
 
@@ -172,8 +190,17 @@ def make_runtime(tmp_path) -> Iterator:
 
 
 @pytest.fixture
-def runtime(make_runtime) -> Runtime:
-    return make_runtime(entry_points=True)
+def enrolkit_plugins() -> tuple | None:
+    """The plugins ``runtime`` loads: None for every installed one (entry points). Override it
+    to return a tuple of plugin modules for a site with exactly those."""
+    return None
+
+
+@pytest.fixture
+def runtime(make_runtime, enrolkit_plugins) -> Runtime:
+    if enrolkit_plugins is None:
+        return make_runtime(entry_points=True)
+    return make_runtime(plugins=tuple(enrolkit_plugins))
 
 
 @pytest.fixture
@@ -216,6 +243,7 @@ def cli(runtime):
     from .cli import commands  # noqa: F401
     from .web import create_app
 
+    runtime.plugins.register_commands(cli=group)
     app = create_app({"TESTING": True}, runtime=runtime)
 
     def run(*args: str, input: str | None = None):
@@ -228,3 +256,108 @@ def _script_info(app):
     from flask.cli import ScriptInfo
 
     return ScriptInfo(create_app=lambda: app)
+
+
+@pytest.fixture
+def app(runtime):
+    """The web app and the REST API (``create_app``) on ``runtime``, in testing mode."""
+    from .web import create_app
+
+    return create_app({"TESTING": True}, runtime=runtime)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _settle(request) -> SiteFactory | None:
+    """Commit what the test's ``site`` fixture holds, so other connections (the cron runner,
+    a fresh read) see it; its next query then sees what they wrote."""
+    if "site" not in request.fixturenames:
+        return None
+    factory = request.getfixturevalue("site")
+    factory.session.commit()
+    factory.session.expire_all()
+    return factory
+
+
+@pytest.fixture
+def run_cron(request):
+    """``run_cron(force=False, runtime=None, check=True)``: one cron run (on ``runtime`` unless
+    given); returns ``{task name: TaskRun}``. With ``check`` a failed task fails the test."""
+    from .tasks import FAILED, Runner
+
+    def run(force: bool = False, runtime: Runtime | None = None, check: bool = True) -> dict:
+        runtime = runtime or request.getfixturevalue("runtime")
+        _settle(request)
+        outcomes = {run.name: run for run in Runner(runtime).cron(force=force)}
+        _settle(request)
+        failed = [run.line() for run in outcomes.values() if run.status == FAILED]
+        if check and failed:
+            pytest.fail("cron run failed: " + "; ".join(failed))
+        return outcomes
+
+    return run
+
+
+class Outbox:
+    """The mail outbox of a runtime, read afresh on each access."""
+
+    def __init__(self, request, runtime: Runtime) -> None:
+        self.request = request
+        self.runtime = runtime
+
+    @property
+    def messages(self) -> list:
+        """Every queued, sent or failed message (``MailMessage`` rows), oldest first."""
+        from sqlalchemy import select
+
+        from .models import MailMessage
+
+        _settle(self.request)
+        with self.runtime.site() as site:
+            return list(site.session.scalars(select(MailMessage).order_by(MailMessage.id)))
+
+    def to(self, address: str) -> list:
+        return [message for message in self.messages if message.to == address]
+
+
+@pytest.fixture
+def outbox(request, runtime) -> Outbox:
+    return Outbox(request, runtime)
+
+
+class Smtp:
+    """A real SMTP server (aiosmtpd) on loopback; ``messages`` holds what it received."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch) -> Iterator[Smtp]:
+    """Start the server and point ``ENROLKIT_SMTP_URL`` at it; ``run_cron(force=True)`` (or the
+    ``deliver_mail`` task) then delivers the outbox to it."""
+    import socket
+
+    controller_module = pytest.importorskip("aiosmtpd.controller", reason="smtp needs aiosmtpd")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Smtp()
+    controller = controller_module.Controller(
+        handler, hostname="127.0.0.1", port=port, server_hostname="localhost"
+    )
+    controller.start()
+    monkeypatch.setenv("ENROLKIT_SMTP_URL", f"smtp://127.0.0.1:{port}?from=enrolkit@example.org")
+    try:
+        yield handler
+    finally:
+        controller.stop()
