@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
 from enrolkit import db
 from enrolkit.models import Base
 from enrolkit.plugins import Plugins
