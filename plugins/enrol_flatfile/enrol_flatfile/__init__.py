@@ -1,0 +1,39 @@
+"""Flat-file enrolment for enrolkit: files of ``add``/``del`` lines dropped in a folder are
+applied on a schedule or by ``enrolkit flatfile process``.
+
+See :mod:`.reader` for the formats, :mod:`.processor` for how a file is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import enrolkit
+
+from .method import COMPONENT, NAME, FlatfileMethod
+from .task import run_task
+
+
+@enrolkit.hookimpl
+def register_methods(register):
+    register(FlatfileMethod())
+
+
+@enrolkit.hookimpl
+def register_tasks(register):
+    register("flatfile_sync", run_task, schedule="0 * * * *", component=COMPONENT)
+
+
+@enrolkit.hookimpl
+def register_migrations(register):
+    register(Path(__file__).parent / "migrations")
+
+
+@enrolkit.hookimpl
+def register_commands(cli):
+    from .cli import flatfile
+
+    cli.add_command(flatfile)
+
+
+__all__ = ["COMPONENT", "NAME", "FlatfileMethod"]

@@ -1,0 +1,149 @@
+"""Step 1 of applying a file: read it in chunks, resolve names to ids, stage or reject each line.
+
+Each chunk is one transaction that also moves the journal's ``line`` forward, so a re-run skips
+exactly the lines already taken. Users, courses and roles are looked up per chunk with ``IN``
+queries, never one query per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+
+from enrolkit.models import Course, User
+from enrolkit.site import Site
+from sqlalchemy import insert, select
+
+from .journal import add_counts, lock
+from .models import APPLYING, READING, FlatfileLine, FlatfileReject
+from .reader import SHORTNAME, USERNAME, Format, Reader, Record
+
+#: Values per ``IN (...)`` list: well under the parameter limits of SQLite and PostgreSQL.
+IN_BATCH = 1000
+
+
+def stage(
+    site: Site,
+    file_id: int,
+    reader: Reader,
+    chunk_size: int,
+    advance: Callable[[int], None],
+) -> None:
+    """Stage every line of ``reader`` not yet journaled, then mark the file ready to apply."""
+    courses = _CourseCache(site, reader.format)
+    done = 0
+    for chunk in _chunks(reader, chunk_size):
+        with site.atomic():
+            journal = lock(site, file_id)
+            if journal.status != READING:  # another run finished reading it meanwhile
+                return
+            fresh = [record for record in chunk if record.line > journal.line]
+            if fresh:
+                _resolve(site, fresh, reader.format, courses)
+                _store(site, file_id, fresh)
+                rejected = sum(1 for record in fresh if record.error)
+                journal.line = fresh[-1].line
+                add_counts(
+                    journal, lines=len(fresh), accepted=len(fresh) - rejected, rejected=rejected
+                )
+        advance(reader.bytes_read - done)
+        done = reader.bytes_read
+    with site.atomic():
+        journal = lock(site, file_id)
+        if journal.status == READING:
+            journal.status = APPLYING
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _batches(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), IN_BATCH):
+        yield values[start : start + IN_BATCH]
+
+
+def _resolve(site: Site, records: list[Record], fmt: Format, courses: _CourseCache) -> None:
+    """Turn user and course names into ids; reject the lines naming unknown ones."""
+    valid = [record for record in records if not record.error]
+    users = _users(site, sorted({record.user for record in valid}), fmt.user_by)
+    course_ids = courses.get(sorted({record.course for record in valid}))
+    user_label = "user" if fmt.user_by == USERNAME else "user idnumber"
+    course_label = "course" if fmt.course_by == SHORTNAME else "course idnumber"
+    for record in valid:
+        found = users.get(record.user, 0)
+        if found <= 0:
+            record.error = _missing(user_label, record.user, found, "users")
+            continue
+        course = course_ids.get(record.course, 0)
+        if course <= 0:
+            record.error = _missing(course_label, record.course, course, "courses")
+            continue
+        record.user_id, record.course_id = found, course
+
+
+def _missing(label: str, value: str, found: int, plural: str) -> str:
+    if found < 0:
+        return f"{label} {value!r} matches {-found} {plural}; make it unique"
+    return f"unknown {label} {value!r}"
+
+
+def _users(site: Site, names: list[str], by: str) -> dict[str, int]:
+    """Name -> user id; -n when the name (an idnumber) matches n users."""
+    column = User.username if by == USERNAME else User.idnumber
+    return _ids(site, select(column, User.id).where(User.deleted.is_(False)), column, names)
+
+
+def _ids(site: Site, query, column, names: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for batch in _batches(names):
+        for name, ident in site.session.execute(query.where(column.in_(batch))):
+            found[name] = min(found[name], -1) - 1 if name in found else ident
+    return found
+
+
+class _CourseCache:
+    """Courses found so far in this file: bounded by the site's courses, not by the file (names
+    not found are looked up again in each chunk that has them)."""
+
+    def __init__(self, site: Site, fmt: Format) -> None:
+        self.site = site
+        self.column = Course.shortname if fmt.course_by == SHORTNAME else Course.idnumber
+        self.known: dict[str, int] = {}
+
+    def get(self, names: list[str]) -> dict[str, int]:
+        missing = [name for name in names if name not in self.known]
+        if missing:
+            query = select(self.column, Course.id)
+            if self.column is Course.idnumber:
+                query = query.where(Course.idnumber != "")
+            self.known.update(_ids(self.site, query, self.column, missing))
+        return self.known
+
+
+def _store(site: Site, file_id: int, records: list[Record]) -> None:
+    lines = [
+        {
+            "file_id": file_id,
+            "line": record.line,
+            "course_id": record.course_id,
+            "user_id": record.user_id,
+            "role_id": record.role_id,
+            "op": record.op,
+            "timestart": record.timestart,
+            "timeend": record.timeend,
+        }
+        for record in records
+        if not record.error
+    ]
+    rejects = [
+        {"file_id": file_id, "line": record.line, "reason": record.error, "text": record.text}
+        for record in records
+        if record.error
+    ]
+    if lines:
+        site.session.execute(insert(FlatfileLine.__table__), lines)
+    if rejects:
+        site.session.execute(insert(FlatfileReject.__table__), rejects)
