@@ -145,6 +145,11 @@ class Outcome:
     def changed(self) -> bool:
         return any(self.counts().values())
 
+    @property
+    def changed_users(self) -> bool:
+        """Whether any enrolment changed (roles and groups aside)."""
+        return bool(self.enrolled or self.updated or self.suspended or self.unenrolled)
+
 
 # Temporary tables, one set per database connection. DDL is portable SQLite/PostgreSQL.
 _TEMP_DDL = (
@@ -190,6 +195,8 @@ _TEMP_INDEXES = (
 
 #: Key in a database connection's ``info``: its temporary tables exist.
 TEMP_TABLES_READY = "enrolkit_temp_tables"
+#: Key in a database connection's ``info``: the temporary tables that may hold rows.
+TEMP_TABLES_DIRTY = "enrolkit_temp_dirty"
 
 ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
 ek_want = table(
@@ -311,20 +318,59 @@ class _Run:
             for ddl in _TEMP_DDL + _TEMP_INDEXES:
                 self.session.execute(text(ddl))
             info[TEMP_TABLES_READY] = True
-        # A table a big plan filled is truncated: that frees its pages and forgets its
-        # statistics, which would otherwise mislead the planner for the small plans after it.
+            info[TEMP_TABLES_DIRTY] = set(_TEMP_TABLES)
+        # Only the tables an earlier plan filled need emptying. A table a big plan filled is
+        # truncated: that frees its pages and forgets its statistics, which would otherwise
+        # mislead the planner for the small plans after it.
+        dirty = info.get(TEMP_TABLES_DIRTY, set(_TEMP_TABLES))
         big = self._big_tables()
         if big:
             self.session.execute(text(f"TRUNCATE {', '.join(sorted(big))}"))
         for name in _TEMP_TABLES:
-            if name not in big:
+            if name in dirty and name not in big:
                 self.session.execute(text(f"DELETE FROM {name}"))
         big.clear()
+        self.dirty = info[TEMP_TABLES_DIRTY] = set()
         if self.plan.desired is not None:
             self._load_desired()
         else:
             self._load_changes()
+        self._measure()
         self._analyze("ek_drop", "ek_rp", "ek_gp")
+
+    def _measure(self) -> None:
+        """How many rows each part of the plan has: statements with nothing to work on are
+        skipped (a one-user plan runs a third of them), and the next plan knows what to empty."""
+        (want, drop, rp_add, rp_del, gp_add, gp_del, planned, scoped) = self.session.execute(
+            text(
+                "SELECT (SELECT COUNT(*) FROM ek_want), (SELECT COUNT(*) FROM ek_drop),"
+                " (SELECT COUNT(*) FROM ek_rp WHERE add_it = 1),"
+                " (SELECT COUNT(*) FROM ek_rp WHERE add_it = 0),"
+                " (SELECT COUNT(*) FROM ek_gp WHERE add_it = 1),"
+                " (SELECT COUNT(*) FROM ek_gp WHERE add_it = 0),"
+                " (SELECT COUNT(*) FROM ek_plan), (SELECT COUNT(*) FROM ek_scope)"
+            )
+        ).one()
+        self.size = {
+            "want": want,
+            "drop": drop,
+            "rp_add": rp_add,
+            "rp_del": rp_del,
+            "gp_add": gp_add,
+            "gp_del": gp_del,
+        }
+        filled = {
+            "ek_want": want,
+            "ek_drop": drop,
+            "ek_rp": rp_add + rp_del,
+            "ek_gp": gp_add + gp_del,
+            "ek_plan": planned,
+            "ek_scope": scoped,
+        }
+        # The diff tables are filled later, possibly by this plan: count them dirty now, so a
+        # plan a change hook applies in between empties them.
+        self.dirty.update({"ek_diff", "ek_roles", "ek_groups"})
+        self.dirty.update(name for name, count in filled.items() if count)
 
     def _big_tables(self) -> set[str]:
         """Temporary tables of this connection analyzed for a big plan (PostgreSQL only)."""
@@ -462,6 +508,22 @@ class _Run:
     # --- 2. the difference, in SQL ------------------------------------------------------------
 
     def diff(self) -> None:
+        size = self.size
+        if size["want"]:
+            self._diff_wanted()
+        if size["drop"]:
+            self._diff_dropped()
+        if size["want"] and size["rp_add"]:
+            self._diff_roles_added()
+        if size["rp_del"] or size["drop"]:
+            self._diff_roles_removed()
+        if size["want"] and size["gp_add"]:
+            self._diff_groups_added()
+        if size["gp_del"] or size["drop"]:
+            self._diff_groups_removed()
+        self._analyze("ek_diff", "ek_roles", "ek_groups")
+
+    def _diff_wanted(self) -> None:
         self.sql(
             "INSERT INTO ek_diff (user_id, kind, reason)"
             " SELECT w.user_id, 'enrolled', w.reason FROM ek_want w WHERE NOT EXISTS"
@@ -478,6 +540,8 @@ class _Run:
             " OR (w.timestart IS NOT NULL AND ue.timestart <> w.timestart)"
             " OR (w.timeend IS NOT NULL AND ue.timeend <> w.timeend))"
         )
+
+    def _diff_dropped(self) -> None:
         self.sql(
             "INSERT INTO ek_diff (user_id, kind, reason)"
             " SELECT d.user_id, CASE WHEN d.action = 'unenrol' THEN 'unenrolled' ELSE 'suspended' END,"
@@ -486,8 +550,10 @@ class _Run:
             " AND (d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
             " AND ue.status = 0))"
         )
-        # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
-        # asked for, or implied by an unenrolment or a suspension that removes roles.
+
+    # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
+    # asked for, or implied by an unenrolment or a suspension that removes roles.
+    def _diff_roles_added(self) -> None:
         self.sql(
             "INSERT INTO ek_roles (user_id, role_id, added, reason)"
             " SELECT p.user_id, p.role_id, 1, p.reason FROM ek_rp p"
@@ -496,6 +562,8 @@ class _Run:
             " AND NOT EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.user_id = p.user_id"
             "  AND ra.role_id = p.role_id AND ra.component = :component AND ra.itemid = :instance)"
         )
+
+    def _diff_roles_removed(self) -> None:
         self.sql(
             "INSERT INTO ek_roles (user_id, role_id, added, reason)"
             " SELECT ra.user_id, ra.role_id, 0, COALESCE(p.reason, d.reason)"
@@ -508,6 +576,8 @@ class _Run:
             " WHERE ra.user_id = who.user_id AND ra.component = :component AND ra.itemid = :instance"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
+
+    def _diff_groups_added(self) -> None:
         self.sql(
             "INSERT INTO ek_groups (user_id, group_id, added, reason)"
             " SELECT p.user_id, p.group_id, 1, p.reason FROM ek_gp p"
@@ -515,6 +585,8 @@ class _Run:
             " AND NOT EXISTS (SELECT 1 FROM group_members gm"
             "  WHERE gm.user_id = p.user_id AND gm.group_id = p.group_id)"
         )
+
+    def _diff_groups_removed(self) -> None:
         self.sql(
             "INSERT INTO ek_groups (user_id, group_id, added, reason)"
             " SELECT gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason)"
@@ -528,7 +600,6 @@ class _Run:
             " AND gm.itemid = :instance"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
-        self._analyze("ek_diff", "ek_roles", "ek_groups")
 
     def outcome(self, *, dry_run: bool) -> Outcome:
         result = Outcome(instance_id=self.instance.id, dry_run=dry_run)
@@ -648,128 +719,154 @@ class _Run:
                 self.session.execute(text(f"ANALYZE {name}"))
 
     def _write_enrolments(self) -> None:
-        self.sql(
-            "INSERT INTO user_enrolments (instance_id, user_id, status, timestart, timeend,"
-            " timecreated, timemodified)"
-            " SELECT :instance, w.user_id, w.status, COALESCE(w.timestart, 0),"
-            " COALESCE(w.timeend, 0), :now, :now FROM ek_want w"
-            " JOIN ek_diff d ON d.user_id = w.user_id AND d.kind = 'enrolled'"
-        )
-        self.sql(
-            "UPDATE user_enrolments SET status = w.status,"
-            " timestart = COALESCE(w.timestart, user_enrolments.timestart),"
-            " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
-            " FROM ek_want w JOIN ek_diff d ON d.user_id = w.user_id"
-            "  AND d.kind IN ('updated', 'suspended')"
-            " WHERE user_enrolments.user_id = w.user_id AND user_enrolments.id IN"
-            " (SELECT ue.id FROM ek_diff x CROSS JOIN user_enrolments ue"
-            "  WHERE x.kind IN ('updated', 'suspended') AND ue.user_id = x.user_id"
-            "  AND ue.instance_id = :instance)"
-        )
-        self.sql(
-            "UPDATE user_enrolments SET status = 1, timemodified = :now"
-            " WHERE instance_id = :instance AND status = 0 AND user_id IN"
-            " (SELECT user_id FROM ek_drop WHERE action IN ('suspend', 'suspend_noroles'))"
-        )
-        self.sql(
-            "DELETE FROM user_enrolments WHERE instance_id = :instance AND user_id IN"
-            " (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
-        )
+        r = self.result
+        if r.enrolled:
+            self.sql(
+                "INSERT INTO user_enrolments (instance_id, user_id, status, timestart, timeend,"
+                " timecreated, timemodified)"
+                " SELECT :instance, w.user_id, w.status, COALESCE(w.timestart, 0),"
+                " COALESCE(w.timeend, 0), :now, :now FROM ek_want w"
+                " JOIN ek_diff d ON d.user_id = w.user_id AND d.kind = 'enrolled'"
+            )
+        if r.updated or r.suspended:
+            self.sql(
+                "UPDATE user_enrolments SET status = w.status,"
+                " timestart = COALESCE(w.timestart, user_enrolments.timestart),"
+                " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
+                " FROM ek_want w JOIN ek_diff d ON d.user_id = w.user_id"
+                "  AND d.kind IN ('updated', 'suspended')"
+                " WHERE user_enrolments.user_id = w.user_id AND user_enrolments.id IN"
+                " (SELECT ue.id FROM ek_diff x CROSS JOIN user_enrolments ue"
+                "  WHERE x.kind IN ('updated', 'suspended') AND ue.user_id = x.user_id"
+                "  AND ue.instance_id = :instance)"
+            )
+        if self.size["drop"]:
+            self.sql(
+                "UPDATE user_enrolments SET status = 1, timemodified = :now"
+                " WHERE instance_id = :instance AND status = 0 AND user_id IN"
+                " (SELECT user_id FROM ek_drop WHERE action IN ('suspend', 'suspend_noroles'))"
+            )
+        if r.unenrolled:
+            self.sql(
+                "DELETE FROM user_enrolments WHERE instance_id = :instance AND user_id IN"
+                " (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
+            )
 
     def _write_roles_and_groups(self) -> None:
-        self.sql(
-            "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
-            " CROSS JOIN role_assignments ra WHERE r.added = 0 AND ra.user_id = r.user_id"
-            " AND ra.role_id = r.role_id AND ra.component = :component AND ra.itemid = :instance)"
-        )
-        self.sql(
-            "DELETE FROM group_members WHERE component = :component AND itemid = :instance"
-            " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
-        )
+        r = self.result
+        if r.roles_removed:
+            self.sql(
+                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
+                " CROSS JOIN role_assignments ra WHERE r.added = 0 AND ra.user_id = r.user_id"
+                " AND ra.role_id = r.role_id AND ra.component = :component AND ra.itemid = :instance)"
+            )
+        if r.groups_removed:
+            self.sql(
+                "DELETE FROM group_members WHERE component = :component AND itemid = :instance"
+                " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
+            )
         # Moodle's rule: when the last enrolment in a course goes, so do the user's unowned
         # roles and group memberships there.
-        self.sql(
-            "INSERT INTO ek_roles (user_id, role_id, added, reason, owned)"
-            " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM ek_diff d"
-            " CROSS JOIN role_assignments ra"
-            " WHERE d.kind = 'unenrolled' AND ra.user_id = d.user_id"
-            " AND ra.contextlevel = :course_level AND ra.instanceid = :course"
-            " AND ra.component = '' AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-            "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
-            "  WHERE ei.course_id = :course AND ue.user_id = ra.user_id)"
-        )
-        self.sql(
-            "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
-            " CROSS JOIN role_assignments ra WHERE r.added = 0 AND r.owned = 0"
-            " AND ra.user_id = r.user_id AND ra.role_id = r.role_id"
-            " AND ra.contextlevel = :course_level AND ra.instanceid = :course AND ra.component = '')"
-        )
-        self.sql(
-            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-            " SELECT gm.user_id, gm.group_id, 0, d.reason FROM ek_diff d"
-            " CROSS JOIN group_members gm"
-            " WHERE d.kind = 'unenrolled' AND gm.user_id = d.user_id AND gm.component = ''"
-            " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = :course)"
-            " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-            "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
-            "  WHERE ei.course_id = :course AND ue.user_id = gm.user_id)"
-        )
-        self.sql(
-            "DELETE FROM group_members WHERE component = ''"
-            " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
-        )
-        self.sql(
-            "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"
-            " itemid, timemodified)"
-            " SELECT role_id, user_id, :course_level, :course, :component, :instance, :now"
-            " FROM ek_roles WHERE added = 1"
-        )
-        self.sql(
-            "INSERT INTO group_members (group_id, user_id, component, itemid, timeadded)"
-            " SELECT group_id, user_id, :component, :instance, :now FROM ek_groups WHERE added = 1"
-        )
+        if r.unenrolled:
+            self.sql(
+                "INSERT INTO ek_roles (user_id, role_id, added, reason, owned)"
+                " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM ek_diff d"
+                " CROSS JOIN role_assignments ra"
+                " WHERE d.kind = 'unenrolled' AND ra.user_id = d.user_id"
+                " AND ra.contextlevel = :course_level AND ra.instanceid = :course"
+                " AND ra.component = '' AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+                "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
+                "  WHERE ei.course_id = :course AND ue.user_id = ra.user_id)"
+            )
+        if r.unenrolled:
+            self.sql(
+                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
+                " CROSS JOIN role_assignments ra WHERE r.added = 0 AND r.owned = 0"
+                " AND ra.user_id = r.user_id AND ra.role_id = r.role_id"
+                " AND ra.contextlevel = :course_level AND ra.instanceid = :course AND ra.component = '')"
+            )
+        if r.unenrolled:
+            self.sql(
+                "INSERT INTO ek_groups (user_id, group_id, added, reason)"
+                " SELECT gm.user_id, gm.group_id, 0, d.reason FROM ek_diff d"
+                " CROSS JOIN group_members gm"
+                " WHERE d.kind = 'unenrolled' AND gm.user_id = d.user_id AND gm.component = ''"
+                " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = :course)"
+                " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+                "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
+                "  WHERE ei.course_id = :course AND ue.user_id = gm.user_id)"
+            )
+        if r.unenrolled or r.groups_removed:
+            self.sql(
+                "DELETE FROM group_members WHERE component = ''"
+                " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
+            )
+        if r.roles_added:
+            self.sql(
+                "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"
+                " itemid, timemodified)"
+                " SELECT role_id, user_id, :course_level, :course, :component, :instance, :now"
+                " FROM ek_roles WHERE added = 1"
+            )
+        if r.groups_added:
+            self.sql(
+                "INSERT INTO group_members (group_id, user_id, component, itemid, timeadded)"
+                " SELECT group_id, user_id, :component, :instance, :now FROM ek_groups WHERE added = 1"
+            )
 
     def _log(self) -> None:
-        self.sql(
-            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
-            " reason)"
-            " SELECT :now, CASE kind WHEN 'enrolled' THEN 'user_enrolled'"
-            "  WHEN 'unenrolled' THEN 'user_unenrolled' ELSE 'user_enrolment_updated' END,"
-            " :component, :course, user_id, :instance, :origin,"
-            " CASE WHEN kind = 'suspended' THEN 'suspended: ' ELSE '' END"
-            "  || COALESCE(reason, :reason) FROM ek_diff"
-        )
-        self.sql(
-            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
-            " reason)"
-            " SELECT :now, CASE WHEN added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
-            " :component, :course, user_id, :instance, :origin,"
-            " 'role ' || CAST(role_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
-            " FROM ek_roles"
-        )
-        self.sql(
-            "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
-            " reason)"
-            " SELECT :now, CASE WHEN added = 1 THEN 'group_member_added'"
-            "  ELSE 'group_member_removed' END, :component, :course, user_id, :instance, :origin,"
-            " 'group ' || CAST(group_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
-            " FROM ek_groups"
-        )
+        r = self.result
+        if r.changed_users:
+            self.sql(
+                "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+                " reason)"
+                " SELECT :now, CASE kind WHEN 'enrolled' THEN 'user_enrolled'"
+                "  WHEN 'unenrolled' THEN 'user_unenrolled' ELSE 'user_enrolment_updated' END,"
+                " :component, :course, user_id, :instance, :origin,"
+                " CASE WHEN kind = 'suspended' THEN 'suspended: ' ELSE '' END"
+                "  || COALESCE(reason, :reason) FROM ek_diff"
+            )
+        if r.roles_added or r.roles_removed or r.unenrolled:
+            self.sql(
+                "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+                " reason)"
+                " SELECT :now, CASE WHEN added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
+                " :component, :course, user_id, :instance, :origin,"
+                " 'role ' || CAST(role_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
+                " FROM ek_roles"
+            )
+        if r.groups_added or r.groups_removed or r.unenrolled:
+            self.sql(
+                "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
+                " reason)"
+                " SELECT :now, CASE WHEN added = 1 THEN 'group_member_added'"
+                "  ELSE 'group_member_removed' END, :component, :course, user_id, :instance, :origin,"
+                " 'group ' || CAST(group_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
+                " FROM ek_groups"
+            )
 
     def _notify(self) -> None:
         result = self.result
+        component, instance_id, course_id = (
+            self.instance.component,
+            self.instance.id,
+            self.instance.course_id,
+        )
+        roles_changed = result.roles_added or result.roles_removed or result.unenrolled
         role_changes = tuple(
             RoleChange(
                 user_id=user_id,
                 role_id=role_id,
                 contextlevel=COURSE,
-                instanceid=self.instance.course_id,
+                instanceid=course_id,
                 added=bool(added),
-                component=self.instance.component if owned else "",
-                itemid=self.instance.id if owned else 0,
+                component=component if owned else "",
+                itemid=instance_id if owned else 0,
             )
-            for user_id, role_id, added, owned in self.rows(
-                "SELECT user_id, role_id, added, owned FROM ek_roles"
+            for user_id, role_id, added, owned in (
+                self.rows("SELECT user_id, role_id, added, owned FROM ek_roles")
+                if roles_changed
+                else ()
             )
         )
         # Read the temp tables before hooks run: a hook's own plan reuses them.
