@@ -15,6 +15,7 @@ hooks once per plan. Dry-run computes the same difference and writes nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -213,6 +214,23 @@ ek_rp = table("ek_rp", column("user_id"), column("role_id"), column("add_it"), c
 ek_gp = table("ek_gp", column("user_id"), column("group_id"), column("add_it"), column("reason"))
 
 
+_NATIVE: dict[tuple[str, str], str] = {}
+_BIND = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _native(statement: str, dialect) -> str:
+    """``statement`` with ``:name`` parameters in the driver's own style (sqlite3 takes them as
+    they are; psycopg wants ``%(name)s``), converted once per statement and dialect."""
+    key = (dialect.paramstyle, statement)
+    found = _NATIVE.get(key)
+    if found is None:
+        found = statement
+        if dialect.paramstyle == "pyformat":
+            found = _BIND.sub(r"%(\1)s", statement.replace("%", "%%"))
+        _NATIVE[key] = found
+    return found
+
+
 class Engine:
     """Applies plans for one :class:`Site`. Reach it as ``site.engine``."""
 
@@ -303,10 +321,26 @@ class _Run:
         }
 
     def sql(self, statement: str, **extra) -> None:
-        self.session.execute(text(statement), {**self.params, **extra})
+        self._driver(statement, {**self.params, **extra})
 
     def rows(self, statement: str) -> list:
-        return self.session.execute(text(statement), self.params).all()
+        return self._driver(statement, self.params).fetchall()
+
+    def _driver(self, statement: str, params):
+        """Run one of the engine's own statements straight through the driver. They are
+        fixed strings, so SQLAlchemy's compilation, caching and parameter processing (most of
+        the cost of a small plan's thirty-odd statements) buy nothing here."""
+        connection = self.session.connection()
+        return connection.exec_driver_sql(_native(statement, connection.dialect), params)
+
+    def _insert_rows(self, table_name: str, rows: list[dict]) -> None:
+        """executemany of plain rows into one of the temporary tables."""
+        names = list(rows[0])
+        self._driver(
+            f"INSERT INTO {table_name} ({', '.join(names)})"
+            f" VALUES ({', '.join(':' + name for name in names)})",
+            rows,
+        )
 
     # --- 1. load the plan into temporary tables ---------------------------------------------
 
@@ -492,17 +526,17 @@ class _Run:
                 if change.role_id is not None:  # a flat-file ``del``: that role goes too
                     roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
         if want:
-            self.session.execute(insert(ek_want), [{"user_id": u, **v} for u, v in want.items()])
+            self._insert_rows("ek_want", [{"user_id": u, **v} for u, v in want.items()])
             self._analyze("ek_want")
         if drop:
-            self.session.execute(insert(ek_drop), [{"user_id": u, **v} for u, v in drop.items()])
+            self._insert_rows("ek_drop", [{"user_id": u, **v} for u, v in drop.items()])
         if roles:
-            self.session.execute(
-                insert(ek_rp), [{"user_id": u, "role_id": r, **v} for (u, r), v in roles.items()]
+            self._insert_rows(
+                "ek_rp", [{"user_id": u, "role_id": r, **v} for (u, r), v in roles.items()]
             )
         if groups:
-            self.session.execute(
-                insert(ek_gp), [{"user_id": u, "group_id": g, **v} for (u, g), v in groups.items()]
+            self._insert_rows(
+                "ek_gp", [{"user_id": u, "group_id": g, **v} for (u, g), v in groups.items()]
             )
 
     # --- 2. the difference, in SQL ------------------------------------------------------------
