@@ -432,9 +432,11 @@ class _Run:
             if ids:
                 self.session.execute(insert(ek_scope), [{"user_id": uid} for uid in ids])
             if isinstance(desired, Select):
-                rows = desired.subquery()
-                desired = select(*(rows.c[name] for name in DESIRED_COLUMNS)).where(
-                    rows.c.user_id.in_(select(ek_scope.c.user_id))
+                # Filter on the selection's own user column, so the database reads only those
+                # users' rows (through its indexes) instead of the whole source.
+                user = desired.selected_columns["user_id"]
+                desired = desired.where(
+                    getattr(user, "element", user).in_(select(ek_scope.c.user_id))
                 )
             else:
                 wanted = set(ids)

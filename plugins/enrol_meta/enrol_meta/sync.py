@@ -28,7 +28,7 @@ from enrolkit.models import (
     UserEnrolment,
 )
 from enrolkit.site import Site
-from sqlalchemy import Integer, Select, and_, case, cast, exists, func, null, select
+from sqlalchemy import Integer, Select, and_, case, cast, exists, func, null, select, true
 from sqlalchemy.orm import aliased
 
 NAME = "meta"
@@ -36,9 +36,10 @@ NAME = "meta"
 SOURCE_KEY = EnrolInstance.settings["source"].as_string()
 
 
-def desired_for(site: Site) -> Callable[[object], Select]:
+def desired_for(site: Site) -> Callable[..., Select]:
     """The desired-state selection of links, under the site's current settings: a function of
-    the link ids (a list or a selection) giving ``instance_id`` and the desired columns."""
+    the link ids (a list or a selection), and optionally of the only users wanted, giving
+    ``instance_id`` and the desired columns."""
     settings = site.method_settings(NAME)
     mirrored = [name for name in site.enabled_methods() if name != NAME]
     components = ["", *(f"enrol_{name}" for name in mirrored)]
@@ -61,7 +62,7 @@ def desired_for(site: Site) -> Callable[[object], Select]:
             )
         return condition
 
-    def desired(link_ids) -> Select:
+    def desired(link_ids, users: tuple[int, ...] | None = None) -> Select:
         link = aliased(EnrolInstance, name="link")
         mirrored_instance = aliased(EnrolInstance, name="mirrored")
         source = aliased(Course, name="source")
@@ -95,6 +96,7 @@ def desired_for(site: Site) -> Callable[[object], Select]:
             .join(ue, ue.instance_id == mirrored_instance.id)
             .join(User, and_(User.id == ue.user_id, User.deleted.is_(False)))
             .where(link.method == NAME, link.id.in_(link_ids))
+            .where(ue.user_id.in_(users) if users is not None else true())
             .group_by(link.id, source.id, ue.user_id)
             .subquery("mirror")
         )
@@ -129,7 +131,8 @@ def plan(
     site: Site, instance: EnrolInstance, reason: str, users: tuple[int, ...] | None = None
 ) -> Plan:
     """The link's desired state; limited to ``users`` when only they changed in the source."""
-    rows = desired_for(site)([instance.id]).subquery()
+    # Limited to ``users``, the source is read through their enrolments only.
+    rows = desired_for(site)([instance.id], users).subquery()
     return Plan(
         instance.id,
         reason=f"meta link from {instance.settings.get('source')}: {reason}",
@@ -168,20 +171,18 @@ def source_changed(
 
 
 def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
-    """Course roles changed: re-sync the links those courses feed, where they drifted (a plan's
-    enrolment changes usually came first and already carried its roles over)."""
+    """Course roles changed: re-sync the users concerned in the links those courses feed (a
+    plan's enrolment changes usually came first and already carried the roles over, so this is
+    mostly a no-op that costs a few rows)."""
     if not site.method_enabled(NAME):
         return
-    courses = {
-        change.instanceid
-        for change in changes
-        if change.contextlevel == COURSE and change.component != f"enrol_{NAME}"
-    }
-    links = links_from(site, courses)
-    if links:
-        resync(
-            site, links, desired_for(site), lambda link: plan(site, link, "source roles changed")
-        )
+    users_by_course: dict[int, set[int]] = {}
+    for change in changes:
+        if change.contextlevel == COURSE and change.component != f"enrol_{NAME}":
+            users_by_course.setdefault(change.instanceid, set()).add(change.user_id)
+    for course_id, users in users_by_course.items():
+        for link in links_from(site, {course_id}):
+            site.engine.apply(plan(site, link, "source roles changed", users=tuple(users)))
 
 
 def full_sync(site: Site) -> str:
