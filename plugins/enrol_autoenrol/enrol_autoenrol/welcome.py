@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from enrolkit import mail, templating
-from enrolkit.log import record
-from enrolkit.models import Course, EnrolInstance, MailMessage, Role, User, UserEnrolment
+from enrolkit.models import EnrolInstance, User, UserEnrolment
 from enrolkit.site import Site
+from enrolkit.welcome import queue_welcomes
 from sqlalchemy import select
 
 from .matching import COMPONENT
@@ -32,8 +31,6 @@ def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
     settings = instance.settings or {}
     if not settings.get("welcome"):
         return 0
-    course = site.session.get(Course, instance.course_id)
-    role = site.session.get(Role, instance.role_id) if instance.role_id else None
     template = settings.get("welcome_template") or ""
     queued = 0
     for start in range(0, len(user_ids), CHUNK):
@@ -52,44 +49,9 @@ def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
                 User.deleted.is_(False),
             )
         ).all()
-        keys = {
-            key(instance.id, user.id, ue_id, created): (user, start, end)
-            for user, ue_id, created, start, end in rows
+        recipients = {
+            key(instance.id, user.id, ue_id, created): (user, timestart, timeend)
+            for user, ue_id, created, timestart, timeend in rows
         }
-        done = set(
-            site.session.scalars(
-                select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(keys)))
-            )
-        )
-        for mail_key, (user, timestart, timeend) in keys.items():
-            if mail_key in done:
-                continue
-            try:
-                message = templating.render_welcome(
-                    site,
-                    template,
-                    user=user,
-                    course=course,
-                    role=role,
-                    timestart=timestart,
-                    timeend=timeend,
-                )
-                queued += mail.queue(
-                    site,
-                    to=user.email,
-                    subject=message.subject,
-                    body=message.text,
-                    html=message.html,
-                    key=mail_key,
-                )
-            except (templating.TemplateError, mail.MailError) as exc:
-                record(
-                    site,
-                    "welcome_not_sent",
-                    COMPONENT,
-                    course_id=instance.course_id,
-                    user_id=user.id,
-                    instance_id=instance.id,
-                    reason=str(exc),
-                )
+        queued += queue_welcomes(site, instance, recipients, template)
     return queued

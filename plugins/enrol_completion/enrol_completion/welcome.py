@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from enrolkit import mail, templating
-from enrolkit.log import record
+from enrolkit import templating
 from enrolkit.models import (
     ACTIVE,
     Course,
     CourseCompletion,
     EnrolInstance,
-    MailMessage,
-    Role,
     User,
     UserEnrolment,
 )
 from enrolkit.site import Site
+from enrolkit.welcome import queue_welcomes
 from sqlalchemy import select
 
 from . import sources
@@ -47,16 +45,13 @@ def key(instance_id: int, user_id: int, timecompleted: int) -> str:
 
 def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
     """Queue the welcome for each of ``user_ids`` (enrolled by ``instance``) not welcomed for
-    their completion yet. A user who cannot be mailed is logged, never a reason to undo the
-    enrolment. Returns how many were queued."""
+    their completion yet. Returns how many were queued."""
     settings = instance.settings or {}
     if not settings.get("welcome", True):
         return 0
     source = sources.source_of(site, instance.id)
     if source is None:
         return 0
-    course = site.session.get(Course, instance.course_id)
-    role = site.session.get(Role, instance.role_id) if instance.role_id else None
     template = settings.get("welcome_template") or DEFAULT_TEMPLATE
     extra = {
         "completed_course": templating.course_vars(site, source),
@@ -64,44 +59,8 @@ def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
     }
     queued = 0
     for start in range(0, len(user_ids), CHUNK):
-        rows = _recipients(site, instance, source, user_ids[start : start + CHUNK])
-        done = set(
-            site.session.scalars(
-                select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(rows)))
-            )
-        )
-        for mail_key, (user, timestart, timeend) in rows.items():
-            if mail_key in done:
-                continue
-            try:
-                message = templating.render_welcome(
-                    site,
-                    template,
-                    user=user,
-                    course=course,
-                    role=role,
-                    timestart=timestart,
-                    timeend=timeend,
-                    extra=extra,
-                )
-                queued += mail.queue(
-                    site,
-                    to=user.email,
-                    subject=message.subject,
-                    body=message.text,
-                    html=message.html,
-                    key=mail_key,
-                )
-            except (templating.TemplateError, mail.MailError) as exc:
-                record(
-                    site,
-                    "welcome_not_sent",
-                    COMPONENT,
-                    course_id=instance.course_id,
-                    user_id=user.id,
-                    instance_id=instance.id,
-                    reason=str(exc),
-                )
+        recipients = _recipients(site, instance, source, user_ids[start : start + CHUNK])
+        queued += queue_welcomes(site, instance, recipients, template, extra=extra)
     return queued
 
 
