@@ -18,12 +18,10 @@ from typing import Any
 
 from flask import current_app, g, request
 from flask_smorest import Blueprint, Page
-from marshmallow import ValidationError, fields
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from .. import clock
 from ..catalog import ImportRefused
 from ..errors import EnrolkitError, NotFound, Refused, SettingsError
 from ..site import Site
@@ -33,8 +31,6 @@ PREFIX = "/api/v1"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The URL converter of a numeric id: ids the databases can hold (larger ones are not found).
 ID = "int(min=1, max=2147483647)"
-#: The latest time the API accepts (9999-12-31T23:59:59Z): later ones overflow some databases.
-MAX_TIME = 253402300799
 
 
 class ApiBlueprint(Blueprint):
@@ -214,29 +210,6 @@ class SqlPage(Page):
 
 
 # --- fields -----------------------------------------------------------------------------------
-
-
-class Time(fields.Field):
-    """A time as the CLI takes it: Unix seconds or ISO 8601 (naive means UTC); dumped as
-    Unix seconds."""
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("metadata", {})
-        kwargs["metadata"].setdefault(
-            "description", "Unix seconds, or ISO 8601 such as 2026-09-01T08:00:00Z"
-        )
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValidationError("give Unix seconds or an ISO 8601 time")
-        try:
-            seconds = clock.parse_time(value, field=attr or "time")
-        except ValueError as exc:  # BadTime, or digits beyond what int() reads
-            raise ValidationError(str(exc)) from None
-        if not 0 <= seconds <= MAX_TIME:
-            raise ValidationError("the time must fall between 1970 and the year 9999")
-        return seconds
 
 
 def cli_value(value: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .common import Time
+from ..fields import Time
 
 Str = fields.String
 Int = fields.Integer

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from enrolkit import KEEP, SUSPEND, UNENROL, clock
+from enrolkit import KEEP, SUSPEND, UNENROL
+from enrolkit.fields import Time
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 LOGIN, VIEW, CONFIRM = "login", "view", "confirm"
@@ -21,22 +22,6 @@ REMOVALS = (UNENROL, SUSPEND, KEEP)
 SITE = "site"
 #: How a course view that the rule refuses is answered: a message, or a redirect.
 MESSAGE, REDIRECT = "message", "redirect"
-
-
-class Time(fields.Field):
-    """A moment: Unix seconds or ISO 8601 in, Unix seconds out; 0 (or empty) means none."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        try:
-            seconds = clock.parse_time(value, field=attr or "time")
-        except clock.BadTime as exc:
-            raise ValidationError(str(exc)) from None
-        if seconds < 0:
-            raise ValidationError("must not be before 1970")
-        return seconds
-
-    def _serialize(self, value, attr, obj, **kwargs) -> int:
-        return int(value or 0)
 
 
 class RuleField(fields.Field):

@@ -6,26 +6,11 @@ and dump plain JSON for ``enrol_instances.settings``; the settings form is rende
 
 from __future__ import annotations
 
-from enrolkit import SUSPEND_NOROLES, clock
+from enrolkit import SUSPEND_NOROLES
+from enrolkit.fields import Time
 from enrolkit.methods import REMOVAL_ACTIONS
 from enrolkit.models import Group
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-
-
-class Time(fields.Field):
-    """A moment: Unix seconds or ISO 8601 in, Unix seconds out; 0 (or empty) means none."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        try:
-            seconds = clock.parse_time(value, field=attr or "time")
-        except clock.BadTime as exc:
-            raise ValidationError(str(exc)) from None
-        if seconds < 0:
-            raise ValidationError("must not be before 1970")
-        return seconds
-
-    def _serialize(self, value, attr, obj, **kwargs) -> int:
-        return int(value or 0)
 
 
 def _seconds(label: str, help_text: str) -> fields.Integer:
