@@ -1,4 +1,6 @@
-"""Reading CSV uploads with line numbers, so every error says file, line, column and what to do."""
+"""CSV in and out. Reading uploads with line numbers, so every error says file, line, column and
+what to do; writing files for people to open in a spreadsheet without any cell running as a
+formula (OWASP "CSV injection")."""
 
 from __future__ import annotations
 
@@ -6,8 +8,17 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 from .errors import EnrolkitError
+
+#: Longest field Python's csv module reads (131,072 characters unless changed): a longer one is
+#: a per-row error, never a crash.
+FIELD_LIMIT = csv.field_size_limit()
+#: First characters that make a spreadsheet read a cell as a formula (OWASP), and the quote that
+#: neutralises them; a cell starting with the quote itself is quoted too, so it reads back exactly.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_QUOTE = "'"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ def read(
             raise CsvError(f"{name}: the file is empty; expected a header line") from None
         except UnicodeDecodeError:
             raise CsvError(f"{name}: not {encoding} text") from None
+        except csv.Error as exc:
+            raise CsvError(f"{name}:1: {unreadable(exc)}") from None
         missing = [col for col in required if col not in header]
         if missing:
             raise CsvError(
@@ -63,7 +76,14 @@ def read(
                 + (f", {', '.join(p + '...' for p in prefixes)}" if prefixes else "")
             )
         try:
-            for cells in reader:
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    yield RowError(name, reader.line_num, unreadable(exc))
+                    continue
                 line = reader.line_num
                 if not any(cell.strip() for cell in cells):
                     continue
@@ -73,3 +93,39 @@ def read(
                 yield line, {col: cell.strip() for col, cell in zip(header, cells, strict=True)}
         except UnicodeDecodeError:
             raise CsvError(f"{name}: not {encoding} text (after line {reader.line_num})") from None
+
+
+def unreadable(exc: csv.Error) -> str:
+    """Why the csv module could not read a row, in words a person can act on."""
+    if "field larger than field limit" in str(exc):
+        return f"a field is longer than {FIELD_LIMIT:,} characters; shorten it or fix its quotes"
+    return f"cannot be read as CSV ({exc}); check the quotes and separators"
+
+
+def neutralise(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text starting with ``= + - @``, tab or CR (or the
+    quote) gets a leading ``'``, so it shows as text instead of running as a formula. Other
+    values pass unchanged."""
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, FORMULA_QUOTE)):
+        return FORMULA_QUOTE + value
+    return value
+
+
+def restore(value: str) -> str:
+    """The text :func:`neutralise` was given, for a cell read back from a file we wrote."""
+    return value.removeprefix(FORMULA_QUOTE)
+
+
+class SafeWriter:
+    """``csv.writer`` for files people open: every cell goes through :func:`neutralise`. The one
+    way the project writes CSV."""
+
+    def __init__(self, handle: TextIO, **options: Any) -> None:
+        self._writer = csv.writer(handle, **options)
+
+    def writerow(self, row: Any) -> None:
+        self._writer.writerow([neutralise(cell) for cell in row])
+
+    def writerows(self, rows: Any) -> None:
+        for row in rows:
+            self.writerow(row)

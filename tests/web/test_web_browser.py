@@ -44,6 +44,8 @@ def server(tmp_path_factory):
     from waitress.server import create_server
 
     home = tmp_path_factory.mktemp("home")
+    roots = pytest.MonkeyPatch()
+    roots.setenv("ENROLKIT_FLATFILE_ROOTS", str(home))  # the operator allows the drop folder
     runtime = Runtime(f"sqlite:///{home / 'site.db'}", Plugins(entry_points=True))
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()
@@ -68,6 +70,7 @@ def server(tmp_path_factory):
     yield f"http://127.0.0.1:{wsgi.effective_port}", runtime
     wsgi.close()
     thread.join(5)
+    roots.undo()
     runtime.dispose()
 
 

@@ -19,8 +19,9 @@ CSV = (
 
 
 @pytest.fixture
-def drop(web_runtime, world, tmp_path):
+def drop(web_runtime, world, tmp_path, monkeypatch):
     folder = tmp_path / "drop"
+    monkeypatch.setenv("ENROLKIT_FLATFILE_ROOTS", str(tmp_path))  # the operator allows it
     with web_runtime.site() as site, site.atomic():
         site.set_method_enabled("flatfile", True)
         site.set_method_settings("flatfile", {"folder": str(folder), "mail_admins": "false"})

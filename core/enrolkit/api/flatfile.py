@@ -4,8 +4,6 @@ process`` and the admin page use); without the plugin these answer 404."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from flask_smorest import Page
@@ -65,26 +63,10 @@ def upload(files):
         raise FieldError("file", "this name is kept for processed files; rename the file", "files")
     folder = method.load_settings(site()).folder
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _free_name(folder, name)
-        fd, partial = tempfile.mkstemp(dir=folder, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                upload.save(out)
-            os.replace(partial, target)
-        finally:
-            Path(partial).unlink(missing_ok=True)
+        target = processor.receive(folder, name, upload.save)
     except OSError as exc:
         raise Refused(f"cannot write to the drop folder {folder}: {exc.strerror}") from None
     return _drop_row(target), 201
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    candidate, n = name, 1
-    while any((folder / f"{candidate}{suffix}").exists() for suffix in ("", ".done")):
-        n += 1
-        candidate = f"{name}.{n}"
-    return folder / candidate
 
 
 @flatfile.post("/flatfile/process")

@@ -515,10 +515,17 @@ class FlatfileRun(Schema):
 class FlatfileResult(Schema):
     file = Str()
     dry_run = Bool()
+    #: applied (renamed .done), applied_changed (applied as read; the file changed since and was
+    #: left in place), not_applied (it changed while being read; left for the next run).
+    outcome = Str()
+    note = Str()
     counts = fields.Dict(keys=Str(), values=Int())
     renamed_to = maybe(Str)
     errors_file = maybe(Str)
+    #: The first rejected lines, their text cut to 200 characters; errors_not_shown says how
+    #: many more the error report holds.
     errors = fields.List(fields.Dict())
+    errors_not_shown = Int()
     changes = fields.List(fields.Dict())
 
 

@@ -13,7 +13,8 @@ from enrolkit.cli.output import open_site
 from flask.cli import AppGroup
 
 from .method import load_settings
-from .processor import FileResult, no_progress, process
+from .processor import FileResult, copy_in, no_progress, process
+from .report import more_line
 
 #: Files at least this big show a progress bar when the command runs on a terminal.
 PROGRESS_MIN_BYTES = 256 * 1024
@@ -27,17 +28,31 @@ def flatfile():
 @flatfile.command("process")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--copy", is_flag=True, help="Copy FILE into the drop folder first, then apply it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and errors as JSON.")
-def process_command(file, dry_run, as_json):
-    """Apply the drop folder's files in name order, or only FILE.
+def process_command(file, dry_run, copy, as_json):
+    """Apply the drop folder's files in name order, or only FILE, which must be in the drop
+    folder (--copy copies a file from elsewhere in first).
 
     Each applied file is renamed <name>.done; rejected lines go to <name>.errors.csv beside it
     and, when the site says so, to the admins by mail. A run that was interrupted is finished by
-    the next one, each line applied once.
+    the next one, each line applied once. A file that changes while it is applied is left in
+    place, and the output says what was applied.
     """
+    if copy and file is None:
+        raise click.UsageError("--copy needs the FILE to copy into the drop folder")
+    if copy and dry_run:
+        raise click.UsageError(
+            "--copy leaves the file in the drop folder to be applied; a dry run reads only "
+            "files already there"
+        )
     progress = no_progress if as_json else _terminal_progress
     results: list[dict] = []
     with open_site() as site:
+        if copy:
+            file = copy_in(load_settings(site).folder, file)
+            if not as_json:
+                click.echo(f"copied to {file}")
         try:
             for result in process(site, path=file, dry_run=dry_run, progress=progress):
                 results.append(result.as_json())
@@ -53,12 +68,15 @@ def process_command(file, dry_run, as_json):
 def _echo(result: FileResult) -> None:
     renamed = f" -> {result.renamed_to.name}" if result.renamed_to else ""
     click.echo(result.summary() + renamed)
+    if result.note:
+        click.echo(f"  {result.note}")
     for change in result.changes:
         click.echo(f"  {change['course']}: {_describe(change)}")
     for error in result.errors:
         click.echo(f"  line {error['line']}: {error['reason']}")
-    if result.counts.get("rejected", 0) > len(result.errors):
-        click.echo(f"  ... and {result.counts['rejected'] - len(result.errors)} more")
+    more = more_line(len(result.errors), result.counts.get("rejected", 0))
+    if more:
+        click.echo(f"  {more}")
     if result.errors_file is not None:
         click.echo(f"  rejected lines: {result.errors_file}")
 

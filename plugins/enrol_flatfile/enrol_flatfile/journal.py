@@ -15,7 +15,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import (
+    ABANDONED,
     APPLYING,
+    CHANGED,
     DONE,
     FINISHED,
     READING,
@@ -24,7 +26,6 @@ from .models import (
     FlatfileReject,
 )
 
-ABANDONED = "abandoned"
 COUNTS = (
     "lines",
     "accepted",
@@ -75,11 +76,18 @@ def add_counts(journal: FlatfileFile, **more: int) -> None:
     journal.counts = {key: current.get(key, 0) + more.get(key, 0) for key in COUNTS}
 
 
-def open_journal(site: Site, identity: Identity, still_there: Callable[[], bool]) -> int | None:
-    """The journal row of this file, created on first sight; None when another run has just
-    applied and renamed it. A file renamed before and dropped again unchanged starts afresh;
-    rows left half-way by an earlier file of the same name (it was replaced after a crash) are
-    abandoned with their staged lines."""
+def open_journal(
+    site: Site, identity: Identity, still_there: Callable[[], bool]
+) -> tuple[int, list[int]] | None:
+    """The journal row of this file, created on first sight, and the rows of earlier files of
+    the same name whose lines were read and are being applied; None when another run has just
+    applied and renamed this file. A file renamed before and dropped again unchanged starts
+    afresh.
+
+    An earlier file of the same name left half-way (a crash, then the file was replaced) is
+    abandoned while it was still being read, since none of its lines was applied; once applying
+    began, its staged lines are returned to be finished first, so the lines of a file that was
+    read are all applied, exactly once, whatever happens to the file afterwards."""
     table = FlatfileFile.__table__
     keys = {
         "name": identity.name,
@@ -100,27 +108,35 @@ def open_journal(site: Site, identity: Identity, still_there: Callable[[], bool]
             .with_for_update()
             .execution_options(populate_existing=True)
         ).scalar_one()
-        if journal.status in (FINISHED, ABANDONED):
+        if journal.status in (FINISHED, CHANGED, ABANDONED):
             if not still_there():  # renamed by the run that finished it after we opened it
                 return None
             journal.status, journal.line, journal.counts, journal.target = READING, 0, {}, ""
             journal.timestarted, journal.timefinished = site.now(), 0
-        stale = list(
-            site.session.scalars(
-                select(FlatfileFile.id).where(
+        earlier = dict(
+            site.session.execute(
+                select(FlatfileFile.id, FlatfileFile.status)
+                .where(
                     FlatfileFile.name == identity.name,
                     FlatfileFile.id != journal.id,
                     FlatfileFile.status.in_((READING, APPLYING, DONE)),
                 )
-            )
+                .order_by(FlatfileFile.id)
+            ).all()
         )
-        if stale:
-            site.session.execute(delete(FlatfileLine).where(FlatfileLine.file_id.in_(stale)))
-            site.session.execute(delete(FlatfileReject).where(FlatfileReject.file_id.in_(stale)))
-            site.session.execute(
-                update(FlatfileFile)
-                .where(FlatfileFile.id.in_(stale))
-                .values(status=ABANDONED)
-                .execution_options(synchronize_session=False)
-            )
-        return journal.id
+        abandon(site, [file_id for file_id, status in earlier.items() if status == READING])
+        return journal.id, [file_id for file_id, status in earlier.items() if status != READING]
+
+
+def abandon(site: Site, file_ids: list[int]) -> None:
+    """Drop what was staged for these files, none of it applied, and mark them abandoned."""
+    if not file_ids:
+        return
+    site.session.execute(delete(FlatfileLine).where(FlatfileLine.file_id.in_(file_ids)))
+    site.session.execute(delete(FlatfileReject).where(FlatfileReject.file_id.in_(file_ids)))
+    site.session.execute(
+        update(FlatfileFile)
+        .where(FlatfileFile.id.in_(file_ids))
+        .values(status=ABANDONED, timefinished=site.now())
+        .execution_options(synchronize_session=False)
+    )

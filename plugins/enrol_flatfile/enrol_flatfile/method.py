@@ -8,11 +8,12 @@ encoded, what a ``del`` line does, what role names files may use.
 from __future__ import annotations
 
 import codecs
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from enrolkit import db
-from enrolkit.errors import SettingsError
+from enrolkit.errors import Refused, SettingsError
 from enrolkit.methods import REMOVAL_ACTIONS, SUSPEND_NOROLES, EnrolMethod
 from enrolkit.models import Role
 from enrolkit.site import Site
@@ -26,6 +27,54 @@ REMOVAL_HELP = (
     "What a del line does to the enrolment once it has removed the line's role: unenrol, "
     "suspend, suspend and remove the instance's other roles (suspend_noroles), or keep."
 )
+
+
+#: Instance configuration (the environment, like every ``ENROLKIT_*`` setting): folders, separated
+#: by ``os.pathsep``, under which the operator allows the drop folder besides ``$ENROLKIT_HOME``.
+ROOTS_VARIABLE = "ENROLKIT_FLATFILE_ROOTS"
+#: The drop folder when the ``folder`` setting is empty, relative to ``$ENROLKIT_HOME``.
+DEFAULT_FOLDER = "flatfile"
+
+
+def allowed_roots() -> list[Path]:
+    """``$ENROLKIT_HOME`` and the roots the operator listed in ``ENROLKIT_FLATFILE_ROOTS``."""
+    listed = os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep)
+    return [db.home(), *(Path(root).expanduser().resolve() for root in listed if root.strip())]
+
+
+def resolve_folder(value: str) -> Path:
+    """The drop folder a ``folder`` setting names, links resolved, checked against the rules.
+
+    Empty means ``$ENROLKIT_HOME/flatfile``; a relative path is relative to ``$ENROLKIT_HOME``.
+    The folder must be inside the home or under a listed root, and may never be the home itself
+    or a folder holding it or the SQLite database: every file directly in the drop folder is read
+    line by line into reports, so ``secret_key`` must not be one of them. Raises
+    ``ValidationError`` naming the rule.
+    """
+    home = db.home()
+    text = value.strip() or DEFAULT_FOLDER
+    folder = (home / Path(text).expanduser()).resolve()
+    secrets = [home]
+    url = db.database_url()
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
+        secrets.append(Path(url.removeprefix("sqlite:///")).resolve().parent)
+    for kept in secrets:
+        if kept.is_relative_to(folder):
+            raise ValidationError(
+                f"{folder} holds the site's secret key or database ({kept}); "
+                f"the drop folder must be a folder of its own, e.g. {home / DEFAULT_FOLDER}"
+            )
+    if not any(folder.is_relative_to(root) for root in allowed_roots()):
+        raise ValidationError(
+            f"{folder} is outside the allowed roots; the drop folder must be inside "
+            f"$ENROLKIT_HOME ({home}) or under a folder listed in {ROOTS_VARIABLE}, which the "
+            f"operator sets in the instance's environment"
+        )
+    return folder
+
+
+def _check_folder(value: str) -> None:
+    resolve_folder(value)
 
 
 def check_encoding(value: str) -> None:
@@ -79,9 +128,11 @@ def _action_field(default: str, label: str, help_text: str) -> fields.String:
 class FlatfileSiteSettings(Schema):
     folder = fields.String(
         load_default="",
+        validate=_check_folder,
         metadata={
             "label": "Drop folder",
-            "help": "Folder whose files are applied, in name order. Empty: $ENROLKIT_HOME/flatfile.",
+            "help": "Folder whose files are applied, in name order. Empty: $ENROLKIT_HOME/flatfile. "
+            "It must be inside $ENROLKIT_HOME or under a folder listed in ENROLKIT_FLATFILE_ROOTS.",
         },
     )
     encoding = fields.String(
@@ -160,9 +211,15 @@ class Settings:
 
 def load_settings(site: Site) -> Settings:
     values = site.method_settings(NAME)
-    folder = values["folder"].strip()
+    try:
+        folder = resolve_folder(values["folder"])
+    except ValidationError as exc:  # stored before the rule, or the roots changed since
+        raise Refused(
+            f"the flat-file drop folder is refused: {' '.join(exc.messages)}; set another with "
+            "enrolkit method set flatfile folder=PATH"
+        ) from None
     return Settings(
-        folder=Path(folder).expanduser() if folder else db.home() / "flatfile",
+        folder=folder,
         encoding=values["encoding"],
         mail_admins=values["mail_admins"],
         removal=values["removal"],

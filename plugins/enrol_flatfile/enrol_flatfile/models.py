@@ -21,6 +21,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 #: Journal states, in order: being read, being applied, applied (file not yet renamed), renamed.
 READING, APPLYING, DONE, FINISHED = "reading", "applying", "done", "finished"
+#: Final states besides ``finished``: every line read was applied but the file had changed since,
+#: so it was left in place (``changed``); or nothing was applied because the file changed while
+#: it was read, or another file took its name before applying began (``abandoned``).
+CHANGED, ABANDONED = "changed", "abandoned"
 
 
 class FlatfileFile(Base):

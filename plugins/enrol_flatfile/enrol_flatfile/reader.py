@@ -17,11 +17,13 @@ unknown columns stops the whole file (:class:`FileFormatError`), since no line o
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from enrolkit.clock import BadTime, iso, parse_time
+from enrolkit.csvfile import unreadable
 from enrolkit.errors import EnrolkitError
 
 ADD, DEL = "add", "del"
@@ -80,13 +82,15 @@ class Record:
 
 
 class Reader:
-    """Iterate the records of an open binary file. ``bytes_read`` tells how far it got."""
+    """Iterate the records of an open binary file. ``bytes_read`` tells how far it got and
+    ``sha256()`` the hash of every byte read, to compare with the hash taken when it was opened."""
 
     def __init__(self, handle: BinaryIO, name: str, encoding: str, roles: dict[str, int]) -> None:
         self.name = name
         self.encoding = encoding
         self.roles = roles
         self.bytes_read = 0
+        self._digest = hashlib.sha256()
         self._handle = handle
         self._line = 0
         self._bad: set[int] = set()
@@ -102,6 +106,7 @@ class Reader:
         for raw in self._handle:
             self._line += 1
             self.bytes_read += len(raw)
+            self._digest.update(raw)
             try:
                 text = raw.decode(self.encoding)
             except UnicodeDecodeError:
@@ -111,6 +116,9 @@ class Reader:
                 text = text.removeprefix("\ufeff")
             self._taken.append(text)
             yield text
+
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
 
     def _first_line(self) -> str | None:
         for text in self._lines:
@@ -133,7 +141,11 @@ class Reader:
     def _detect(self) -> Format:
         if self._first is None:
             return Format(header=False, user_by=IDNUMBER, course_by=IDNUMBER)
-        names = [cell.strip().lower() for cell in _split(self._first, _separator(self._first))]
+        try:
+            cells = _split(self._first, _separator(self._first))
+        except csv.Error:  # not a header: the line is rejected when it is read as a record
+            return Format(header=False, user_by=IDNUMBER, course_by=IDNUMBER)
+        names = [cell.strip().lower() for cell in cells]
         if "operation" not in names:
             return Format(header=False, user_by=IDNUMBER, course_by=IDNUMBER)
         self._taken.clear()
@@ -184,7 +196,7 @@ class Reader:
                 return
             except csv.Error as exc:
                 line, text, _ = self._take()
-                yield Record(line, text, error=f"cannot be read as CSV: {exc}")
+                yield Record(line, text, error=unreadable(exc))
                 continue
             line, text, clean = self._take()
             if not any(value.strip() for value in values):
@@ -210,7 +222,11 @@ class Reader:
             if not clean:
                 yield Record(line, text, error=f"not valid {self.encoding} text")
                 continue
-            values = _split(text, _separator(text))
+            try:
+                values = _split(text, _separator(text))
+            except csv.Error as exc:
+                yield Record(line, text, error=unreadable(exc))
+                continue
             if values and values[0].strip().startswith("'"):  # Moodle's all-or-nothing quotes
                 values = [value.strip().strip("'") for value in values]
             if not 4 <= len(values) <= 6:

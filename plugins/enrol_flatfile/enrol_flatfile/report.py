@@ -1,14 +1,20 @@
 """What a run tells people: the error report beside the file, the admins' mail, one-line
-summaries."""
+summaries.
+
+Rejected lines are quoted at most ``TEXT_CAP`` characters each (their reasons ``REASON_CAP``),
+and listings show at most ``SHOWN_ERRORS`` of them then "and N more": a report, the JSON or a
+mail never carries a whole file, however long its lines.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from itertools import islice
 from pathlib import Path
 
-from enrolkit import mail
+from enrolkit import csvfile, mail
 from enrolkit.models import User
 from enrolkit.site import Site
 from sqlalchemy import select
@@ -18,42 +24,75 @@ from .models import FlatfileReject
 #: Errors kept in memory for the command's output and listed in the mail; the report file
 #: beside the processed file has them all.
 SHOWN_ERRORS = 100
+#: Characters of a rejected line's text, and of its reason (which may quote a value), kept.
+TEXT_CAP, REASON_CAP = 200, 300
 ERRORS_HEADER = ("line", "reason", "original_line")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def more_line(shown: int, total: int) -> str | None:
+    """``... and N more`` under a listing cut at ``shown`` of ``total``; None when all shown."""
+    return f"... and {total - shown:,} more" if total > shown else None
 
 
 def write_errors(site: Site, file_id: int, target: Path) -> list[dict]:
     """Stream the file's rejected lines, in line order, to ``target`` (written whole or not at
-    all); return the first ``SHOWN_ERRORS`` of them."""
+    all, under a fresh hidden name first, so no link planted in the folder is written through);
+    return the first ``SHOWN_ERRORS`` of them. Cells are neutralised for spreadsheets."""
     shown: list[dict] = []
-    partial = target.with_name(f".{target.name}.tmp")
     rows = site.session.execute(
         select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
         .where(FlatfileReject.file_id == file_id)
         .order_by(FlatfileReject.line)
         .execution_options(yield_per=1000)
     )
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(ERRORS_HEADER)
-        for line, reason, text in rows:
-            writer.writerow((line, reason, text))
-            if len(shown) < SHOWN_ERRORS:
-                shown.append({"line": line, "reason": reason, "text": text})
-    os.replace(partial, target)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csvfile.SafeWriter(handle)
+            writer.writerow(ERRORS_HEADER)
+            for line, reason, text in rows:
+                writer.writerow((line, reason, text))
+                if len(shown) < SHOWN_ERRORS:
+                    shown.append({"line": line, "reason": reason, "text": text})
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
     return shown
 
 
 def read_errors(path: Path) -> list[dict]:
-    """The first ``SHOWN_ERRORS`` errors of a report written by an earlier run."""
-    if not path.is_file():
+    """The first ``SHOWN_ERRORS`` errors of a report written by an earlier run, clipped like new
+    ones (a report written before the caps may hold fields too long for the csv module: what
+    could be read is shown)."""
+    if path.is_symlink() or not path.is_file():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
+    found: list[dict] = []
+    with path.open(encoding="utf-8", newline="", errors="replace") as handle:
         rows = csv.reader(handle)
-        next(rows, None)
-        return [
-            {"line": int(line), "reason": reason, "text": text}
-            for line, reason, text in islice(rows, SHOWN_ERRORS)
-        ]
+        try:
+            next(rows, None)
+            for row in islice(rows, SHOWN_ERRORS):
+                if len(row) != len(ERRORS_HEADER) or not row[0].isdigit():
+                    continue
+                line, reason, text = row
+                found.append(
+                    {
+                        "line": int(line),
+                        "reason": clip(csvfile.restore(reason), REASON_CAP),
+                        "text": clip(csvfile.restore(text), TEXT_CAP),
+                    }
+                )
+        except csv.Error:
+            pass
+    return found
 
 
 def summary(name: str, counts: dict[str, int], *, dry_run: bool = False) -> str:
@@ -94,16 +133,25 @@ def mail_admins(site: Site, *, subject: str, body: str, key: str) -> int:
 
 
 def report_body(
-    name: str, folder: Path, counts: dict[str, int], errors: list[dict], errors_file: Path
+    name: str,
+    folder: Path,
+    counts: dict[str, int],
+    errors: list[dict],
+    errors_file: Path,
+    note: str = "",
 ) -> str:
-    lines = [
-        f"The enrolment file {name} in {folder} was applied with rejected lines.",
-        "",
-        summary(name, counts),
-        "",
-        f"Rejected lines (all of them are in {errors_file}):",
-    ]
+    """The admins' mail about an applied file: the counts, what happened to the file when it
+    changed meanwhile (``note``), and the first rejected lines."""
+    what = "with rejected lines" if errors else "and changed after it was read"
+    lines = [f"The enrolment file {name} in {folder} was applied {what}.", ""]
+    if note:
+        lines += [note, ""]
+    lines.append(summary(name, counts))
+    if not errors:
+        return "\n".join(lines) + "\n"
+    lines += ["", f"Rejected lines (all of them are in {errors_file}):"]
     lines += [f"  line {e['line']}: {e['reason']}: {e['text']}" for e in errors]
-    if counts.get("rejected", 0) > len(errors):
-        lines.append(f"  ... and {counts['rejected'] - len(errors)} more")
+    more = more_line(len(errors), counts.get("rejected", 0))
+    if more:
+        lines.append(f"  {more}")
     return "\n".join(lines) + "\n"

@@ -14,9 +14,10 @@ from enrolkit.models import Course, User
 from enrolkit.site import Site
 from sqlalchemy import insert, select
 
-from .journal import add_counts, lock
+from .journal import abandon, add_counts, lock
 from .models import APPLYING, READING, FlatfileLine, FlatfileReject
 from .reader import SHORTNAME, USERNAME, Format, Reader, Record
+from .report import REASON_CAP, TEXT_CAP, clip
 
 #: Values per ``IN (...)`` list: well under the parameter limits of SQLite and PostgreSQL.
 IN_BATCH = 1000
@@ -28,8 +29,11 @@ def stage(
     reader: Reader,
     chunk_size: int,
     advance: Callable[[int], None],
+    unchanged: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Stage every line of ``reader`` not yet journaled, then mark the file ready to apply."""
+    """Stage every line of ``reader`` not yet journaled, then mark the file ready to apply; or,
+    when ``unchanged()`` says the file changed while it was read, abandon it (nothing of it was
+    applied) so the next run reads it afresh."""
     courses = _CourseCache(site, reader.format)
     done = 0
     for chunk in _chunks(reader, chunk_size):
@@ -51,7 +55,10 @@ def stage(
     with site.atomic():
         journal = lock(site, file_id)
         if journal.status == READING:
-            journal.status = APPLYING
+            if unchanged():
+                journal.status = APPLYING
+            else:
+                abandon(site, [file_id])
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -139,7 +146,12 @@ def _store(site: Site, file_id: int, records: list[Record]) -> None:
         if not record.error
     ]
     rejects = [
-        {"file_id": file_id, "line": record.line, "reason": record.error, "text": record.text}
+        {
+            "file_id": file_id,
+            "line": record.line,
+            "reason": clip(record.error, REASON_CAP),
+            "text": clip(record.text, TEXT_CAP),
+        }
         for record in records
         if record.error
     ]

@@ -70,7 +70,7 @@ def test_process_json_prints_the_counts_and_the_errors(cli, people):
 
 
 def test_dry_run_of_one_file_lists_the_changes_and_changes_nothing(cli, people, tmp_path):
-    path = tmp_path / "try.csv"
+    path = people / "try.csv"
     path.write_text(HEADER + "add,ann,MATH101,student,,\nadd,bob,MATH101,teacher,2027-01-01,\n")
     result = cli("flatfile", "process", str(path), "--dry-run")  # works on a disabled method
     assert result.exit_code == 0, result.output
@@ -92,10 +92,10 @@ def test_errors_are_one_line_on_stderr(cli, people, tmp_path):
         "enable it: enrolkit method enable flatfile\n"
     )
     cli("method", "enable", "flatfile")
-    missing = cli("flatfile", "process", str(tmp_path / "nope.csv"))
+    missing = cli("flatfile", "process", str(people / "nope.csv"))
     assert (missing.exit_code, missing.output) == (
         1,
-        f"enrolkit: error: {tmp_path / 'nope.csv'}: no such file\n",
+        f"enrolkit: error: {people / 'nope.csv'}: no such file\n",
     )
     (people / "bad.csv").write_text("operation,who\n")
     bad = cli("flatfile", "process")

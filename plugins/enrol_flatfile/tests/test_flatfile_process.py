@@ -239,14 +239,13 @@ def test_files_apply_in_name_order_and_only_regular_files_of_the_folder(drop, tm
     ]
 
 
-def test_one_named_file_anywhere(drop, tmp_path):
+def test_one_named_file_of_the_folder(drop):
     site = drop.site
     ann, math = site.user("ann"), site.course("MATH101")
     drop.write("waiting.csv", HEADER + "add,ann,MATH101,teacher,,\n")
-    path = tmp_path / "one.csv"
-    path.write_text(HEADER + "add,ann,MATH101,student,,\n")
+    path = drop.write("one.csv", HEADER + "add,ann,MATH101,student,,\n")
     [result] = drop.process(path=path)
-    assert result.renamed_to == tmp_path / "one.csv.done" and result.renamed_to.exists()
+    assert result.renamed_to == drop.folder / "one.csv.done" and result.renamed_to.exists()
     assert drop.roles(ann, math) == ["student"]
     assert "waiting.csv" in drop.files()
 

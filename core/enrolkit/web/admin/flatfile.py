@@ -4,8 +4,6 @@ without the plugin the page says it is not installed."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,19 +54,38 @@ def flatfile():
         return render_template("admin/flatfile.html", installed=False)
     method, models, processor, _report = plugin
     s = site()
-    settings = method.load_settings(s)
     history = s.session.scalars(
         select(models.FlatfileFile).order_by(models.FlatfileFile.id.desc()).limit(HISTORY)
     ).all()
+    try:
+        folder = method.load_settings(s).folder
+    except EnrolkitError as exc:  # a folder stored before the confinement rule
+        return render_template(
+            "admin/flatfile.html",
+            installed=True,
+            enabled=s.method_enabled(METHOD),
+            folder_error=str(exc),
+            pending=[],
+            history=history,
+        )
     return render_template(
         "admin/flatfile.html",
         installed=True,
         enabled=s.method_enabled(METHOD),
-        folder=settings.folder,
-        folder_exists=settings.folder.is_dir(),
-        pending=_pending(processor, settings.folder),
+        folder=folder,
+        folder_exists=folder.is_dir(),
+        pending=_pending(processor, folder),
         history=history,
     )
+
+
+def _folder(method):
+    """The drop folder, or None after flashing why it is refused."""
+    try:
+        return method.load_settings(site()).folder
+    except EnrolkitError as exc:
+        flash(str(exc), "error")
+        return None
 
 
 @bp.post("/flatfile/upload")
@@ -88,29 +105,23 @@ def flatfile_upload():
     if name.endswith((processor.DONE_SUFFIX, processor.ERRORS_SUFFIX)):
         flash(_("This name is kept for processed files; rename the file."), "error")
         return redirect(url_for("admin.flatfile"))
-    folder = method.load_settings(site()).folder
-    folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder, name)
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    folder = _folder(method)
+    if folder is None:
+        return redirect(url_for("admin.flatfile"))
     try:
-        with os.fdopen(fd, "wb") as out:
-            upload.save(out)
-        os.replace(partial, target)
+        target = processor.receive(folder, name, upload.save)
     except OSError as exc:
-        Path(partial).unlink(missing_ok=True)
-        flash(str(exc), "error")
+        flash(
+            _(
+                "Cannot write to the drop folder %(folder)s: %(error)s",
+                folder=folder,
+                error=exc.strerror,
+            ),
+            "error",
+        )
         return redirect(url_for("admin.flatfile"))
     flash(_("%(name)s is in the drop folder.", name=target.name), "success")
     return redirect(url_for("admin.flatfile"))
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    """``name``, or ``name.2`` ... when a pending or processed file already has it."""
-    candidate, n = name, 1
-    while any((folder / f"{candidate}{suffix}").exists() for suffix in ("", ".done")):
-        n += 1
-        candidate = f"{name}.{n}"
-    return folder / candidate
 
 
 @bp.post("/flatfile/process")
@@ -121,7 +132,9 @@ def flatfile_process():
         abort(404)
     method, _models, processor, _report = plugin
     s = site()
-    folder = method.load_settings(s).folder
+    folder = _folder(method)
+    if folder is None:
+        return redirect(url_for("admin.flatfile"))
     name = request.form.get("file", "")
     dry_run = request.form.get("dry_run") == "1"
     path = None
@@ -141,7 +154,10 @@ def flatfile_process():
     if not results:
         flash(_("No file to apply in the drop folder."), "success")
     for result in results:
-        flash(result.summary(), "error" if result.counts.get("rejected") else "success")
+        bad = result.counts.get("rejected") or result.outcome != processor.APPLIED
+        flash(result.summary(), "error" if bad else "success")
+        if result.note:
+            flash(result.note, "error")
     return redirect(url_for("admin.flatfile"))
 
 
@@ -155,7 +171,9 @@ def flatfile_file(file_id: int):
     journal = site().session.get(models.FlatfileFile, file_id)
     if journal is None:
         abort(404)
-    folder = method.load_settings(site()).folder
+    folder = _folder(method)
+    if folder is None:
+        return redirect(url_for("admin.flatfile"))
     errors_file = folder / f"{journal.target or journal.name}{processor.ERRORS_SUFFIX}"
     return render_template(
         "admin/flatfile_file.html",
