@@ -96,14 +96,19 @@ class Site:
             row.value = encoded
         self.session.flush()
 
-    def method_settings(self, name: str) -> dict:
-        """A method's site settings: stored values over the schema's defaults."""
-        method = self.plugins.method(name)
-        component = method.component
-        stored = {
+    def stored_method_settings(self, name: str) -> dict:
+        """A method's site settings as stored, unchecked: what a settings form shows when a
+        stored value no longer passes the schema (a rule added since), so it can be fixed."""
+        component = self.plugins.method(name).component
+        return {
             row.name: json.loads(row.value)
             for row in self.session.scalars(select(Config).where(Config.component == component))
         }
+
+    def method_settings(self, name: str) -> dict:
+        """A method's site settings: stored values over the schema's defaults."""
+        method = self.plugins.method(name)
+        stored = self.stored_method_settings(name)
         if method.site_schema is None:
             return stored
         schema = method.site_schema()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enrolkit import db
-from enrolkit.errors import Refused, SettingsError
+from enrolkit.errors import SettingsError
 from enrolkit.methods import REMOVAL_ACTIONS, SUSPEND_NOROLES, EnrolMethod
 from enrolkit.models import Role
 from enrolkit.site import Site
@@ -213,11 +213,8 @@ def load_settings(site: Site) -> Settings:
     values = site.method_settings(NAME)
     try:
         folder = resolve_folder(values["folder"])
-    except ValidationError as exc:  # stored before the rule, or the roots changed since
-        raise Refused(
-            f"the flat-file drop folder is refused: {' '.join(exc.messages)}; set another with "
-            "enrolkit method set flatfile folder=PATH"
-        ) from None
+    except ValidationError as exc:  # the folder moved (a link) since the settings were read
+        raise SettingsError({"folder": exc.messages}, where=f"site settings of {NAME}") from None
     return Settings(
         folder=folder,
         encoding=values["encoding"],

@@ -103,10 +103,13 @@ def method_settings(name: str):
             flash(_("Settings of %(name)s saved.", name=name), "success")
             return redirect(url_for("admin.method_settings", name=name))
     else:
-        values = s.method_settings(name)
+        try:
+            values = s.method_settings(name)
+        except SettingsError as exc:  # stored before a rule was added: shown with why, to fix
+            values, errors = s.stored_method_settings(name), exc.messages
     return render_template(
         "admin/method_settings.html",
         method=method,
         form=forms.render(s, method, "site", values, errors),
         errors=errors,
-    ), (400 if errors else 200)
+    ), (400 if errors and request.method == "POST" else 200)
