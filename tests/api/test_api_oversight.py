@@ -105,9 +105,10 @@ CSV = b"operation,username,course,role\nadd,bob,PHYS101,student\nadd,nobody,PHYS
 
 
 @pytest.fixture
-def drop(api, api_runtime, tmp_path):
+def drop(api, api_runtime, tmp_path, monkeypatch):
     pytest.importorskip("enrol_flatfile")
     folder = tmp_path / "drop"
+    monkeypatch.setenv("ENROLKIT_FLATFILE_ROOTS", str(tmp_path))  # the operator allows it
     settings = {"folder": str(folder), "mail_admins": False}
     response = api.patch("/methods/flatfile", json={"enabled": True, "settings": settings})
     assert response.status_code == 200, response.get_json()

@@ -516,7 +516,8 @@ class FlatfileResult(Schema):
     file = Str()
     dry_run = Bool()
     #: applied (renamed .done), applied_changed (applied as read; the file changed since and was
-    #: left in place), not_applied (it changed while being read; left for the next run).
+    #: left in place), not_applied (it changed while being read; left for the next run), or
+    #: dry_run.
     outcome = Str()
     note = Str()
     counts = fields.Dict(keys=Str(), values=Int())

@@ -60,8 +60,14 @@ from .staging import stage
 DONE_SUFFIX, ERRORS_SUFFIX = ".done", ".errors.csv"
 
 #: What became of a file: applied and renamed ``.done``; applied as read but changed since, so
-#: left in place; not applied (it changed while being read, or another file took its name).
-APPLIED, APPLIED_CHANGED, NOT_APPLIED = "applied", "applied_changed", "not_applied"
+#: left in place; not applied (it changed while being read, or another file took its name);
+#: only looked at (a dry run).
+APPLIED, APPLIED_CHANGED, NOT_APPLIED, DRY_RUN = (
+    "applied",
+    "applied_changed",
+    "not_applied",
+    "dry_run",
+)
 
 #: ``progress(label, total, file_size)`` -> a context manager giving ``advance(n)``.
 Progress = Callable[[str, int, int], AbstractContextManager[Callable[[int], None]]]
@@ -438,6 +444,7 @@ class _DryRun(Exception):
                         path=path,
                         counts=dict(journal.counts),
                         dry_run=True,
+                        outcome=DRY_RUN,
                         errors=errors,
                         changes=applier.changes if applier else [],
                     )
