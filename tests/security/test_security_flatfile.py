@@ -358,9 +358,9 @@ def test_formula_cells_of_the_error_report_are_neutralised(flat, app):
     with result.errors_file.open(newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     for row, attack in zip(rows, attacks, strict=True):
-        assert row[2] == "'" + attack.rstrip("\t"), row
+        assert row[2] == "'" + attack, row
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
     # the people reading the report on the web see the line as it was
     from enrol_flatfile.report import read_errors
 
-    assert [e["text"] for e in read_errors(result.errors_file)] == [a.rstrip("\t") for a in attacks]
+    assert [e["text"] for e in read_errors(result.errors_file)] == attacks
