@@ -10,8 +10,12 @@ Both are said in the run's result (text and JSON), the log and the admins' mail.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from enrol_flatfile.models import FlatfileFile
 from enrol_flatfile.processor import APPLIED, APPLIED_CHANGED, NOT_APPLIED, process
@@ -19,6 +23,7 @@ from enrolkit.models import LogEntry, MailMessage
 from sqlalchemy import select
 
 HEADER = "operation,username,course,role,timestart,timeend\n"
+ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 
 
 class Killed(BaseException):
@@ -158,3 +163,39 @@ def test_a_run_killed_mid_file_then_the_file_changed_finishes_the_lines_it_read(
     assert len(db_drop.events("user_enrolled")) == 8  # each line applied once
     assert db_drop.files() == ["enrol.csv.done"]
     assert _statuses(db_drop) == ["changed", "finished"]
+
+
+def test_the_command_says_what_became_of_a_changed_file(db_drop, any_db):
+    """The real ``enrolkit flatfile process``, text and JSON, after a run killed mid-file and a
+    new version dropped under the same name."""
+    users, course = _setup(db_drop)
+    path = db_drop.write("enrol.csv", _lines(["u1", "u2", "u3", "u4"]))
+
+    def kill():
+        raise Killed()
+
+    try:
+        list(process(db_drop.site, progress=_on("applying", kill)))
+    except Killed:
+        pass
+    db_drop.site.session.rollback()
+    _replace(path, _lines(["v1"]))
+    env = {**os.environ, "ENROLKIT_DATABASE_URL": any_db}
+    shown = subprocess.run(
+        [ENROLKIT, "flatfile", "process"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "enrol.csv: 4 line(s), 4 applied, 0 scheduled, 0 rejected; enrolled 4, updated 0, "
+        "suspended 0, unenrolled 0, roles added 4, removed 0",
+        "  enrol.csv changed after it was read: all 4 line(s) read were applied, once; the file "
+        "now under that name was left in place, not renamed, and is applied as a new file",
+        "enrol.csv: 1 line(s), 1 applied, 0 scheduled, 0 rejected; enrolled 1, updated 0, "
+        "suspended 0, unenrolled 0, roles added 1, removed 0 -> enrol.csv.done",
+    ]
+    _replace(db_drop.folder / "again.csv", _lines(["u5"]))
+    as_json = subprocess.run(
+        [ENROLKIT, "flatfile", "process", "--json"], env=env, capture_output=True, text=True
+    )
+    [result] = json.loads(as_json.stdout)
+    assert (result["outcome"], result["note"], result["errors_not_shown"]) == ("applied", "", 0)
