@@ -66,6 +66,10 @@ class MailMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(255), default=None)
     created: Mapped[int] = mapped_column(Timestamp, default=0)
     sent: Mapped[int] = mapped_column(Timestamp, default=0)
+    #: A message still to be rendered: a user-written template and its variables as JSON. The
+    #: delivery task renders it (then clears both), never the transaction that queued it.
+    template: Mapped[str | None] = mapped_column(Text, default=None)
+    variables: Mapped[str | None] = mapped_column(Text, default=None)
     __table_args__ = (UniqueConstraint("dedupe_key"),)
 
 

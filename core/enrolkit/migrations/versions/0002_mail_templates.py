@@ -1,0 +1,29 @@
+"""mail outbox: templates rendered by the delivery task
+
+A welcome message is queued as its template and variables and rendered by the delivery task,
+so no user-written template runs inside the transaction of the enrolment it announces.
+
+Revision ID: 0002_mail_templates
+Revises: 0001
+Create Date: 2026-12-03 12:40:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_mail_templates"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("mail_outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("template", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("variables", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mail_outbox", schema=None) as batch_op:
+        batch_op.drop_column("variables")
+        batch_op.drop_column("template")
