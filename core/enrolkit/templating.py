@@ -1261,9 +1261,22 @@ def render_group_name(values: Mapping[str, str], template: str) -> str | None:
     return name or None
 
 
-def group_values(site: Site, user: User, template: str) -> dict[str, str]:
-    """The values the template's placeholders read for one user ('' when unset)."""
+def group_values(
+    site: Site, user: User | None, template: str, shown: Collection[str] | None = None
+) -> dict[str, str]:
+    """The values the template's placeholders read for one user ('' when unset). ``user`` None
+    means :data:`SAMPLE_USER`; with ``shown``, a placeholder that reads a custom field or a
+    field outside ``shown`` gives its own name in brackets, as :func:`masked_user_vars` does."""
     names = group_placeholders(template)
+    if user is None:
+        custom_fields = custom_field_names(site)
+        values = {}
+        for name in names:
+            reads = _reads(name, custom_fields)
+            if reads is not None:
+                kind, field = reads
+                values[name] = f"sample {field}" if kind == "custom" else SAMPLE_USER[field]
+        return values
     wanted = {n.removeprefix(PROFILE_PREFIX) for n in names if n.startswith(PROFILE_PREFIX)}
     custom = {
         shortname: value or ""
@@ -1281,13 +1294,19 @@ def group_values(site: Site, user: User, template: str) -> dict[str, str]:
         reads = _reads(name, custom)
         if reads is not None:
             kind, field = reads
-            values[name] = custom[field] if kind == "custom" else getattr(user, field) or ""
+            if shown is not None and (kind == "custom" or field not in shown):
+                values[name] = f"[{name}]"
+            else:
+                values[name] = custom[field] if kind == "custom" else getattr(user, field) or ""
     return values
 
 
-def group_name_for(site: Site, user: User, template: str) -> str | None:
-    """The group ``user`` belongs in under ``template``, or None for no group."""
-    return render_group_name(group_values(site, user, template), template)
+def group_name_for(
+    site: Site, user: User | None, template: str, shown: Collection[str] | None = None
+) -> str | None:
+    """The group ``user`` belongs in under ``template``, or None for no group (``user`` and
+    ``shown`` as in :func:`group_values`)."""
+    return render_group_name(group_values(site, user, template, shown), template)
 
 
 def _custom_value_sql(shortname: str) -> ColumnElement:
