@@ -131,7 +131,9 @@ def ae(any_db, make_runtime):
     with runtime.site() as site:
         with site.atomic():
             site.set_method_enabled("autoenrol", True)
-        yield SiteFactory(site)
+        factory = SiteFactory(site)
+        factory.runtime = runtime
+        yield factory
 
 
 def _login_instance(ae, course, template: str):
@@ -266,3 +268,43 @@ def test_a_slow_template_in_the_mail_task_does_not_block_another_login(any_db, t
             assert {f"v{i}@example.org" for i in range(1, VICTIMS + 1)} <= set(failed)
     finally:
         runtime.dispose()
+
+
+# --- the entrances that save a template ----------------------------------------------------------
+
+
+def test_the_api_refuses_the_attack_with_422_naming_the_limit(ae):
+    from enrolkit.api import tokens
+    from enrolkit.web import create_app
+
+    ae.course("MATH101")
+    secret = tokens.create(ae.site, "teacher-script", tokens.WRITE)
+    ae.session.commit()
+    client = create_app({"TESTING": True}, runtime=ae.runtime).test_client()
+    answer = client.post(
+        "/api/v1/courses/MATH101/instances",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={
+            "method": "autoenrol",
+            "settings": {"mode": "login", "welcome": True, "welcome_template": GUARDED},
+        },
+    )
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    assert "work limit" in answer.get_data(as_text=True)
+    assert ae.session.scalars(select(EnrolInstance)).all() == []
+
+
+def test_the_cli_refuses_the_attack_naming_the_limit(any_db, tmp_path):
+    env = {**os.environ, "ENROLKIT_HOME": str(tmp_path / "home"), "ENROLKIT_DATABASE_URL": any_db}
+    subprocess.run([ENROLKIT, "db", "upgrade"], env=env, check=True, capture_output=True)
+    courses = tmp_path / "courses.csv"
+    courses.write_text("shortname,fullname\nMATH101,Maths\n", encoding="utf-8")
+    subprocess.run([ENROLKIT, "course", "import", str(courses)], env=env, check=True)
+    subprocess.run([ENROLKIT, "method", "enable", "autoenrol"], env=env, check=True)
+    done = subprocess.run(
+        [ENROLKIT, "instance", "add", "MATH101", "autoenrol", "mode=login", "welcome=1",
+         f"welcome_template={BIG_TIMES}"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "size limit" in done.stderr and "Traceback" not in done.stderr
