@@ -254,7 +254,10 @@ def _charged(value: Any) -> Any:
     if isinstance(value, (str, dict, *_COLLECTIONS)):
         _weigh(value)
         return value
-    if isinstance(value, Iterator | range):
+    if isinstance(value, range):  # lazy, and no longer than MAX_ITEMS
+        _budget().spend(len(value))
+        return value
+    if isinstance(value, Iterator):
         return _counted(value)
     return value
 

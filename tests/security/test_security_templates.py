@@ -114,11 +114,11 @@ def test_sequence_work_is_counted_by_size(source, limit):
 def test_ordinary_templates_still_render():
     source = (
         "Dear {{ user.fullname }}, {% for word in ['a', 'b', 'c']|sort %}{{ word }}{% endfor %} "
-        "{{ range(50)|list|join(',')|length }} {{ [1, 2] + [3] }} {{ 'ab' * 3 }}"
+        "{{ range(50)|list|join(',')|length }} {{ [1, 2] + [3] }} {{ 'ab' * 3 }} {{ range(3)|last }}"
     )
     assert validate_welcome(source) == []
     assert render_message(source, _sample(), subject="s").text == (
-        "Dear Sam Sample, abc 139 [1, 2, 3] ababab"
+        "Dear Sam Sample, abc 139 [1, 2, 3] ababab 2"
     )
 
 

@@ -407,9 +407,7 @@ def _welcome_preview(course: Course, source: str, username: str, extra_text: str
     ``status``: 429 and ``retry_after`` when over the preview limit, 403 for a refused user)."""
     wait = _preview_allowance()
     if wait:
-        message = _(
-            "Too many previews: wait %(seconds)d seconds, then try again.", seconds=wait
-        )
+        message = _("Too many previews: wait %(seconds)d seconds, then try again.", seconds=wait)
         return {"problems": [message], "status": 429, "retry_after": wait}
     try:
         user, shown = _preview_subject(course, username)
