@@ -6,6 +6,7 @@ transaction of a login."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ GUARDED = (
 
 ATTACKS = [SORT_LOOP, BIG_TIMES, SORT_LOOP_10K, BIG_TIMES_10K, GUARDED]
 LIMITS = ("size limit", "work limit", "time limit", "step limit", "output limit")
+#: The sort loop stops at the work limit, or at the time limit first on a busy machine.
+SORT_STOPPED = re.compile(r"line 1: (work|time) limit")
 
 
 def _sample() -> dict:
@@ -65,18 +68,21 @@ def test_each_attack_is_refused_at_save_time_with_the_limit_named(source):
 def test_each_attack_stops_within_the_deadline_without_ballooning(source):
     """As if saved before the limits existed: rendering stops quickly, with the limit named,
     and memory stays small (the issue saw 2.8 GB for ``[big]*100000``)."""
-    tracemalloc.start()
     started = time.perf_counter()
+    with pytest.raises(TemplateError) as failure:
+        render_message(source, _sample(), subject="s")
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1, f"took {elapsed:.2f} s"
+    assert failure.value.problems[0].message.startswith(LIMITS), failure.value
+
+    tracemalloc.start()
     try:
-        with pytest.raises(TemplateError) as failure:
+        with pytest.raises(TemplateError):
             render_message(source, _sample(), subject="s")
-        elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.9, f"took {elapsed:.2f} s"
     assert peak < 50_000_000, f"peak memory {peak / 1e6:.0f} MB"
-    assert failure.value.problems[0].message.startswith(LIMITS), failure.value
 
 
 def test_the_deadline_is_checked_inside_the_sandbox():
@@ -100,7 +106,7 @@ def test_the_deadline_is_checked_inside_the_sandbox():
         (
             "{% set ns = namespace(x=[]) %}{% for i in range(5000) %}"
             "{% set ns.x = ns.x + [i] %}{% endfor %}",
-            "work limit",
+            "(work|time) limit",
         ),
     ],
 )
@@ -151,7 +157,7 @@ def test_the_save_of_an_instance_names_the_limit(ae):
     with pytest.raises(SettingsError) as refused:
         ae.instance(course, "autoenrol", mode="login", welcome="on", welcome_template=GUARDED)
     assert "welcome_template" in str(refused.value)
-    assert "work limit" in str(refused.value)
+    assert SORT_STOPPED.search(str(refused.value))
 
 
 def test_the_site_sets_the_render_time_limit(ae):
@@ -178,7 +184,8 @@ def test_a_template_saved_before_the_limits_fails_its_mail_and_the_enrolment_app
     ae.session.expire_all()
     [failed] = ae.session.scalars(select(MailMessage)).all()
     assert failed.status == mail.FAILED
-    assert failed.last_error.startswith("welcome template: line 1: work limit")
+    assert failed.last_error.startswith("welcome template: line 1: ")
+    assert SORT_STOPPED.search(failed.last_error)
     assert failed.template is None
     enrolment = select(UserEnrolment.status).where(UserEnrolment.user_id == jean.id)
     assert ae.session.scalar(enrolment) == ACTIVE
@@ -255,10 +262,9 @@ def test_a_slow_template_in_the_mail_task_does_not_block_another_login(any_db, t
     assert other.returncode == 0, other.stderr
     assert "locked" not in other.stderr
     assert task.returncode == 0, err
-    assert still_rendering, "the task ended before the login: the test proves nothing"
-    # The machine is shared, so time is only a loose check: a login that waited for the
-    # task's lock would have waited for all its renders, or failed with "database is locked".
-    assert elapsed < 3 * alone, f"login took {elapsed:.1f} s, {alone:.1f} s alone"
+    assert still_rendering, f"the login ({elapsed:.1f} s, {alone:.1f} s alone) ended after the task"
+    # A login that waited for a lock held while rendering would have ended after the task (or
+    # failed with "database is locked"); time itself is no measure on a shared machine.
     runtime = Runtime(any_db, Plugins(entry_points=True))
     try:
         with runtime.site() as site:
@@ -290,7 +296,7 @@ def test_the_api_refuses_the_attack_with_422_naming_the_limit(ae):
         },
     )
     assert answer.status_code == 422, answer.get_data(as_text=True)
-    assert "work limit" in answer.get_data(as_text=True)
+    assert SORT_STOPPED.search(answer.get_data(as_text=True))
     assert ae.session.scalars(select(EnrolInstance)).all() == []
 
 
