@@ -3,10 +3,14 @@
 Teachers and admins write these; users control much of the data that fills them (names, profile
 fields). So a template must not run code, reach the database or exhaust the machine, and user text
 must never turn into markup. Welcome messages render in a Jinja2 sandbox that sees plain data only
-(never ORM objects), with caps on work and output; group names are plain substitution that also
-compiles to one SQL expression for set-based syncs. Problems are found when a template is saved
-(``validate_welcome``, ``validate_group_template``) and reported with line numbers; rendering later
-shows an unknown variable as empty text instead of failing a mail. See docs/templates.md.
+(never ORM objects), under named limits: a wall-clock deadline checked inside the sandbox, a work
+cost by the size of what filters and sequence operations go through, caps on list length, value
+size and output (counted as it streams). Group names are plain substitution that also compiles to
+one SQL expression for set-based syncs. Problems are found when a template is saved
+(``validate_welcome``, which also renders it once for a sample user, ``validate_group_template``)
+and reported with line numbers; rendering later shows an unknown variable as empty text instead of
+failing a mail. Welcome mails are rendered by the mail delivery task, never inside the transaction
+that enrols (``mail.queue_template``). See docs/templates.md.
 """
 
 from __future__ import annotations
@@ -805,7 +809,7 @@ def _context(
     return variables
 
 
-def _sample_context(profile_fields: Collection[str] | None) -> dict[str, Any]:
+def sample_context(profile_fields: Collection[str] | None) -> dict[str, Any]:
     """The variables of the trial render at save time, read from nothing: the sample user in a
     sample course of a default site."""
     the_site = SimpleNamespace(name=DEFAULT_SITE_NAME, url=DEFAULT_SITE_URL)
@@ -1008,7 +1012,7 @@ def validate_welcome(
     if problems:
         return problems
     try:
-        render_message(source, _sample_context(profile_fields), subject="", seconds=seconds)
+        render_message(source, sample_context(profile_fields), subject="", seconds=seconds)
     except TemplateError as exc:
         return [p for p in exc.problems if is_limit(p) or "not available" in p.message]
     return []
@@ -1365,28 +1369,42 @@ def group_name_sql(template: str) -> ColumnElement[str]:
 
 __all__ = [
     "DEFAULT_WELCOME",
+    "LIMITS",
+    "MAX_ITEMS",
     "MAX_OUTPUT",
     "MAX_SOURCE",
     "MAX_STEPS",
+    "MAX_WORK",
     "RenderedMail",
+    "SAMPLE_USER",
+    "SAMPLE_USERNAME",
+    "TIME_LIMIT",
     "TemplateError",
     "TemplateProblem",
     "context_for",
     "course_vars",
     "custom_field_names",
+    "freeze_variables",
     "group_name_for",
     "group_name_sql",
     "group_placeholders",
     "group_values",
     "html_to_text",
+    "is_limit",
+    "masked_user_vars",
     "preview_welcome",
     "render_group_name",
     "render_message",
     "render_welcome",
+    "sample_context",
+    "sample_user_vars",
     "site_vars",
     "text_to_html",
+    "thaw_variables",
+    "time_limit",
     "user_vars",
     "validate_group_template",
     "validate_welcome",
+    "welcome_source",
     "welcome_subject",
 ]

@@ -51,7 +51,7 @@ SORT_STOPPED = re.compile(r"line 1: (work|time) limit")
 
 
 def _sample() -> dict:
-    return templating._sample_context(())
+    return templating.sample_context(())
 
 
 @pytest.mark.parametrize("source", ATTACKS)
