@@ -368,9 +368,11 @@ def _checked_join(original: Callable) -> Callable:
     @wraps(original)
     def join(eval_ctx, value, d="", attribute=None):
         items = list(value)
-        size = sum(_weigh(item) for item in items) + len(str(d)) * max(len(items) - 1, 0)
-        if size > MAX_OUTPUT:
-            raise _too_long("")
+        size = len(str(d)) * max(len(items) - 1, 0)
+        for item in items:  # stops at the first item past the cap, not after weighing all
+            size += _weigh(item)
+            if size > MAX_OUTPUT:
+                raise _too_long("")
         return original(eval_ctx, items, d, attribute)
 
     return join

@@ -58,7 +58,7 @@ def _sample() -> dict:
 def test_each_attack_is_refused_at_save_time_with_the_limit_named(source):
     started = time.perf_counter()
     problems = validate_welcome(source)
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 2  # one trial render, within its 0.5 s
     assert problems, "the attack passed the save-time checks"
     assert all(str(p).startswith("line 1: ") for p in problems)
     assert any(p.message.startswith(LIMITS) for p in problems), problems
