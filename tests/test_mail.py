@@ -11,6 +11,7 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
+from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -87,6 +88,10 @@ def outbox(site) -> list[dict]:
             "next_attempt": m.next_attempt,
             "last_error": m.last_error,
             "sent": m.sent,
+            "body": m.body,
+            "html": m.html,
+            "template": m.template,
+            "variables": m.variables,
         }
         for m in rows
     ]
@@ -145,6 +150,30 @@ def test_a_key_queues_its_message_once(db_site, smtp_server):
     assert mail.deliver(db_site, f"smtp://127.0.0.1:{server.port}").sent == 1
     assert len(handler.envelopes) == 1
     assert parsed(handler.envelopes[0]).get_content().strip() == "1"
+
+
+def test_a_template_message_is_rendered_by_the_delivery_task_once(db_site, monkeypatch):
+    """Queued with its variables in the caller's transaction, rendered (and readable) after
+    the delivery task's run even without SMTP; its key dedupes as a plain message's does."""
+    monkeypatch.delenv(mail.SMTP_URL_ENV, raising=False)
+    key = "welcome:instance:3:user:7"
+    variables = {"user": SimpleNamespace(firstname="Jean"), "items": ["a", "b"]}
+    with db_site.atomic():
+        assert mail.queue_template(db_site, to="jean@example.org", subject="Welcome",
+                                   template="Hi {{ user.firstname }} {{ items|join }}",
+                                   variables=variables, key=key)  # fmt: skip
+        assert not mail.queue_template(db_site, to="jean@example.org", subject="Welcome",
+                                       template="other", variables={}, key=key)  # fmt: skip
+    [queued] = outbox(db_site)
+    assert (queued["body"], queued["status"]) == ("", mail.QUEUED)
+    assert "SMTP not configured" in mail_delivery.run(db_site)  # it rendered all the same
+    [rendered] = outbox(db_site)
+    assert (rendered["body"], rendered["template"], rendered["variables"]) == (
+        "Hi Jean ab",
+        None,
+        None,
+    )
+    assert rendered["html"] == "<p>Hi Jean ab</p>\n" and rendered["status"] == mail.QUEUED
 
 
 def test_mail_queued_in_a_rolled_back_transaction_does_not_exist(site):

@@ -209,9 +209,9 @@ def test_attribute_walks_to_the_database_or_config_find_nothing(site, source):
 
 
 HUGE = [
-    ("{% for i in range(10**9) %}x{% endfor %}", "Range too big"),
+    ("{% for i in range(10**9) %}x{% endfor %}", "size limit: a range longer than"),
     (
-        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
         "too much work",
     ),
     ("{% for i in range(9000) %}xxxxxxxxxxxxxxxxxxxx{% endfor %}", "more than 100000 characters"),

@@ -12,6 +12,10 @@ it twice. Delivery is a separate step so a slow or absent mail server never hold
     ...?from=noreply@example.org     the sender (default ``noreply@<this host's name>``)
     ...&timeout=30                   seconds to wait on the server (default 30)
 
+A welcome message is queued as its template and variables (:func:`queue_template`) and
+rendered by the delivery task before it sends, whether or not SMTP is configured, so the outbox
+stays readable and no user-written template runs inside the transaction that queued it.
+
 Certificates are verified against the system's CAs; for a private CA point ``SSL_CERT_FILE`` at
 it. Without ``ENROLKIT_SMTP_URL`` mail stays queued and readable (``enrolkit mail list``).
 
@@ -28,14 +32,17 @@ import os
 import smtplib
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import templating
 from .errors import EnrolkitError
 from .models import MailMessage
 from .site import Site
@@ -79,6 +86,38 @@ def queue(
     reaches the same change adds nothing. Nothing is sent until the transaction commits and the
     delivery task runs.
     """
+    return _insert(site, to=to, subject=subject, key=key, body=body, html=html)
+
+
+def queue_template(
+    site: Site,
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    variables: Mapping[str, Any],
+    key: str | None = None,
+) -> bool:
+    """Queue a message written by a user (a welcome template) with its variables, as
+    :func:`queue` does; the delivery task renders it (:func:`render_queued`).
+
+    A user-written template may take up to the site's render time limit: run in the caller's
+    transaction it would hold that transaction's lock meanwhile (a login, an enrolment), so it
+    runs later, outside any write transaction, and a template that fails marks the message
+    failed instead of undoing the change."""
+    return _insert(
+        site,
+        to=to,
+        subject=subject,
+        key=key,
+        body="",
+        html="",
+        template=template,
+        variables=templating.freeze_variables(variables),
+    )
+
+
+def _insert(site: Site, *, to: str, subject: str, key: str | None, **content: str) -> bool:
     address = parseaddr(to)[1]
     if "@" not in address or address != to.strip() or len(address) > 255:
         raise MailError(f"cannot queue mail to {to!r}: not a single email address")
@@ -89,8 +128,7 @@ def queue(
         "to": address,
         # Header-safe: a newline in a subject (from a user template) would split the header.
         "subject": " ".join(subject.split())[:255],
-        "body": body,
-        "html": html,
+        **content,
         "status": QUEUED,
         "attempts": 0,
         "next_attempt": now,
@@ -104,6 +142,61 @@ def queue(
     statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     # RETURNING, not rowcount: the row comes back only when it was inserted, on both databases.
     return site.session.scalar(statement.returning(MailMessage.id)) is not None
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    rendered: int = 0
+    failed: int = 0
+
+
+def render_queued(site: Site, *, limit: int = DEFAULT_LIMIT) -> RenderResult:
+    """Render up to ``limit`` queued template messages (:func:`queue_template`), oldest first.
+
+    The rows are read in one short transaction and each result written in another; the
+    templates themselves run with no transaction open, so a slow one holds no lock. A template
+    that goes over a limit marks its message failed with the reason (``welcome template: line
+    N: time limit: ...``); it is not retried, as it would fail the same way."""
+    seconds = templating.time_limit(site)
+    due = site.session.execute(
+        select(MailMessage.id, MailMessage.subject, MailMessage.template, MailMessage.variables)
+        .where(MailMessage.status == QUEUED, MailMessage.template.is_not(None))
+        .order_by(MailMessage.id)
+        .limit(limit)
+    ).all()
+    site.session.commit()  # end the read: nothing is held while templates run
+    rendered = failed = 0
+    for row in due:
+        try:
+            message = templating.render_message(
+                row.template,
+                templating.thaw_variables(row.variables or "{}"),
+                subject=row.subject,
+                seconds=seconds,
+            )
+        except templating.TemplateError as exc:
+            values = {
+                "status": FAILED,
+                "last_error": f"welcome template: {exc}"[:2000],
+                "next_attempt": 0,
+            }
+            log.warning("mail %d to be rendered: %s", row.id, exc)
+        else:
+            values = {"body": message.text, "html": message.html}
+        with site.atomic():
+            done = site.session.execute(
+                update(MailMessage)
+                .where(MailMessage.id == row.id, MailMessage.template.is_not(None))
+                .values(template=None, variables=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+        if done.rowcount == 1:  # a parallel run may have rendered it first
+            failed += values.get("status") == FAILED
+            rendered += values.get("status") != FAILED
+    return RenderResult(rendered=rendered, failed=failed)
 
 
 # --- the SMTP server --------------------------------------------------------------------------
@@ -205,9 +298,10 @@ class DeliveryResult:
 
     def __str__(self) -> str:
         if not self.configured:
+            failed = f"; {self.failed} failed to render" if self.failed else ""
             return (
                 f"SMTP not configured (set {SMTP_URL_ENV}): "
-                f"{self.queued} message(s) stay queued in the outbox"
+                f"{self.queued} message(s) stay queued in the outbox{failed}"
             )
         return (
             f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}; "
@@ -233,9 +327,10 @@ def deliver(
     Commits as it goes: the claim of the batch, then each message's outcome, so the database is
     never locked while the mail server is talked to.
     """
+    unrendered = render_queued(site, limit=limit).failed
     url = smtp_url or os.environ.get(SMTP_URL_ENV, "").strip()
     if not url:
-        return DeliveryResult(configured=False, queued=_count_queued(site))
+        return DeliveryResult(configured=False, failed=unrendered, queued=_count_queued(site))
     config = SmtpConfig.from_url(url)
     batch = _claim(site, limit)
     counts = {SENT: 0, QUEUED: 0, FAILED: 0}
@@ -270,7 +365,7 @@ def deliver(
         configured=True,
         sent=counts[SENT],
         retrying=counts[QUEUED],
-        failed=counts[FAILED],
+        failed=counts[FAILED] + unrendered,
         queued=_count_queued(site),
     )
     if batch:
@@ -304,7 +399,11 @@ def _claim(site: Site, limit: int) -> list[_Outgoing]:
                 MailMessage.attempts,
                 MailMessage.next_attempt,
             )
-            .where(MailMessage.status == QUEUED, MailMessage.next_attempt <= now)
+            .where(
+                MailMessage.status == QUEUED,
+                MailMessage.next_attempt <= now,
+                MailMessage.template.is_(None),
+            )
             .order_by(MailMessage.next_attempt, MailMessage.id)
             .limit(limit)
         ).all()

@@ -3,16 +3,22 @@
 Teachers and admins write these; users control much of the data that fills them (names, profile
 fields). So a template must not run code, reach the database or exhaust the machine, and user text
 must never turn into markup. Welcome messages render in a Jinja2 sandbox that sees plain data only
-(never ORM objects), with caps on work and output; group names are plain substitution that also
-compiles to one SQL expression for set-based syncs. Problems are found when a template is saved
-(``validate_welcome``, ``validate_group_template``) and reported with line numbers; rendering later
-shows an unknown variable as empty text instead of failing a mail. See docs/templates.md.
+(never ORM objects), under named limits: a wall-clock deadline checked inside the sandbox, a work
+cost by the size of what filters and sequence operations go through, caps on list length, value
+size and output (counted as it streams). Group names are plain substitution that also compiles to
+one SQL expression for set-based syncs. Problems are found when a template is saved
+(``validate_welcome``, which also renders it once for a sample user, ``validate_group_template``)
+and reported with line numbers; rendering later shows an unknown variable as empty text instead of
+failing a mail. Welcome mails are rendered by the mail delivery task, never inside the transaction
+that enrols (``mail.queue_template``). See docs/templates.md.
 """
 
 from __future__ import annotations
 
 import html as htmllib
+import json
 import re
+import time
 import traceback
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -26,8 +32,10 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, Undefined, meta, nodes, pass_context
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateRuntimeError, TemplateSyntaxError
+from jinja2.filters import make_attrgetter
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, String, case, exists, func, literal, select
@@ -40,14 +48,25 @@ from .site import Site
 #: Longest template source accepted, in characters.
 MAX_SOURCE = 20_000
 #: Most characters a render may write (all output, including ``{% set %}`` blocks and macros),
-#: and the longest string or list any single expression may build.
+#: and the longest string any single expression may build or print.
 MAX_OUTPUT = 100_000
+#: Longest list, tuple, dict or ``range`` a template may build or loop over.
+MAX_ITEMS = 10_000
 #: Most loop rounds plus function, macro and filter calls in one render.
 MAX_STEPS = 10_000
+#: Most items and characters that filters and operations over sequences (sort, join, list,
+#: ``*``, ``+``, printing a list) may go through in one render, summed over the whole render.
+MAX_WORK = 1_000_000
 #: Widest ``%`` format width or precision.
 MAX_FORMAT_WIDTH = 1_000
 #: Largest integer, in bits, that arithmetic may build.
 MAX_INT_BITS = 4_096
+#: Seconds of wall-clock time one render may take, unless the site sets
+#: ``core``/``template_time_limit`` (see :func:`time_limit`).
+TIME_LIMIT = 0.5
+TIME_LIMIT_KEY = "template_time_limit"
+#: The range a site may choose for its time limit, in seconds.
+TIME_LIMIT_RANGE = (0.05, 10.0)
 
 #: The configuration keys (component "core") that name the site in messages.
 SITE_NAME, SITE_URL = "site_name", "site_url"
@@ -98,29 +117,56 @@ class RenderedMail:
 
 
 class _TooMuch(TemplateRuntimeError):
-    """A render went over one of the work or size caps."""
+    """A render went over one of the limits; the message starts with the limit's name."""
+
+
+def _too_long(value: Any) -> _TooMuch:
+    if isinstance(value, str):
+        return _TooMuch(f"size limit: a value longer than {MAX_OUTPUT} characters")
+    return _TooMuch(f"size limit: a value longer than {MAX_ITEMS} items")
 
 
 class _Budget:
-    """What one render has spent so far; shared by every loop, call and output in it."""
+    """What one render has spent so far and when it must end; shared by every loop, call,
+    filter and piece of output in it. Every charge also looks at the clock, so a render stops
+    within a few milliseconds of its deadline whatever it is doing."""
 
-    __slots__ = ("steps", "chars")
+    __slots__ = ("steps", "work", "chars", "seconds", "deadline")
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = TIME_LIMIT) -> None:
         self.steps = 0
+        self.work = 0
         self.chars = 0
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def clock(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _TooMuch(f"time limit: the template took longer than {self.seconds:g} s")
 
     def step(self) -> None:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise _TooMuch(
-                f"the template does too much work (over {MAX_STEPS} loop rounds and calls)"
+                f"step limit: the template does too much work "
+                f"(over {MAX_STEPS} loop rounds and calls)"
             )
+        self.clock()
+
+    def spend(self, units: int) -> None:
+        self.work += units
+        if self.work > MAX_WORK:
+            raise _TooMuch(
+                f"work limit: the template does too much work on lists and text "
+                f"(over {MAX_WORK} items and characters)"
+            )
+        self.clock()
 
     def emit(self, count: int) -> None:
         self.chars += count
         if self.chars > MAX_OUTPUT:
-            raise _TooMuch(f"the template writes more than {MAX_OUTPUT} characters")
+            raise _TooMuch(f"output limit: the template writes more than {MAX_OUTPUT} characters")
+        self.clock()
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("enrolkit_template_budget", default=None)
@@ -133,10 +179,90 @@ def _budget() -> _Budget:
 
 
 def _sized(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_OUTPUT:
-        raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
-    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+    if isinstance(value, str):
+        if len(value) > MAX_OUTPUT:
+            raise _too_long(value)
+    elif isinstance(value, list | tuple | dict | set | frozenset | range):
+        if len(value) > MAX_ITEMS:
+            raise _too_long(value)
+    elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _TooMuch(f"size limit: a number larger than {MAX_INT_BITS} bits")
+    return value
+
+
+_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_COLLECTIONS = (list, tuple, set, frozenset, *_VIEWS)  # noqa: UP038
+
+
+def _weigh(value: Any) -> int:
+    """What printing ``value`` costs: the characters of its strings plus its items, through
+    nested lists, dicts and namespaces, charged as work. Counting stops, and the render fails,
+    as soon as it passes :data:`MAX_OUTPUT`, so ``[big] * 10000`` is refused before ``str()``
+    builds gigabytes."""
+    if isinstance(value, str):
+        total = len(value)
+    else:
+        total, stack, budget, rounds = 0, [value], _budget(), 0
+        while stack:
+            rounds += 1
+            if rounds % 1024 == 0:
+                budget.clock()
+            item = stack.pop()
+            if isinstance(item, str):
+                total += len(item)
+            elif isinstance(item, (dict, *_COLLECTIONS)):
+                total += len(item)
+                if total > MAX_OUTPUT:
+                    break
+                for inner in item.items() if isinstance(item, dict) else item:
+                    kind = type(inner)
+                    if kind is str:
+                        total += len(inner)
+                    elif kind not in _ATOMS:
+                        stack.append(inner)
+            elif isinstance(item, SimpleNamespace | Namespace):
+                stack.append(_namespace_attrs(item))
+            else:
+                total += 1
+            if total > MAX_OUTPUT:
+                break
+        if total > MAX_OUTPUT:
+            raise _TooMuch(
+                f"size limit: a value holding more than {MAX_OUTPUT} characters and items"
+            )
+    _budget().spend(total)
+    return total
+
+
+_ATOMS = frozenset({int, float, bool, type(None)})
+
+
+def _namespace_attrs(item: Any) -> dict:
+    if isinstance(item, Namespace):
+        return item._Namespace__attrs  # type: ignore[attr-defined]
+    return vars(item)
+
+
+def _counted(items: Any) -> Iterator[Any]:
+    """A lazy sequence handed to a filter, charged item by item as the filter pulls it."""
+    budget = _budget()
+    for count, item in enumerate(items, 1):
+        if count > MAX_ITEMS:
+            raise _too_long(())
+        budget.spend(1)
+        yield item
+
+
+def _charged(value: Any) -> Any:
+    """A filter's or call's argument, paid for: sized values by weight, iterators per item."""
+    if isinstance(value, (str, dict, *_COLLECTIONS)):
+        _weigh(value)
+        return value
+    if isinstance(value, range):  # lazy, and no longer than MAX_ITEMS
+        _budget().spend(len(value))
+        return value
+    if isinstance(value, Iterator):
+        return _counted(value)
     return value
 
 
@@ -147,35 +273,46 @@ def _check_percent(fmt: str) -> None:
     for width, precision in _PERCENT_SPEC.findall(fmt):
         for number in (width, precision):
             if number == "*" or (number and int(number[:6]) > MAX_FORMAT_WIDTH):
-                raise _TooMuch(f"a format width over {MAX_FORMAT_WIDTH}")
+                raise _TooMuch(f"size limit: a format width over {MAX_FORMAT_WIDTH}")
+
+
+def _plus(left: Any, right: Any) -> Any:
+    for side in (left, right):
+        if isinstance(side, str | list | tuple):
+            _budget().spend(len(side))
+    return _sized(left + right)
 
 
 def _times(left: Any, right: Any) -> Any:
     for seq, count in ((left, right), (right, left)):
         if isinstance(seq, str | list | tuple) and isinstance(count, int):
-            if len(seq) * count > MAX_OUTPUT:
-                raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+            size = len(seq) * max(count, 0)
+            if size > (MAX_OUTPUT if isinstance(seq, str) else MAX_ITEMS):
+                raise _too_long(seq)
+            _budget().spend(size)
     if isinstance(left, int) and isinstance(right, int):
         if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+            raise _TooMuch(f"size limit: a number larger than {MAX_INT_BITS} bits")
     return left * right
 
 
 def _power(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
         if left.bit_length() * right > MAX_INT_BITS:
-            raise _TooMuch(f"a number larger than {MAX_INT_BITS} bits")
+            raise _TooMuch(f"size limit: a number larger than {MAX_INT_BITS} bits")
     return left**right
 
 
 def _modulo(left: Any, right: Any) -> Any:
     if isinstance(left, str):
         _check_percent(left)
-    return left % right
+        _weigh(left)
+        _weigh(right)
+    return _sized(left % right)
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda left, right: _sized(left + right),
+    "+": _plus,
     "*": _times,
     "**": _power,
     "%": _modulo,
@@ -187,11 +324,29 @@ _STR_METHODS = frozenset(
 )
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
 
+#: Filters whose work does not grow with their input: they are not charged by its size.
+_CHEAP_FILTERS = frozenset("abs count d default first float int length round".split())
+#: Filters that sort, charged ``n log n``.
+_SORTING_FILTERS = frozenset({"sort", "dictsort", "unique"})
 
-def _guarded_filter(original: Callable) -> Callable:
+
+def _guarded_filter(name: str, original: Callable) -> Callable:
+    """Every filter: one step, its inputs paid for by size (sorting by ``n log n``), its
+    result sized."""
+    cheap, sorting = name in _CHEAP_FILTERS, name in _SORTING_FILTERS
+    passes = _PassArg.from_obj(original)
+
     @wraps(original)  # keeps Jinja's pass_context/pass_eval_context marker
     def filter_(*args, **kwargs):
-        _budget().step()
+        budget = _budget()
+        budget.step()
+        if not cheap:
+            start = 1 if passes is not None else 0
+            args = (*args[:start], *map(_charged, args[start:]))
+            kwargs = {key: _charged(value) for key, value in kwargs.items()}
+            if sorting and len(args) > start and hasattr(args[start], "__len__"):
+                size = len(args[start])
+                budget.spend(size * max(size.bit_length(), 1))
         return _sized(original(*args, **kwargs))
 
     return filter_
@@ -203,7 +358,7 @@ def _checked_replace(original: Callable) -> Callable:
         text, old, new = str(value), str(old), str(new)
         hits = text.count(old) if count is None else min(text.count(old), count)
         if len(text) + hits * (len(new) - len(old)) > MAX_OUTPUT:
-            raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
+            raise _too_long(text)
         return original(eval_ctx, value, old, new, count)
 
     return replace
@@ -211,12 +366,14 @@ def _checked_replace(original: Callable) -> Callable:
 
 def _checked_join(original: Callable) -> Callable:
     @wraps(original)
-    def join(eval_ctx, value, d=""):
+    def join(eval_ctx, value, d="", attribute=None):
         items = list(value)
-        size = sum(len(str(item)) for item in items) + len(str(d)) * max(len(items) - 1, 0)
-        if size > MAX_OUTPUT:
-            raise _TooMuch(f"a value longer than {MAX_OUTPUT} characters or items")
-        return original(eval_ctx, items, d)
+        size = len(str(d)) * max(len(items) - 1, 0)
+        for item in items:  # stops at the first item past the cap, not after weighing all
+            size += _weigh(item)
+            if size > MAX_OUTPUT:
+                raise _too_long("")
+        return original(eval_ctx, items, d, attribute)
 
     return join
 
@@ -230,6 +387,22 @@ def _checked_format(original: Callable) -> Callable:
     return format_
 
 
+def _checked_sum(original: Callable) -> Callable:
+    """``sum`` adds numbers only: adding lists or strings one by one is quadratic."""
+
+    @wraps(original)
+    def sum_(environment, iterable, attribute=None, start=0):
+        items = list(iterable)
+        if attribute is not None:
+            getter = make_attrgetter(environment, attribute)
+            items = [getter(item) for item in items]
+        if not all(isinstance(item, int | float) for item in [start, *items]):
+            raise TemplateRuntimeError("sum adds numbers only")
+        return original(environment, items, start=start)
+
+    return sum_
+
+
 #: The filters templates may use; the rest (``safe``, ``indent``, ``center``, ``wordwrap``,
 #: ``tojson``, ...) could defeat escaping or blow up the output.
 _FILTERS = (
@@ -237,9 +410,19 @@ _FILTERS = (
     "list lower map max min reject rejectattr replace reverse round select selectattr sort string "
     "striptags sum title trim truncate unique upper urlencode wordcount"
 ).split()
-_CHECKED = {"replace": _checked_replace, "join": _checked_join, "format": _checked_format}
+_CHECKED = {
+    "replace": _checked_replace,
+    "join": _checked_join,
+    "format": _checked_format,
+    "sum": _checked_sum,
+}
 
-_STEP, _EMIT, _SIZE = "_enrolkit_step", "_enrolkit_emit", "_enrolkit_size"
+_STEP, _EMIT, _SIZE, _WEIGH = (
+    "_enrolkit_step",
+    "_enrolkit_emit",
+    "_enrolkit_size",
+    "_enrolkit_weigh",
+)
 
 
 @pass_context
@@ -252,13 +435,27 @@ def _step_filter(context, iterable):
 
 @pass_context
 def _emit_filter(context, value):
-    _budget().emit(len(str(value)))
+    _budget().emit(_weigh(value))
     return value
 
 
 @pass_context
 def _size_filter(context, value):
     return _sized(value)
+
+
+@pass_context
+def _weigh_filter(context, value):
+    _weigh(value)
+    return value
+
+
+def _range(*args: int) -> range:
+    """``range`` with :data:`MAX_ITEMS` as its longest."""
+    numbers = range(*args)
+    if len(numbers) > MAX_ITEMS:
+        raise _TooMuch(f"size limit: a range longer than {MAX_ITEMS} items")
+    return numbers
 
 
 def _filter(node: nodes.Expr, name: str) -> nodes.Filter:
@@ -276,6 +473,7 @@ class _Guards(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
+        node.nodes = [_filter(child, _WEIGH) for child in node.nodes]
         return _filter(node, _SIZE)
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
@@ -299,7 +497,8 @@ class _GuardedCodeGenerator(CodeGenerator):
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, narrowed: callable attributes only from a short allow-list,
-    no ``str.format``, unsafe attributes raise at once, arithmetic and calls are size-checked."""
+    no ``str.format``, unsafe attributes raise at once, arithmetic, filters and calls are
+    charged by size, and every call and lookup looks at the render's clock."""
 
     code_generator_class = _GuardedCodeGenerator
     intercepted_binops = frozenset(_BINOPS)
@@ -312,13 +511,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.globals = {name: self.globals[name] for name in ("range", "dict", "namespace")}
+        self.globals = {"range": _range, "dict": self.globals["dict"]}
+        self.globals["namespace"] = Namespace
         builtin = self.filters
         self.filters = {
-            name: _guarded_filter(_CHECKED.get(name, lambda f: f)(builtin[name]))
+            name: _guarded_filter(name, _CHECKED.get(name, lambda f: f)(builtin[name]))
             for name in _FILTERS
         }
-        self.filters.update({_STEP: _step_filter, _EMIT: _emit_filter, _SIZE: _size_filter})
+        self.filters.update(
+            {_STEP: _step_filter, _EMIT: _emit_filter, _SIZE: _size_filter, _WEIGH: _weigh_filter}
+        )
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if not super().is_safe_attribute(obj, attr, value):
@@ -337,11 +539,21 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def wrap_str_format(self, value: Any) -> None:
         return None
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _budget().clock()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _budget().clock()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
         return _BINOPS[operator](left, right)
 
     def call(self, context, obj, /, *args, **kwargs) -> Any:
         _budget().step()
+        args = tuple(map(_charged, args))
+        kwargs = {key: _charged(value) for key, value in kwargs.items()}
         return _sized(super().call(context, obj, *args, **kwargs))
 
 
@@ -366,25 +578,49 @@ def _template_line(exc: BaseException) -> int:
 
 def _failure(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
-        return "the template calls itself too deeply"
+        return "depth limit: the template calls itself too deeply"
     if isinstance(exc, MemoryError):
-        return "the template needs too much memory"
+        return "size limit: the template needs too much memory"
     text = getattr(exc, "message", None) or str(exc)
     return text if text else type(exc).__name__
 
 
-def _render(env: _Sandbox, source: str, variables: Mapping[str, Any]) -> str:
+def _render(env: _Sandbox, source: str, variables: Mapping[str, Any], seconds: float) -> str:
+    """Render under a fresh budget, streaming: the output is counted chunk by chunk as it is
+    produced, so an over-long message stops at the cap instead of being built first."""
     if len(source) > MAX_SOURCE:
         raise TemplateError([TemplateProblem(1, f"longer than {MAX_SOURCE} characters")])
-    token = _BUDGET.set(_Budget())
+    budget = _Budget(seconds)
+    token = _BUDGET.set(budget)
     try:
-        return _compiled(env, source).render(variables)
+        parts: list[str] = []
+        written = 0
+        for chunk in _compiled(env, source).generate(variables):
+            written += len(chunk)
+            if written > MAX_OUTPUT:
+                raise _TooMuch(
+                    f"output limit: the template writes more than {MAX_OUTPUT} characters"
+                )
+            budget.clock()
+            parts.append(chunk)
+        return "".join(parts)
     except TemplateSyntaxError as exc:
         raise TemplateError([TemplateProblem(exc.lineno or 1, exc.message or str(exc))]) from None
     except Exception as exc:  # whatever the template's own code raised
         raise TemplateError([TemplateProblem(_template_line(exc), _failure(exc))]) from None
     finally:
         _BUDGET.reset(token)
+
+
+def time_limit(site: Site) -> float:
+    """The site's wall-clock limit per render (``core``/``template_time_limit``, seconds),
+    kept within :data:`TIME_LIMIT_RANGE`; :data:`TIME_LIMIT` when unset or not a number."""
+    try:
+        seconds = float(site.get_config("core", TIME_LIMIT_KEY, TIME_LIMIT))
+    except (TypeError, ValueError):
+        return TIME_LIMIT
+    low, high = TIME_LIMIT_RANGE
+    return min(max(seconds, low), high) if seconds == seconds else TIME_LIMIT
 
 
 # --- welcome messages: variables -------------------------------------------------------------
@@ -440,6 +676,12 @@ def course_vars(site: Site, course: CourseRow) -> SimpleNamespace:
     )
 
 
+def _user_namespace(fields: Mapping[str, str], profile: Mapping[str, str]) -> SimpleNamespace:
+    values = {name: fields.get(name) or "" for name in _USER_FIELDS if name != "profile"}
+    values.update({PROFILE_PREFIX + name: value for name, value in profile.items()})
+    return SimpleNamespace(**values, profile=dict(profile))
+
+
 def user_vars(site: Site, user: User) -> SimpleNamespace:
     """``user`` in templates: standard fields, ``profile`` (every custom field by shortname,
     '' when unset) and the same values as ``profile_field_<shortname>``."""
@@ -452,9 +694,44 @@ def user_vars(site: Site, user: User) -> SimpleNamespace:
         .order_by(ProfileField.shortname)
     ).all()
     profile = {shortname: value or "" for shortname, value in rows}
-    fields = {name: getattr(user, name) or "" for name in _USER_FIELDS if name != "profile"}
-    fields.update({PROFILE_PREFIX + name: value for name, value in profile.items()})
-    return SimpleNamespace(**fields, profile=profile)
+    return _user_namespace({name: getattr(user, name) for name in _USER_FIELDS[:-1]}, profile)
+
+
+#: The built-in sample user of previews and of the trial render at save time: made-up data that
+#: belongs to nobody, so a template can be tried without reading a real person's profile.
+SAMPLE_USER = {
+    "username": "sample.student",
+    "firstname": "Sam",
+    "lastname": "Sample",
+    "fullname": "Sam Sample",
+    "email": "sam.sample@example.org",
+    "idnumber": "S-0001",
+    "department": "Sample department",
+    "institution": "Sample institution",
+    "city": "Sampleville",
+    "country": "FR",
+    "lang": "en",
+    "auth": "manual",
+}
+SAMPLE_USERNAME = SAMPLE_USER["username"]
+
+
+def sample_user_vars(profile_fields: Collection[str]) -> SimpleNamespace:
+    """``user`` for :data:`SAMPLE_USER`, each custom field filled with ``sample <shortname>``."""
+    return _user_namespace(SAMPLE_USER, {name: f"sample {name}" for name in sorted(profile_fields)})
+
+
+def masked_user_vars(the_user: SimpleNamespace, shown: Collection[str]) -> SimpleNamespace:
+    """``the_user`` with every field outside ``shown`` (and every custom field) replaced by its
+    name in brackets, e.g. ``[city]``: what a teacher's preview shows of a real user, who may
+    see no more there than on the participants page."""
+    fields = {
+        name: value if name in shown else f"[{name}]"
+        for name, value in vars(the_user).items()
+        if name != "profile" and not name.startswith(PROFILE_PREFIX)
+    }
+    profile = {name: f"[{PROFILE_PREFIX}{name}]" for name in the_user.profile}
+    return _user_namespace(fields, profile)
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -472,38 +749,108 @@ def _plain(value: Any, where: str) -> Any:
 
 def context_for(
     site: Site,
-    user: User,
+    user: User | None,
     course: CourseRow,
     *,
     role: Role | None = None,
     timestart: int = 0,
     timeend: int = 0,
     extra: Mapping[str, Any] | None = None,
+    shown: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Every variable a welcome message sees, as plain data read from the database."""
-    the_user = user_vars(site, user)
-    the_course = course_vars(site, course)
-    the_site = site_vars(site)
-    role_name = (role.name or role.shortname) if role is not None else ""
+    """Every variable a welcome message sees, as plain data read from the database. ``user``
+    None means :data:`SAMPLE_USER`; ``shown`` limits what is shown of a real user
+    (:func:`masked_user_vars`)."""
+    if user is None:
+        the_user = sample_user_vars(custom_field_names(site))
+    else:
+        the_user = user_vars(site, user)
+        if shown is not None:
+            the_user = masked_user_vars(the_user, shown)
+    return _context(
+        the_user,
+        course_vars(site, course),
+        site_vars(site),
+        user_id=user.id if user is not None else 0,
+        role=(role.name or role.shortname) if role is not None else "",
+        timestart=timestart,
+        timeend=timeend,
+        extra=extra,
+    )
+
+
+def _context(
+    the_user: SimpleNamespace,
+    the_course: SimpleNamespace,
+    the_site: SimpleNamespace,
+    *,
+    user_id: int,
+    role: str = "",
+    timestart: int = 0,
+    timeend: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     variables: dict[str, Any] = {
         "user": the_user,
         "course": the_course,
-        "enrolment": SimpleNamespace(role=role_name, start=_date(timestart), end=_date(timeend)),
+        "enrolment": SimpleNamespace(role=role, start=_date(timestart), end=_date(timeend)),
         "site": the_site,
         "coursename": the_course.fullname,
         "fullname": the_user.fullname,
         "firstname": the_user.firstname,
         "lastname": the_user.lastname,
         "email": the_user.email,
-        "profileurl": f"{the_site.url}/user/{user.id}",
+        "profileurl": f"{the_site.url}/user/{user_id}",
         "courselink": the_course.url,
         "link": the_course.url,
-        "courserole": role_name,
+        "courserole": role,
         "coursestartdate": the_course.startdate,
     }
     for name, value in (extra or {}).items():
         variables[name] = _plain(value, name)
     return variables
+
+
+def sample_context(profile_fields: Collection[str] | None) -> dict[str, Any]:
+    """The variables of the trial render at save time, read from nothing: the sample user in a
+    sample course of a default site."""
+    the_site = SimpleNamespace(name=DEFAULT_SITE_NAME, url=DEFAULT_SITE_URL)
+    the_course = SimpleNamespace(
+        shortname="SAMPLE101",
+        fullname="Sample course",
+        idnumber="",
+        url=f"{DEFAULT_SITE_URL}/course/0",
+        startdate="",
+    )
+    return _context(
+        sample_user_vars(profile_fields or ()), the_course, the_site, user_id=0, role="Student"
+    )
+
+
+def freeze_variables(variables: Mapping[str, Any]) -> str:
+    """``variables`` (plain data, as :func:`context_for` returns) as JSON for the outbox, so
+    the delivery task renders exactly what the enrolment saw."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, SimpleNamespace):
+            return {_NAMESPACE: vars(value)}
+        raise TypeError(f"{type(value).__name__} is not plain data")
+
+    return json.dumps(dict(variables), default=encode, sort_keys=True)
+
+
+def thaw_variables(text: str) -> dict[str, Any]:
+    """The variables :func:`freeze_variables` stored."""
+
+    def decode(value: dict) -> Any:
+        if set(value) == {_NAMESPACE}:
+            return SimpleNamespace(**value[_NAMESPACE])
+        return value
+
+    return json.loads(text, object_hook=decode)
+
+
+_NAMESPACE = "__namespace__"
 
 
 def custom_field_names(site: Site) -> set[str]:
@@ -627,30 +974,83 @@ def _attribute_problems(
                 yield TemplateProblem(node.lineno, message)
 
 
+#: The names every limit's message starts with (``"time limit: ..."``).
+LIMITS = ("time limit", "work limit", "step limit", "output limit", "size limit", "depth limit")
+
+
+def is_limit(problem: TemplateProblem) -> bool:
+    """Whether ``problem`` is a template going over one of the render limits."""
+    return problem.message.startswith(LIMITS)
+
+
 def validate_welcome(
     source: str,
     extra_vars: Collection[str] = frozenset(),
     profile_fields: Collection[str] | None = None,
+    *,
+    seconds: float = TIME_LIMIT,
 ) -> list[TemplateProblem]:
     """Everything wrong with a welcome template, for the form or command that saves it.
 
     ``extra_vars`` names the variables the calling method adds (e.g. ``completed_course``);
     ``profile_fields`` (from :func:`custom_field_names`) lets ``user.profile.x`` be checked too.
-    An empty list means it will render."""
+    A template that passes the checks is then rendered once for :data:`SAMPLE_USER` within
+    ``seconds``: one that goes over a limit there (or a sandbox rule) is refused with the limit
+    named. An empty list means it will render."""
     if len(source) > MAX_SOURCE:
         return [TemplateProblem(1, f"longer than {MAX_SOURCE} characters")]
-    source = _from_moodle(source)
-    token = _BUDGET.set(_Budget())
+    converted = _from_moodle(source)
+    token = _BUDGET.set(_Budget(seconds))
     try:
-        tree = _HTML_ENV.parse(source)
+        tree = _HTML_ENV.parse(converted)
         problems = _tree_problems(tree, set(WELCOME_VARIABLES) | set(extra_vars), profile_fields)
+        problems.extend(_constant_sizes(tree))
         if not problems:
-            _HTML_ENV.compile(source)  # what only code generation finds
-        return problems
+            _HTML_ENV.compile(converted)  # what only code generation finds
     except TemplateSyntaxError as exc:
         return [TemplateProblem(exc.lineno or 1, exc.message or str(exc))]
     finally:
         _BUDGET.reset(token)
+    if problems:
+        return problems
+    try:
+        render_message(source, sample_context(profile_fields), subject="", seconds=seconds)
+    except TemplateError as exc:
+        return [p for p in exc.problems if is_limit(p) or "not available" in p.message]
+    return []
+
+
+def _constant_sizes(tree: nodes.Template) -> Iterator[TemplateProblem]:
+    """Sizes written in the source that are over a limit whatever the data: ``range(100000)``,
+    ``[x] * 100000``, ``'x' * 10**9``; found even in a branch the sample user skips."""
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "range" and not call.kwargs:
+            try:
+                numbers = [int(arg.as_const()) for arg in call.args]
+                length = len(range(*numbers))
+            except (nodes.Impossible, TypeError, ValueError):
+                continue
+            if length > MAX_ITEMS:
+                yield TemplateProblem(
+                    call.lineno, f"size limit: a range longer than {MAX_ITEMS} items"
+                )
+    for product in tree.find_all(nodes.Mul):
+        for seq, count in ((product.left, product.right), (product.right, product.left)):
+            try:
+                times = count.as_const()
+            except nodes.Impossible:
+                continue
+            if not isinstance(times, int) or isinstance(times, bool):
+                continue
+            if isinstance(seq, nodes.List | nodes.Tuple) and len(seq.items) * times > MAX_ITEMS:
+                yield TemplateProblem(
+                    product.lineno, f"size limit: a value longer than {MAX_ITEMS} items"
+                )
+            if isinstance(seq, nodes.Const) and isinstance(seq.value, str):
+                if len(seq.value) * times > MAX_OUTPUT:
+                    yield TemplateProblem(
+                        product.lineno, f"size limit: a value longer than {MAX_OUTPUT} characters"
+                    )
 
 
 # --- welcome messages: rendering -------------------------------------------------------------
@@ -661,16 +1061,24 @@ def welcome_subject(course_fullname: str) -> str:
     return f"Welcome to {htmllib.unescape(course_fullname)}"
 
 
-def render_message(source: str, variables: Mapping[str, Any], *, subject: str) -> RenderedMail:
-    """Render a message in both forms. Source with HTML tags is rendered autoescaped to HTML
-    and the text part derived from it; otherwise the source is plain text, rendered unescaped,
-    and the HTML part is the escaped text with paragraphs and links."""
+def render_message(
+    source: str, variables: Mapping[str, Any], *, subject: str, seconds: float = TIME_LIMIT
+) -> RenderedMail:
+    """Render a message in both forms, within ``seconds`` of wall-clock time. Source with HTML
+    tags is rendered autoescaped to HTML and the text part derived from it; otherwise the source
+    is plain text, rendered unescaped, and the HTML part is the escaped text with paragraphs and
+    links."""
     source = _from_moodle(source)
     if _HTML_TAG.search(source):
-        body = _render(_HTML_ENV, source, variables)
+        body = _render(_HTML_ENV, source, variables, seconds)
         return RenderedMail(subject=subject, text=html_to_text(body), html=body)
-    text = _render(_TEXT_ENV, source, variables)
+    text = _render(_TEXT_ENV, source, variables, seconds)
     return RenderedMail(subject=subject, text=text, html=text_to_html(text))
+
+
+def welcome_source(source: str) -> str:
+    """What a welcome setting renders: blank means :data:`DEFAULT_WELCOME`."""
+    return source if source.strip() else DEFAULT_WELCOME
 
 
 def render_welcome(
@@ -684,40 +1092,52 @@ def render_welcome(
     timeend: int = 0,
     extra: Mapping[str, Any] | None = None,
 ) -> RenderedMail:
-    """The welcome mail for ``user`` in ``course``. Blank ``source`` means
-    :data:`DEFAULT_WELCOME`. Unknown variables render empty (validation reports them at save
-    time); sandbox violations and exceeded caps raise :class:`TemplateError`."""
+    """The welcome mail for ``user`` in ``course``, within the site's :func:`time_limit`.
+    Blank ``source`` means :data:`DEFAULT_WELCOME`. Unknown variables render empty (validation
+    reports them at save time); sandbox violations and exceeded limits raise
+    :class:`TemplateError`."""
     variables = context_for(
         site, user, course, role=role, timestart=timestart, timeend=timeend, extra=extra
     )
-    body = source if source.strip() else DEFAULT_WELCOME
-    return render_message(body, variables, subject=welcome_subject(course.fullname))
+    return render_message(
+        welcome_source(source),
+        variables,
+        subject=welcome_subject(course.fullname),
+        seconds=time_limit(site),
+    )
 
 
 def preview_welcome(
     site: Site,
     source: str,
     *,
-    user: User,
+    user: User | None,
     course: CourseRow,
     role: Role | None = None,
     timestart: int = 0,
     timeend: int = 0,
     extra: Mapping[str, Any] | None = None,
+    shown: Collection[str] | None = None,
 ) -> RenderedMail:
-    """Validate against this site (its custom fields), then render: what a save form shows."""
-    problems = validate_welcome(source, set(extra or ()), custom_field_names(site))
+    """Validate against this site (its custom fields), then render for ``user`` (None: the
+    sample user; ``shown``: the fields of a real user the viewer may see): what a save form
+    shows."""
+    seconds = time_limit(site)
+    problems = validate_welcome(source, set(extra or ()), custom_field_names(site), seconds=seconds)
     if problems:
         raise TemplateError(problems)
-    return render_welcome(
+    variables = context_for(
         site,
-        source,
-        user=user,
-        course=course,
+        user,
+        course,
         role=role,
         timestart=timestart,
         timeend=timeend,
         extra=extra,
+        shown=shown,
+    )
+    return render_message(
+        welcome_source(source), variables, subject=welcome_subject(course.fullname), seconds=seconds
     )
 
 
@@ -850,9 +1270,22 @@ def render_group_name(values: Mapping[str, str], template: str) -> str | None:
     return name or None
 
 
-def group_values(site: Site, user: User, template: str) -> dict[str, str]:
-    """The values the template's placeholders read for one user ('' when unset)."""
+def group_values(
+    site: Site, user: User | None, template: str, shown: Collection[str] | None = None
+) -> dict[str, str]:
+    """The values the template's placeholders read for one user ('' when unset). ``user`` None
+    means :data:`SAMPLE_USER`; with ``shown``, a placeholder that reads a custom field or a
+    field outside ``shown`` gives its own name in brackets, as :func:`masked_user_vars` does."""
     names = group_placeholders(template)
+    if user is None:
+        custom_fields = custom_field_names(site)
+        values = {}
+        for name in names:
+            reads = _reads(name, custom_fields)
+            if reads is not None:
+                kind, field = reads
+                values[name] = f"sample {field}" if kind == "custom" else SAMPLE_USER[field]
+        return values
     wanted = {n.removeprefix(PROFILE_PREFIX) for n in names if n.startswith(PROFILE_PREFIX)}
     custom = {
         shortname: value or ""
@@ -870,13 +1303,19 @@ def group_values(site: Site, user: User, template: str) -> dict[str, str]:
         reads = _reads(name, custom)
         if reads is not None:
             kind, field = reads
-            values[name] = custom[field] if kind == "custom" else getattr(user, field) or ""
+            if shown is not None and (kind == "custom" or field not in shown):
+                values[name] = f"[{name}]"
+            else:
+                values[name] = custom[field] if kind == "custom" else getattr(user, field) or ""
     return values
 
 
-def group_name_for(site: Site, user: User, template: str) -> str | None:
-    """The group ``user`` belongs in under ``template``, or None for no group."""
-    return render_group_name(group_values(site, user, template), template)
+def group_name_for(
+    site: Site, user: User | None, template: str, shown: Collection[str] | None = None
+) -> str | None:
+    """The group ``user`` belongs in under ``template``, or None for no group (``user`` and
+    ``shown`` as in :func:`group_values`)."""
+    return render_group_name(group_values(site, user, template, shown), template)
 
 
 def _custom_value_sql(shortname: str) -> ColumnElement:
@@ -932,28 +1371,42 @@ def group_name_sql(template: str) -> ColumnElement[str]:
 
 __all__ = [
     "DEFAULT_WELCOME",
+    "LIMITS",
+    "MAX_ITEMS",
     "MAX_OUTPUT",
     "MAX_SOURCE",
     "MAX_STEPS",
+    "MAX_WORK",
     "RenderedMail",
+    "SAMPLE_USER",
+    "SAMPLE_USERNAME",
+    "TIME_LIMIT",
     "TemplateError",
     "TemplateProblem",
     "context_for",
     "course_vars",
     "custom_field_names",
+    "freeze_variables",
     "group_name_for",
     "group_name_sql",
     "group_placeholders",
     "group_values",
     "html_to_text",
+    "is_limit",
+    "masked_user_vars",
     "preview_welcome",
     "render_group_name",
     "render_message",
     "render_welcome",
+    "sample_context",
+    "sample_user_vars",
     "site_vars",
     "text_to_html",
+    "thaw_variables",
+    "time_limit",
     "user_vars",
     "validate_group_template",
     "validate_welcome",
+    "welcome_source",
     "welcome_subject",
 ]

@@ -2,8 +2,13 @@
 
 The method names each recipient's mail with a key that identifies the real change it announces
 (an enrolment row, a completion): a key already in the outbox is skipped, so a retry or a no-op
-never mails twice. A user who cannot be mailed (a template or address problem) is logged as
+never mails twice. A user who cannot be mailed (an address problem) is logged as
 ``welcome_not_sent``, never a reason to undo the enrolment.
+
+The template is not rendered here: this runs inside the enrolment's transaction (a login, a
+sync), and a user-written template may take up to the site's render time limit. Each message is
+queued with its variables as plain data, read now, and the delivery task renders it later; a
+template that goes over a limit then marks its message failed, the enrolment stays.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ def queue_welcomes(
     *,
     extra: Mapping[str, Any] | None = None,
 ) -> int:
-    """Render ``template`` and queue it for each ``key -> (user, timestart, timeend)`` not yet in
-    the outbox. Returns how many messages were queued."""
+    """Queue ``template`` with each ``key -> (user, timestart, timeend)``'s variables, for the
+    keys not yet in the outbox. Returns how many messages were queued."""
     if not recipients:
         return 0
     course = site.session.get(Course, instance.course_id)
@@ -38,20 +43,22 @@ def queue_welcomes(
             select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(recipients)))
         )
     )
+    source = templating.welcome_source(template)
+    subject = templating.welcome_subject(course.fullname)
     queued = 0
     for key, (user, timestart, timeend) in recipients.items():
         if key in done:
             continue
+        variables = templating.context_for(
+            site, user, course, role=role, timestart=timestart, timeend=timeend,
+            extra=dict(extra) if extra else None,
+        )  # fmt: skip
         try:
-            message = templating.render_welcome(
-                site, template, user=user, course=course, role=role, timestart=timestart,
-                timeend=timeend, extra=dict(extra) if extra else None,
+            queued += mail.queue_template(
+                site, to=user.email, subject=subject, template=source, variables=variables,
+                key=key,
             )  # fmt: skip
-            queued += mail.queue(
-                site, to=user.email, subject=message.subject, body=message.text,
-                html=message.html, key=key,
-            )  # fmt: skip
-        except (templating.TemplateError, mail.MailError) as exc:
+        except mail.MailError as exc:
             record(site, "welcome_not_sent", instance.component, course_id=instance.course_id,
                    user_id=user.id, instance_id=instance.id, reason=str(exc))  # fmt: skip
     return queued

@@ -200,17 +200,20 @@ def test_the_welcome_preview_renders_live(server, visit):
     base, runtime = server
     page = visit("prof.martin")
     page.goto(f"/course/{course_id(runtime, 'MATH101')}/manage/welcome")
-    page.get_by_label("Aperçu pour l'utilisateur").fill("jean")
+    # A teacher previews with a participant, themself or the sample user, never anyone else.
+    page.get_by_label("Aperçu pour l'utilisateur").fill("sample.student")
     page.get_by_label("Modèle", exact=True).fill(
         "<p>Bonjour {{ user.firstname }}, bienvenue en {{ course.fullname }} !</p>"
     )
     frame = page.frame_locator("#w-html")
-    frame.get_by_text("Bonjour Jean, bienvenue en Mathematics 101 !").wait_for()
+    frame.get_by_text("Bonjour Sam, bienvenue en Mathematics 101 !").wait_for()
     assert page.inner_text("#w-subject") == "Welcome to Mathematics 101"
     shot(page, "course-welcome-preview")
     page.get_by_label("Modèle", exact=True).fill("{{ user.nosuch }}")
     page.locator("#w-problems li").first.wait_for()
     assert "nosuch" in page.inner_text("#w-problems")
+    page.get_by_label("Aperçu pour l'utilisateur").fill("jean")  # not in MATH101
+    page.locator("#w-problems li", has_text="participant").wait_for()
 
 
 def test_the_interface_speaks_french_to_french_users(server, visit):

@@ -2,7 +2,7 @@
 
 from .base import Base, Timestamp
 from .enrolment import ACTIVE, SUSPENDED, EnrolInstance, HeldPlan, LogEntry, UserEnrolment
-from .services import ApiToken, MailMessage, PendingAction, ScheduledTask
+from .services import ApiToken, MailMessage, PendingAction, RateLimit, ScheduledTask
 from .site import (
     CATEGORY,
     COURSE,
@@ -51,6 +51,7 @@ __all__ = [
     "PendingAction",
     "ProfileData",
     "ProfileField",
+    "RateLimit",
     "Role",
     "RoleAssignment",
     "ScheduledTask",

@@ -66,6 +66,10 @@ class MailMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(255), default=None)
     created: Mapped[int] = mapped_column(Timestamp, default=0)
     sent: Mapped[int] = mapped_column(Timestamp, default=0)
+    #: A message still to be rendered: a user-written template and its variables as JSON. The
+    #: delivery task renders it (then clears both), never the transaction that queued it.
+    template: Mapped[str | None] = mapped_column(Text, default=None)
+    variables: Mapped[str | None] = mapped_column(Text, default=None)
     __table_args__ = (UniqueConstraint("dedupe_key"),)
 
 
@@ -77,3 +81,14 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created: Mapped[int] = mapped_column(Timestamp, default=0)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RateLimit(Base):
+    """Uses of a costly action per key in the current fixed window (e.g. template previews
+    per user). One row per key, counted by one conditional upsert, so parallel requests on any
+    process or node cannot all pass: see :mod:`enrolkit.throttle`."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[int] = mapped_column(Timestamp, default=0)

@@ -50,6 +50,9 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
         #: Failed logins allowed per username and address within the window (seconds).
         LOGIN_MAX_FAILURES=5,
         LOGIN_FAILURE_WINDOW=15 * 60,
+        #: Template previews (each renders user-written code) allowed per user and window.
+        PREVIEW_LIMIT=20,
+        PREVIEW_WINDOW=60,
         PAGE_SIZE=50,
     )
     app.config.from_pyfile("config.py", silent=True)

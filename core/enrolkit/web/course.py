@@ -10,11 +10,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import access, clock, enrolments, lookup, templating
+from .. import access, clock, enrolments, lookup, templating, throttle
 from ..errors import EnrolkitError, SettingsError
 from ..methods import EnrolMethod
 from ..models import Course, EnrolInstance, Role, User, UserEnrolment
@@ -352,17 +363,70 @@ def _extra_vars(text: str) -> dict[str, str]:
     return enrolments.parse_settings(lines)
 
 
-def _welcome_preview(course: Course, source: str, user: User, extra_text: str) -> dict:
-    """Subject, text and HTML of the message for ``user``, or its problems."""
+class _Refused(EnrolkitError):
+    """A preview asked for a user the viewer may not see."""
+
+
+def _preview_subject(course: Course, username: str) -> tuple[User | None, frozenset[str] | None]:
+    """Whom a preview shows, and which of their fields (None: all).
+
+    The sample user (blank or its username) for anyone. An admin may preview any user; a
+    teacher only themself or a participant of this course, and of a participant only what the
+    participants page shows. Raises :class:`EnrolkitError` for a user not found or refused."""
+    if not username or username == templating.SAMPLE_USERNAME:
+        return None, None
+    s = site()
+    user = lookup.user(s.session, username)
+    if g.user.siteadmin or user.id == g.user.id:
+        return user, None
+    if not participants.is_participant(s, course, user):
+        raise _Refused(
+            _(
+                "You can preview only with a participant of this course, yourself or the "
+                "sample user %(sample)s.",
+                sample=templating.SAMPLE_USERNAME,
+            )
+        )
+    return user, participants.SHOWN_FIELDS
+
+
+def _preview_allowance() -> int:
+    """Count one template preview for the current user; 0 when allowed, else the seconds to
+    wait. Each renders user-written code, so a burst could keep the server busy."""
+    config = current_app.config
+    return throttle.take(
+        site(),
+        f"preview:{g.user.id}",
+        limit=config["PREVIEW_LIMIT"],
+        window=config["PREVIEW_WINDOW"],
+    )
+
+
+def _welcome_preview(course: Course, source: str, username: str, extra_text: str) -> dict:
+    """Subject, text and HTML of the message for ``username``, or its problems (with
+    ``status``: 429 and ``retry_after`` when over the preview limit, 403 for a refused user)."""
+    wait = _preview_allowance()
+    if wait:
+        message = _("Too many previews: wait %(seconds)d seconds, then try again.", seconds=wait)
+        return {"problems": [message], "status": 429, "retry_after": wait}
     try:
+        user, shown = _preview_subject(course, username)
         mail = templating.preview_welcome(
-            site(), source, user=user, course=course, extra=_extra_vars(extra_text)
+            site(), source, user=user, course=course, extra=_extra_vars(extra_text), shown=shown
         )
     except TemplateError as exc:
-        return {"problems": [str(p) for p in exc.problems]}
+        return {"problems": [str(p) for p in exc.problems], "status": 400}
+    except _Refused as exc:
+        return {"problems": [str(exc)], "status": 403}
     except EnrolkitError as exc:
-        return {"problems": [str(exc)]}
+        return {"problems": [str(exc)], "status": 400}
     return {"subject": mail.subject, "text": mail.text, "html": mail.html, "problems": []}
+
+
+def _answered(preview: dict, status: int):
+    """Add Retry-After to a preview answer over the limit."""
+    headers = {"Retry-After": str(preview["retry_after"])} if "retry_after" in preview else {}
+    return status, headers
 
 
 @bp.route("/welcome", methods=["GET", "POST"])
@@ -379,8 +443,7 @@ def welcome(course: Course):
     if source is None:
         source = (instance.settings or {}).get(WELCOME, "") if instance else ""
     extra_text = request.form.get("variables", "")
-    user = _user_or_none(username) or g.user
-    preview = _welcome_preview(course, source, user, extra_text)
+    preview = _welcome_preview(course, source, username, extra_text)
     if request.method == "POST" and request.form.get("action") == "save":
         if instance is None:
             flash(_("Choose the method whose message this is."), "error")
@@ -393,33 +456,37 @@ def welcome(course: Course):
             else:
                 flash(_("The welcome message is saved."), "success")
                 return redirect(url_for("course.welcome", instance=instance.id, user=username))
-    return render_template(
+    status = 200
+    if preview["problems"] and (request.method == "POST" or preview["status"] in (403, 429)):
+        status = preview["status"]
+    body = render_template(
         "course/welcome.html",
         course=course,
         candidates=candidates,
         instance=instance,
         source=source,
-        username=user.username,
+        username=username,
         variables=extra_text,
         preview=preview,
         default=templating.DEFAULT_WELCOME,
-    ), (400 if preview["problems"] and request.method == "POST" else 200)
+        sample=templating.SAMPLE_USERNAME,
+    )
+    return body, *_answered(preview, status)
 
 
 @bp.post("/welcome/preview")
 @course_manager
 def welcome_preview(course: Course):
-    """The live preview: JSON for the editor's script."""
-    user = site().session.scalar(
-        select(User).where(User.username == request.form.get("user", "").strip())
+    """The live preview: JSON for the editor's script (429 with Retry-After over the limit)."""
+    preview = _welcome_preview(
+        course,
+        request.form.get("source", ""),
+        request.form.get("user", "").strip(),
+        request.form.get("variables", ""),
     )
-    if user is None:
-        return jsonify({"problems": [_("No user with this username.")]})
-    return jsonify(
-        _welcome_preview(
-            course, request.form.get("source", ""), user, request.form.get("variables", "")
-        )
-    )
+    status = preview["status"] if preview["problems"] and preview["status"] != 400 else 200
+    answer = {key: value for key, value in preview.items() if key != "status"}
+    return jsonify(answer), *_answered(preview, status)
 
 
 # --- group names -----------------------------------------------------------------------------
@@ -454,25 +521,9 @@ def groups(course: Course):
                 flash(_("The group name template is saved."), "success")
                 return redirect(url_for("course.groups", instance=instance.id))
     username = request.values.get("user", "").strip()
-    users = [u for u in [_user_or_none(username)] if u is not None]
-    users += list(
-        s.session.scalars(
-            select(User)
-            .where(
-                User.id.in_(
-                    select(UserEnrolment.user_id)
-                    .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
-                    .where(EnrolInstance.course_id == course.id)
-                )
-            )
-            .order_by(User.username)
-            .limit(10)
-        )
-    )
     samples = []
     if source and not problems:
-        for user in dict.fromkeys(users):
-            samples.append((user, templating.group_name_for(s, user, source)))
+        samples = _group_samples(course, source, username)
     return render_template(
         "course/groups.html",
         course=course,
@@ -483,6 +534,44 @@ def groups(course: Course):
         samples=samples,
         username=username,
     ), (400 if problems and request.method == "POST" else 200)
+
+
+def _group_samples(course: Course, source: str, username: str) -> list[tuple[str, str, str]]:
+    """(full name, username, group name) for the sample user, the user asked for and the first
+    ten participants, each shown as :func:`_preview_subject` allows."""
+    s = site()
+    subjects: list[tuple[User | None, frozenset[str] | None]] = [(None, None)]
+    if username:
+        try:
+            subjects.append(_preview_subject(course, username))
+        except EnrolkitError as exc:
+            flash(str(exc), "error")
+    shown = None if g.user.siteadmin else participants.SHOWN_FIELDS
+    for user in s.session.scalars(
+        select(User)
+        .where(
+            User.id.in_(
+                select(UserEnrolment.user_id)
+                .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+                .where(EnrolInstance.course_id == course.id)
+            )
+        )
+        .order_by(User.username)
+        .limit(10)
+    ):
+        subjects.append((user, None if user.id == g.user.id else shown))
+    samples, seen = [], set()
+    for user, fields in subjects:
+        if user is not None and user.id in seen:
+            continue
+        seen.add(user.id if user is not None else None)
+        name = templating.group_name_for(s, user, source, fields) or ""
+        if user is None:
+            sample = templating.SAMPLE_USER
+            samples.append((sample["fullname"], sample["username"], name))
+        else:
+            samples.append((user.fullname, user.username, name))
+    return samples
 
 
 # --- the auto-enrol rule ---------------------------------------------------------------------

@@ -28,6 +28,11 @@ from ..models import (
 )
 from ..site import Site
 
+#: What the participants page shows of each user: the name, the username and Moodle's default
+#: ``showuseridentity`` (email). A teacher's template previews show no more of a real user
+#: than this (:func:`enrolkit.templating.masked_user_vars`).
+SHOWN_FIELDS = frozenset({"username", "firstname", "lastname", "fullname", "email"})
+
 #: Status filter values: in the course now; suspended (or its method is off); not yet started;
 #: ended.
 STATUSES = ("active", "suspended", "future", "ended")
@@ -229,3 +234,17 @@ def methods_in(site: Site, course: Course) -> list[str]:
 
 def roles() -> Select:
     return select(Role).order_by(Role.sortorder)
+
+
+def is_participant(site: Site, course: Course, user: User) -> bool:
+    """Whether ``user`` holds an enrolment in ``course`` (any method, any status): a row of
+    the participants page."""
+    return (
+        site.session.scalar(
+            select(UserEnrolment.id)
+            .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+            .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id)
+            .limit(1)
+        )
+        is not None
+    )

@@ -37,7 +37,9 @@ class AutoenrolMethod(EnrolMethod):
         if problems:
             errors["group_template"] = [str(problem) for problem in problems]
         if settings["welcome_template"].strip():
-            problems = templating.validate_welcome(settings["welcome_template"], (), custom)
+            problems = templating.validate_welcome(
+                settings["welcome_template"], (), custom, seconds=templating.time_limit(site)
+            )
             if problems:
                 errors["welcome_template"] = [str(problem) for problem in problems]
         if errors:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autoenrol_helpers import DAY, events
 from enrol_autoenrol.tasks import process_enrolments, process_expiry
-from enrolkit import access
+from enrolkit import access, mail
 from enrolkit.models import MailMessage
 from enrolkit.people import login
 from sqlalchemy import select
@@ -13,6 +13,8 @@ TEMPLATE = "Bonjour {{ user.firstname }}, welcome to {$a->coursename}: {{ course
 
 
 def outbox(ae) -> list[MailMessage]:
+    """The outbox once the delivery task has rendered it (no SMTP: nothing is sent)."""
+    mail.deliver(ae.site)
     return list(ae.session.scalars(select(MailMessage).order_by(MailMessage.id)))
 
 

@@ -36,7 +36,10 @@ class CompletionMethod(EnrolMethod):
         template = settings["welcome_template"]
         if template.strip():
             problems = templating.validate_welcome(
-                template, EXTRA_VARIABLES, templating.custom_field_names(site)
+                template,
+                EXTRA_VARIABLES,
+                templating.custom_field_names(site),
+                seconds=templating.time_limit(site),
             )
             if problems:
                 errors["welcome_template"] = [str(problem) for problem in problems]

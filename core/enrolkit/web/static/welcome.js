@@ -37,7 +37,8 @@
       if (field) body.append(name, field.value);
     });
     fetch(url, { method: "POST", body: body, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : null; })
+      // Problems, a refused user and "too many previews" (429) all come back as JSON.
+      .then(function (response) { return response.status < 500 ? response.json() : null; })
       .then(function (data) { if (data && mine === sequence) show(data); })
       .catch(function () {});
   }
