@@ -63,6 +63,8 @@ def _apply(site: Site, user: User, values: dict, profile: dict[str, str]) -> lis
         if getattr(user, field) != value:
             setattr(user, field, value)
             changed.append(field)
+            if field == "suspended" and value:
+                end_sessions(user)
     for shortname, value in profile.items():
         field = profile_field(site, shortname, create=True)
         row = site.session.get(ProfileData, (user.id, field.id))
@@ -187,6 +189,18 @@ def login(site: Site, user: User) -> None:
 
         record(site, "user_loggedin", "core", user_id=user.id)
         site.plugins.on_login(site=site, user=user)
+
+
+def end_sessions(user: User) -> None:
+    """End every web session of ``user`` at its next request (logout, new password,
+    suspension): the sessions are signed with the version this raises."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def set_password(user: User, password: str) -> None:
+    """Store a new password (hashed) and end the user's sessions, as every entrance must."""
+    user.password_hash = hash_password(password)
+    end_sessions(user)
 
 
 # --- passwords: salted PBKDF2-SHA256, never stored in clear --------------------------------

@@ -2,7 +2,7 @@
 
 from .base import Base, Timestamp
 from .enrolment import ACTIVE, SUSPENDED, EnrolInstance, HeldPlan, LogEntry, UserEnrolment
-from .services import ApiToken, MailMessage, PendingAction, ScheduledTask
+from .services import ApiToken, LoginThrottle, MailMessage, PendingAction, ScheduledTask
 from .site import (
     CATEGORY,
     COURSE,
@@ -47,6 +47,7 @@ __all__ = [
     "GroupMember",
     "HeldPlan",
     "LogEntry",
+    "LoginThrottle",
     "MailMessage",
     "PendingAction",
     "ProfileData",

@@ -114,14 +114,13 @@ def _set_password(user: User) -> None:
         flash(_("The two passwords differ."), "error")
         return
     try:
-        hashed = people.hash_password(password)
+        with s.atomic():
+            people.set_password(user, password)
+            record(s, "password_changed", "core", user_id=user.id)
     except EnrolkitError as exc:
         flash(str(exc), "error")
         return
-    with s.atomic():
-        user.password_hash = hashed
-        record(s, "password_changed", "core", user_id=user.id)
-    if user.id == g.user.id:  # keep this session, whose digest covered the old hash
+    if user.id == g.user.id:  # keep this session, whose signature covered the old password
         from ..auth import remember
 
         remember(user)
