@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import access, clock, enrolments, lookup, templating
+from .. import access, clock, enrolments, lookup, roles, templating
 from ..errors import EnrolkitError, SettingsError
 from ..methods import EnrolMethod
 from ..models import Course, EnrolInstance, Role, User, UserEnrolment
@@ -75,6 +75,38 @@ def addable_methods(course: Course) -> list[EnrolMethod]:
 
 def _roles() -> list[Role]:
     return list(site().session.scalars(select(Role).order_by(Role.sortorder)))
+
+
+def _givable(course: Course, current: Role | None = None) -> list[Role]:
+    """The roles this user may give here (Moodle's allow-assign), and the one already set."""
+    found = roles.assignable(site(), g.user, course)
+    if current is not None and current not in found:
+        found = sorted([*found, current], key=lambda role: role.sortorder)
+    return found
+
+
+def _refused_role(course: Course, name: str, current: Role | None = None) -> str | None:
+    """Why this user may not give the role ``name`` here, or None when they may (or when it is
+    the role already set). An unknown role is left to the service to name."""
+    if not name or (current is not None and current.shortname == name):
+        return None
+    allowed = roles.assignable(site(), g.user, course)
+    if name.strip().lower() in {role.shortname for role in allowed}:
+        return None
+    if name.strip().lower() not in {role.shortname for role in _roles()}:
+        return None
+    return _(
+        "You may not give the role %(role)s in this course. Roles you may give: %(allowed)s.",
+        role=name,
+        allowed=", ".join(role.shortname for role in allowed) or _("none"),
+    )
+
+
+def _check_role_change(course: Course, raw: dict, current: Role | None = None) -> None:
+    """Refuse, as a form error on ``role``, a new role this user may not give."""
+    refused = _refused_role(course, raw.get("role", ""), current)
+    if refused:
+        raise SettingsError({"role": [refused]}, where="instance")
 
 
 def _core_posted() -> dict[str, str]:
@@ -145,7 +177,7 @@ def _instance_form(course, method, instance, values, errors, status=200):
         instance=instance,
         values=values,
         errors=errors,
-        roles=_roles(),
+        roles=_givable(course, site().session.get(Role, instance.role_id) if instance else None),
         settings=forms.render(site(), method, "instance", values, errors),
     ), status
 
@@ -168,6 +200,7 @@ def add_instance(course: Course):
     if not raw["role"]:
         del raw["role"]
     try:
+        _check_role_change(course, raw)
         result = enrolments.add_instance(s, course, method.name, raw)
     except SettingsError as exc:
         return _instance_form(course, method, None, raw, exc.messages, 400)
@@ -208,6 +241,7 @@ def edit_instance(course: Course, instance_id: int):
     if not raw["role"]:
         del raw["role"]
     try:
+        _check_role_change(course, raw, role)
         result = enrolments.update_instance(s, instance, raw)
     except SettingsError as exc:
         s.session.rollback()
@@ -300,6 +334,7 @@ def participants_page(course: Course):
         found=found,
         methods=participants.methods_in(s, course),
         roles=_roles(),
+        givable=_givable(course),
         statuses=participants.STATUSES,
         plugins=s.plugins.methods,
     )
@@ -312,6 +347,10 @@ def enrol_user(course: Course):
     try:
         user = lookup.user(s.session, request.form.get("username", "").strip())
         role_name = request.form.get("role", "").strip()
+        refused = _refused_role(course, role_name)
+        if refused:
+            flash(refused, "error")
+            return redirect(url_for("course.participants_page"))
         role = lookup.role(s.session, role_name) if role_name else None
         timeend = clock.parse_time(request.form.get("timeend") or None, field="end")
         outcome = enrolments.enrol_manually(s, user, course, role=role, timeend=timeend or None)
