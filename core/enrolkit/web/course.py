@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import access, clock, enrolments, lookup, roles, templating
+from .. import access, clock, enrolments, jsontext, lookup, roles, templating
 from ..errors import EnrolkitError, SettingsError
 from ..methods import EnrolMethod
 from ..models import Course, EnrolInstance, Role, User, UserEnrolment
@@ -22,7 +22,7 @@ from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
 from .guards import course_manager, site
-from .views import page_number, page_size
+from .views import filter_args, page_number, page_size
 
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
 
@@ -380,7 +380,7 @@ def unenrol_user(course: Course):
         flash(str(exc), "error")
     else:
         flash(_("%(user)s is unenrolled.", user=user.username), "success")
-    return redirect(url_for("course.participants_page", **request.args))
+    return redirect(url_for("course.participants_page", **filter_args()))
 
 
 # --- welcome message -------------------------------------------------------------------------
@@ -541,7 +541,7 @@ def _rule_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         try:
-            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+            return json.dumps(jsontext.loads(value), indent=2, ensure_ascii=False)
         except ValueError:
             return value
     return json.dumps(value, indent=2, ensure_ascii=False)
