@@ -11,7 +11,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from ... import clock, cohorts, lookup, people
+from ... import clock, cohorts, lengths, lookup, people
 from ...catalog import ensure_category
 from ...errors import EnrolkitError
 from ...log import record
@@ -187,6 +187,7 @@ def _create_cohort() -> None:
         return
     try:
         with s.atomic():
+            lengths.check_values(Cohort, {"idnumber": idnumber, "name": name}, prefix="")
             category = ensure_category(s, path) if path else None
             s.session.add(
                 Cohort(
