@@ -294,3 +294,9 @@ def test_an_email_with_a_line_break_is_refused_by_the_shell_and_the_import(
     with sec_runtime.site() as site:
         emails = list(site.session.scalars(select(User.email)))
     assert not any("\r" in e or "\n" in e for e in emails)
+
+
+@pytest.mark.parametrize("resource", ["/users", "/courses", "/cohorts", "/log"])
+def test_a_huge_page_number_on_the_api_is_an_empty_page(api, resource):
+    response = api("GET", f"{resource}?page={HUGE}")
+    assert response.status_code == 200 and response.get_json() == []
