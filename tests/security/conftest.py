@@ -37,8 +37,9 @@ def _password_hash() -> str:
 
 
 @pytest.fixture
-def sec_runtime(make_runtime, any_db):
-    """Every installed plugin, on each backend."""
+def sec_runtime(make_runtime, any_db, tmp_path, monkeypatch):
+    """Every installed plugin, on each backend, with a home of its own (drop folder, keys)."""
+    monkeypatch.setenv("ENROLKIT_HOME", str(tmp_path / "home"))
     return make_runtime(url=any_db, entry_points=True)
 
 
