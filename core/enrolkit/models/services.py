@@ -34,7 +34,7 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttle"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    window_start: Mapped[int] = mapped_column(Timestamp, default=0)
+    window_start: Mapped[int] = mapped_column(Timestamp, default=0, index=True)
 
 
 class PendingAction(Base):

@@ -120,11 +120,16 @@ def _reserve_attempt(key: str, now: int, window: int, limit: int) -> bool:
         return s.session.execute(stmt).first() is not None
 
 
-def _forget_attempts(key: str) -> None:
-    """A success starts the count afresh."""
+def _forget_attempts(key: str, now: int, window: int) -> None:
+    """A success starts the count afresh; windows that have ended are dropped on the way, so the
+    table holds only the attempts of the current window."""
     s = site()
     with s.atomic():
-        s.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+        s.session.execute(
+            delete(LoginThrottle).where(
+                (LoginThrottle.key == key) | (LoginThrottle.window_start <= now - window)
+            )
+        )
 
 
 def _attempt(username: str, address: str) -> str:
@@ -190,7 +195,7 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
         people.login(s, user)
     except EnrolkitError as exc:
         return 403, str(exc)
-    _forget_attempts(key)
+    _forget_attempts(key, s.now(), window)
     cookie.clear()
     remember(user)
     flash(_("Welcome, %(name)s.", name=user.fullname), "success")

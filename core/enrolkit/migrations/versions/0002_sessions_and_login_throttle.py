@@ -26,9 +26,13 @@ def upgrade() -> None:
         sa.Column("window_start", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
     )
+    op.create_index(
+        op.f("ix_login_throttle_window_start"), "login_throttle", ["window_start"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_login_throttle_window_start"), table_name="login_throttle")
     op.drop_table("login_throttle")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("session_version")
