@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, csvfile, lookup
+from . import clock, csvfile, lengths, lookup
 from .csvfile import RowError
 from .errors import EnrolkitError
 from .models import Category, Course
@@ -16,10 +16,18 @@ COURSE_REQUIRED = ("shortname", "fullname")
 COURSE_OPTIONAL = ("idnumber", "category", "startdate", "enddate", "enablecompletion", "visible")
 
 
+def check_category_path(path: str, label: str = "column category") -> list[str]:
+    """The names of ``Parent / Child``, each short enough for a category."""
+    names = lookup.split_path(path)
+    for name in names:
+        lengths.check(Category.name, name, f"{label}: a category name of")
+    return names
+
+
 def ensure_category(site: Site, path: str) -> Category:
     """The category at ``Parent / Child``, creating the missing levels."""
     parent: Category | None = None
-    for name in lookup.split_path(path):
+    for name in check_category_path(path, "category path"):
         stmt = select(Category).where(Category.name == name)
         stmt = (
             stmt.where(Category.parent_id == parent.id)
@@ -73,6 +81,8 @@ def import_courses(
             line, row = item
             try:
                 values = _course_values(row)
+                if row.get("category"):
+                    check_category_path(row["category"])
             except EnrolkitError as exc:
                 errors.append(RowError(name, line, str(exc)))
                 continue
@@ -107,6 +117,9 @@ def import_courses(
 def _course_values(row: dict[str, str]) -> dict:
     if not row["shortname"]:
         raise EnrolkitError("column shortname: empty; every course needs a shortname")
+    lengths.check_values(
+        Course, {k: row[k] for k in ("shortname", "fullname", "idnumber") if k in row}
+    )
     values: dict = {"fullname": row["fullname"] or row["shortname"]}
     if row.get("idnumber"):
         values["idnumber"] = row["idnumber"]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from . import clock, csvfile, lookup
-from .catalog import ImportRefused, ensure_category
+from . import clock, csvfile, lengths, lookup
+from .catalog import ImportRefused, check_category_path, ensure_category
 from .csvfile import RowError
+from .errors import EnrolkitError
 from .models import Cohort, CohortMember, User
 from .site import Site
 
@@ -30,6 +31,13 @@ def import_cohorts(
             line, row = item
             if not row["idnumber"] or not row["name"]:
                 errors.append(RowError(name, line, "columns idnumber and name must not be empty"))
+                continue
+            try:
+                lengths.check_values(Cohort, {"idnumber": row["idnumber"], "name": row["name"]})
+                if row.get("category"):
+                    check_category_path(row["category"])
+            except EnrolkitError as exc:
+                errors.append(RowError(name, line, str(exc)))
                 continue
             category = ensure_category(site, row["category"]) if row.get("category") else None
             cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == row["idnumber"]))

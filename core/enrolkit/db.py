@@ -14,6 +14,27 @@ def home() -> Path:
     return Path(os.environ.get("ENROLKIT_HOME") or "instance").resolve()
 
 
+def make_home(folder: Path) -> None:
+    """Create ``folder`` (the home, or a database's folder) readable by its owner only: it holds
+    the secret key and the database with its password hashes. An existing folder is left as the
+    operator set it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file mode 0600 unless it exists: SQLite gives its ``-wal`` and ``-shm``
+    files the mode of the database file, so all three stay private whatever the umask."""
+    make_home(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def database_url() -> str:
     url = os.environ.get("ENROLKIT_DATABASE_URL")
     if url:
@@ -26,9 +47,9 @@ def make_engine(url: str | None = None) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
     else:

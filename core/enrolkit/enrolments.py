@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from marshmallow import ValidationError
 from sqlalchemy import and_, func, or_, select
 
-from . import lookup
+from . import lengths, lookup
 from .engine import Change, Outcome, Plan
 from .errors import EnrolkitError, Refused, SettingsError
 from .methods import UNENROL, EnrolMethod
@@ -60,7 +60,11 @@ def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInsta
     errors: dict[str, list[str]] = {}
     values: dict = {}
     if "name" in raw:
-        values["name"] = raw["name"]
+        try:
+            lengths.check(EnrolInstance.name, raw["name"], "name")
+            values["name"] = raw["name"]
+        except EnrolkitError as exc:
+            errors["name"] = [str(exc).removeprefix("name: ")]
     if "role" in raw:
         try:
             values["role_id"] = lookup.role(site.session, raw["role"]).id

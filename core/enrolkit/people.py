@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, csvfile
+from . import clock, csvfile, lengths
 from .catalog import ImportRefused
 from .changes import ProfileChange
 from .csvfile import RowError
@@ -32,19 +32,32 @@ PROFILE_PREFIX = "profile_field_"
 EDITABLE = tuple(f for f in STANDARD_FIELDS if f != "username") + ("suspended",)
 
 
-def _check(field: str, value: str) -> str | bool:
+def check_field(field: str, value: str) -> str | bool:
+    """A standard field's value as stored, or :class:`EnrolkitError` naming the column. Every
+    entrance uses it: CSV import, ``user set``, the web profile form and the API."""
     if field == "suspended":
         lowered = value.lower()
         if lowered in ("1", "yes", "true", "on"):
             return True
         if lowered in ("0", "no", "false", "off", ""):
             return False
-        raise EnrolkitError(f"column suspended: {value!r} is not 0/1")
+        raise EnrolkitError(f"column suspended: {lengths.shown(value)} is not 0/1")
+    lengths.check_values(User, {field: value})
+    if field == "email" and value and ("\r" in value or "\n" in value):
+        raise EnrolkitError("column email: contains a line break; give one address on one line")
     if field == "email" and value and "@" not in value:
-        raise EnrolkitError(f"column email: {value!r} is not an email address")
+        raise EnrolkitError(f"column email: {lengths.shown(value)} is not an email address")
     if field == "country" and value and len(value) != 2:
-        raise EnrolkitError(f"column country: {value!r} is not a two-letter country code")
+        raise EnrolkitError(
+            f"column country: {lengths.shown(value)} is not a two-letter country code"
+        )
     return value
+
+
+def _check_shortname(shortname: str) -> None:
+    lengths.check(
+        ProfileField.shortname, shortname, f"column {PROFILE_PREFIX}…: the field's shortname"
+    )
 
 
 def profile_field(site: Site, shortname: str, *, create: bool = False) -> ProfileField | None:
@@ -63,6 +76,8 @@ def _apply(site: Site, user: User, values: dict, profile: dict[str, str]) -> lis
         if getattr(user, field) != value:
             setattr(user, field, value)
             changed.append(field)
+            if field == "suspended" and value:
+                end_sessions(user)
     for shortname, value in profile.items():
         field = profile_field(site, shortname, create=True)
         row = site.session.get(ProfileData, (user.id, field.id))
@@ -99,11 +114,15 @@ def import_users(
             try:
                 if not row["username"]:
                     raise EnrolkitError("column username: empty")
+                lengths.check_values(User, {"username": row["username"]})
                 values = {
-                    f: _check(f, v)
+                    f: check_field(f, v)
                     for f, v in row.items()
                     if f != "username" and not f.startswith(PROFILE_PREFIX)
                 }
+                for f in row:
+                    if f.startswith(PROFILE_PREFIX):
+                        _check_shortname(f.removeprefix(PROFILE_PREFIX))
             except EnrolkitError as exc:
                 errors.append(RowError(name, line, str(exc)))
                 continue
@@ -140,10 +159,15 @@ def set_fields(site: Site, user: User, assignments: dict[str, str]) -> list[str]
     values, profile, bad = {}, {}, {}
     for field, value in assignments.items():
         if field.startswith(PROFILE_PREFIX) and len(field) > len(PROFILE_PREFIX):
+            try:
+                _check_shortname(field.removeprefix(PROFILE_PREFIX))
+            except EnrolkitError as exc:
+                bad[field[:60]] = str(exc)
+                continue
             profile[field.removeprefix(PROFILE_PREFIX)] = value
         elif field in EDITABLE:
             try:
-                values[field] = _check(field, value)
+                values[field] = check_field(field, value)
             except EnrolkitError as exc:
                 bad[field] = str(exc)
         else:
@@ -187,6 +211,18 @@ def login(site: Site, user: User) -> None:
 
         record(site, "user_loggedin", "core", user_id=user.id)
         site.plugins.on_login(site=site, user=user)
+
+
+def end_sessions(user: User) -> None:
+    """End every web session of ``user`` at its next request (logout, new password,
+    suspension): the sessions are signed with the version this raises."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def set_password(user: User, password: str) -> None:
+    """Store a new password (hashed) and end the user's sessions, as every entrance must."""
+    user.password_hash = hash_password(password)
+    end_sessions(user)
 
 
 # --- passwords: salted PBKDF2-SHA256, never stored in clear --------------------------------

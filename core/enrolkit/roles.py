@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from . import lookup
 from .changes import RoleChange
 from .errors import EnrolkitError
-from .models import CATEGORY, COURSE, SITE, Role, RoleAssignment, User
+from .models import CATEGORY, COURSE, SITE, Category, Course, Role, RoleAssignment, User
 from .site import Site
 
 #: Moodle's preset roles, in its order.
@@ -17,6 +17,43 @@ PRESETS = (
     ("teacher", "Non-editing teacher", "teacher"),
     ("student", "Student", "student"),
 )
+
+#: Moodle's default ``role_allow_assign``, by archetype: the roles a holder of each may give.
+#: A site admin may give every role; a role of another archetype (a custom one) gives none.
+ALLOW_ASSIGN: dict[str, frozenset[str]] = {
+    "manager": frozenset({"manager", "editingteacher", "teacher", "student"}),
+    "editingteacher": frozenset({"teacher", "student"}),
+    "teacher": frozenset(),
+    "student": frozenset(),
+}
+
+
+def assignable(site: Site, user: User, course: Course) -> list[Role]:
+    """The roles ``user`` may give in ``course``: those the archetypes of the roles they hold
+    there (in the course, its categories or the site) allow, in Moodle's order."""
+    every = list(site.session.scalars(select(Role).order_by(Role.sortorder)))
+    if user.siteadmin:
+        return every
+    contexts = [(SITE, 0), (COURSE, course.id)]
+    category = site.session.get(Category, course.category_id) if course.category_id else None
+    if category is not None:
+        ids = [int(part) for part in category.path.strip("/").split("/") if part]
+        contexts += [(CATEGORY, category_id) for category_id in ids or [category.id]]
+    held = site.session.scalars(
+        select(Role.archetype)
+        .join(RoleAssignment, RoleAssignment.role_id == Role.id)
+        .where(RoleAssignment.user_id == user.id)
+        .where(
+            or_(
+                *(
+                    (RoleAssignment.contextlevel == level) & (RoleAssignment.instanceid == item)
+                    for level, item in contexts
+                )
+            )
+        )
+    )
+    allowed = set().union(*(ALLOW_ASSIGN.get(archetype, frozenset()) for archetype in held))
+    return [role for role in every if role.archetype in allowed]
 
 
 def ensure_presets(site: Site) -> None:

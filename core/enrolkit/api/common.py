@@ -20,8 +20,10 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint, Page
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import DataError, IntegrityError
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException
 
+from .. import jsontext
 from ..catalog import ImportRefused
 from ..errors import EnrolkitError, NotFound, Refused, SettingsError
 from ..site import Site
@@ -33,7 +35,21 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ID = "int(min=1, max=2147483647)"
 
 
+class BodyParser(FlaskParser):
+    """Webargs' parser, with the core's JSON depth limit on request bodies: a body nested
+    100,000 deep gets a 400 naming the limit, not a ``RecursionError``."""
+
+    def _raw_load_json(self, req):
+        if is_json_request(req):
+            try:
+                jsontext.check_depth(req.get_data(cache=True))
+            except jsontext.TooDeep as exc:
+                abort(400, exc=exc, message=str(exc), messages={"json": [str(exc)]})
+        return super()._raw_load_json(req)
+
+
 class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = BodyParser()
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 50, "max_page_size": 1000}
 
     def reads(self, *codes: int) -> Callable:

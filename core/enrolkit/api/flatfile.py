@@ -9,9 +9,9 @@ from pathlib import Path
 from flask_smorest import Page
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
-from werkzeug.utils import secure_filename
 
 from ..errors import NotFound, Refused
+from ..uploads import NameTooLong, upload_name
 from . import schemas as s
 from .common import FieldError, Query, SqlPage, blueprint, site
 
@@ -56,7 +56,10 @@ def upload(files):
     upload: FileStorage = files["file"]
     if not isinstance(upload, FileStorage):
         raise FieldError("file", "upload the file as multipart/form-data", "files")
-    name = secure_filename(upload.filename or "")
+    try:
+        name = upload_name(upload.filename)
+    except NameTooLong as exc:
+        raise FieldError("file", str(exc), "files") from None
     if not name or name.startswith("."):
         raise FieldError("file", "the upload needs a file name", "files")
     if name.endswith((processor.DONE_SUFFIX, processor.ERRORS_SUFFIX)):

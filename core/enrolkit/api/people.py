@@ -97,7 +97,7 @@ def set_password(args, username):
     """Set a user's password (stored hashed), as `enrolkit user passwd`."""
     with site().atomic():
         user = lookup.user(site().session, username)
-        user.password_hash = people.hash_password(args["password"])
+        people.set_password(user, args["password"])
 
 
 @users.post("/users/import")

@@ -6,8 +6,13 @@ no-op. Times go out as Unix seconds and come in as Unix seconds or ISO 8601, as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from .. import catalog, people
+from ..errors import EnrolkitError
 from ..fields import Time
 
 Str = fields.String
@@ -17,6 +22,24 @@ Bool = fields.Boolean
 #: Ids the databases can hold: larger ones in a query are refused, not passed to SQL.
 ID = validate.Range(min=1, max=2**31 - 1)
 NAMES = validate.Length(min=1, max=10_000)
+
+
+def checked(check: Callable[[str], object], prefix: str = "") -> Callable[[str], None]:
+    """A validator running the core's own check of a value (the one the CSV imports, the CLI
+    and the web use), so a field's 422 says what they say: lengths from the models included."""
+
+    def validate_value(value: str) -> None:
+        try:
+            check(value)
+        except EnrolkitError as exc:
+            raise ValidationError(str(exc).removeprefix(prefix)) from None
+
+    return validate_value
+
+
+def user_field(name: str) -> fields.Field:
+    """A standard user field, checked by :func:`enrolkit.people.check_field`."""
+    return Str(validate=checked(partial(people.check_field, name), f"column {name}: "))
 
 
 def maybe(field: type[fields.Field], **kwargs) -> fields.Field:
@@ -109,16 +132,16 @@ class UserQuery(Schema):
 class UserChange(Schema):
     """Profile fields to change (``enrolkit user set``); fires the profile-changed hook."""
 
-    idnumber = Str()
-    email = Str()
-    firstname = Str()
-    lastname = Str()
-    auth = Str()
-    lang = Str()
-    department = Str()
-    institution = Str()
-    city = Str()
-    country = Str()
+    idnumber = user_field("idnumber")
+    email = user_field("email")
+    firstname = user_field("firstname")
+    lastname = user_field("lastname")
+    auth = user_field("auth")
+    lang = user_field("lang")
+    department = user_field("department")
+    institution = user_field("institution")
+    city = user_field("city")
+    country = user_field("country")
     suspended = Bool()
     profile = fields.Dict(
         keys=Str(validate=validate.Length(min=1, max=100)),
@@ -231,6 +254,7 @@ class Category(Schema):
 class CategoryIn(Schema):
     path = Str(
         required=True,
+        validate=checked(lambda path: catalog.check_category_path(path, "path"), "path: "),
         metadata={
             "description": "'Parent / Child'; missing levels made.",
             "example": "Arts / Music",

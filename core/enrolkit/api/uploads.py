@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from werkzeug.datastructures import FileStorage
-from werkzeug.utils import secure_filename
 
+from ..uploads import NameTooLong, upload_name
 from .common import FieldError
 
 
@@ -18,7 +18,10 @@ def run_import(upload: FileStorage, importer: Callable, site, strict: bool) -> d
     The temporary file keeps the upload's name, so row errors name the file as uploaded."""
     if not isinstance(upload, FileStorage):
         raise FieldError("file", "upload the CSV file as multipart/form-data", "files")
-    name = secure_filename(upload.filename or "") or "upload.csv"
+    try:
+        name = upload_name(upload.filename) or "upload.csv"
+    except NameTooLong as exc:
+        raise FieldError("file", str(exc), "files") from None
     with tempfile.TemporaryDirectory(prefix="enrolkit-import-") as folder:
         path = Path(folder) / name
         upload.save(path)

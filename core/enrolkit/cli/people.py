@@ -69,7 +69,7 @@ def user_passwd(username):
     if not password:
         fail("no password on stdin; e.g. echo 'secret-pass' | enrolkit user passwd USERNAME")
     with open_site() as site, site.atomic():
-        lookup.user(site.session, username).password_hash = people.hash_password(password)
+        people.set_password(lookup.user(site.session, username), password)
     click.echo(f"password set for {username}")
 
 

@@ -2,7 +2,14 @@
 
 from .base import Base, Timestamp
 from .enrolment import ACTIVE, SUSPENDED, EnrolInstance, HeldPlan, LogEntry, UserEnrolment
-from .services import ApiToken, MailMessage, PendingAction, RateLimit, ScheduledTask
+from .services import (
+    ApiToken,
+    LoginThrottle,
+    MailMessage,
+    PendingAction,
+    RateLimit,
+    ScheduledTask,
+)
 from .site import (
     CATEGORY,
     COURSE,
@@ -47,6 +54,7 @@ __all__ = [
     "GroupMember",
     "HeldPlan",
     "LogEntry",
+    "LoginThrottle",
     "MailMessage",
     "PendingAction",
     "ProfileData",

@@ -45,6 +45,9 @@ class User(Base):
     siteadmin: Mapped[bool] = mapped_column(Boolean, default=False)
     lastlogin: Mapped[int] = mapped_column(Timestamp, default=0)
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: Part of every web session's signature: raising it (logout, new password, suspension)
+    #: ends all the user's sessions at their next request, whatever cookie they still hold.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     timecreated: Mapped[int] = mapped_column(Timestamp, default=0)
     timemodified: Mapped[int] = mapped_column(Timestamp, default=0)
 

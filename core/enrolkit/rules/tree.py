@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, not_, or_, true
 
+from .. import jsontext
 from .condition import ConditionType, JsonPath, RuleError, SqlContext, UserContext
 from .explain import GROUP, GROUP_LABELS, Explanation
 
@@ -66,8 +67,10 @@ def parse(data: str | bytes | Mapping | None, conditions: Mapping[str, Condition
             data = None
         else:
             try:
-                data = json.loads(data)
-            except (ValueError, RecursionError) as exc:
+                data = jsontext.loads(data)
+            except jsontext.TooDeep as exc:
+                raise RuleError("", str(exc)) from None
+            except ValueError as exc:
                 raise RuleError("", f"not valid JSON: {exc}") from None
     if data is None or (isinstance(data, Mapping) and not data):
         return Rule(Group("&", (), JsonPath()))

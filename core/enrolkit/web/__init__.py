@@ -20,6 +20,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
+from .. import db
 from ..runtime import Runtime
 
 #: Languages the interface is translated into; the first is the fallback.
@@ -36,8 +37,6 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     ``TESTING``, kept in memory. Several web nodes must share one key: set it in each node's
     ``config.py``.
     """
-    from .. import db
-
     app = Flask(__name__, instance_path=str(db.home()), instance_relative_config=True)
     app.config.from_mapping(
         DATABASE_URL=None,
@@ -112,7 +111,7 @@ def stored_secret_key(home: Path) -> str:
     """The key in ``home/secret_key``, made on first use. The file appears whole (written aside,
     then linked into place), so two processes starting together end up with the same key."""
     path = home / "secret_key"
-    home.mkdir(parents=True, exist_ok=True)
+    db.make_home(home)
     if not path.exists():
         fd, temporary = tempfile.mkstemp(dir=home, prefix=".secret_key.")
         try:

@@ -1,10 +1,16 @@
 """Logging in and out, the logged-in user of each request, and the failed-login limit.
 
-The session holds the user's id and a digest of their password hash, so changing a password
-(or suspending the account) ends every other session at its next request. Failed logins are
-written to the event log (``login_failed``, with username and address), which is also what the
-limit counts: it holds across processes and web nodes sharing the database, and admins see the
-attempts on the log page.
+The session holds the user's id and a signature of their password hash and session version
+(``users.session_version``), checked on every request. Logging out, a new password (web, CLI,
+API) and suspension raise the version, so a copy of an old cookie stops working at once: the
+end is server-side, not a cookie the browser is trusted to forget. Logging out therefore ends
+the user's sessions on every device, as a password change does.
+
+Failed logins are written to the event log (``login_failed``, with username and address) for
+admins to read. The limit itself counts in ``login_throttle``: one conditional upsert reserves an
+attempt before the password is checked, or refuses it, so parallel attempts cannot all read the
+same count; a success clears the row. It holds across processes and web nodes sharing the
+database.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from flask import (
 )
 from flask import session as cookie
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import people
 from ..errors import EnrolkitError
 from ..log import record
-from ..models import LogEntry, User
+from ..models import LoginThrottle, User
 from .guards import close_site, login_required, public, site
 
 bp = Blueprint("auth", __name__)
@@ -56,11 +63,12 @@ def init_app(app: Flask) -> None:
 def _session_digest(user: User) -> str:
     key = current_app.config["SECRET_KEY"]
     key = key.encode() if isinstance(key, str) else key
-    return hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+    signed = f"{user.session_version or 0}:{user.password_hash or ''}"
+    return hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def remember(user: User) -> None:
-    """Tie the session to ``user`` and their current password."""
+    """Tie the session to ``user``, their current password and session version."""
     cookie["uid"] = user.id
     cookie["auth"] = _session_digest(user)
 
@@ -83,17 +91,45 @@ def load_user() -> None:
     site().actor = user.username
 
 
-def _failures(username: str, address: str, since: int) -> int:
-    return site().session.scalar(
-        select(func.count())
-        .select_from(LogEntry)
-        .where(
-            LogEntry.time >= since,
-            LogEntry.component == "core",
-            LogEntry.event == "login_failed",
-            LogEntry.reason == _attempt(username, address),
+def _throttle_key(username: str, address: str) -> str:
+    return hashlib.sha256(f"{username}\0{address}".encode()).hexdigest()
+
+
+def _reserve_attempt(key: str, now: int, window: int, limit: int) -> bool:
+    """Count one attempt for ``key``, or refuse it when ``limit`` are already counted in the
+    window; one atomic statement, committed before the password is checked.
+
+    The upsert locks the row (PostgreSQL) or the database (SQLite) for its whole run and
+    re-checks its ``WHERE`` on the latest row, so of N parallel attempts at most ``limit`` are
+    let through. A window that has ended starts afresh.
+    """
+    s = site()
+    table = LoginThrottle.__table__
+    dialect = postgresql if s.session.bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(key=key, attempts=1, window_start=now)
+    expired = stmt.excluded.window_start - window >= table.c.window_start
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "attempts": case((expired, 1), else_=table.c.attempts + 1),
+            "window_start": case((expired, stmt.excluded.window_start), else_=table.c.window_start),
+        },
+        where=expired | (table.c.attempts < limit),
+    ).returning(table.c.attempts)
+    with s.atomic():
+        return s.session.execute(stmt).first() is not None
+
+
+def _forget_attempts(key: str, now: int, window: int) -> None:
+    """A success starts the count afresh; windows that have ended are dropped on the way, so the
+    table holds only the attempts of the current window."""
+    s = site()
+    with s.atomic():
+        s.session.execute(
+            delete(LoginThrottle).where(
+                (LoginThrottle.key == key) | (LoginThrottle.window_start <= now - window)
+            )
         )
-    )
 
 
 def _attempt(username: str, address: str) -> str:
@@ -134,16 +170,13 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
     s = site()
     address = request.remote_addr or "?"
     window = current_app.config["LOGIN_FAILURE_WINDOW"]
-    now = s.now()
-    user = s.session.scalar(select(User).where(User.username == username, User.deleted.is_(False)))
-    since = now - window
-    if user is not None and user.lastlogin > since:
-        since = user.lastlogin  # a success starts the count afresh
-    if _failures(username, address, since) >= current_app.config["LOGIN_MAX_FAILURES"]:
+    key = _throttle_key(username[:100], address)
+    if not _reserve_attempt(key, s.now(), window, current_app.config["LOGIN_MAX_FAILURES"]):
         minutes = max(1, window // 60)
         return 429, _(
             "Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes
         )
+    user = s.session.scalar(select(User).where(User.username == username, User.deleted.is_(False)))
     valid = people.check_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not valid or user.suspended:
         with s.atomic():
@@ -162,6 +195,7 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
         people.login(s, user)
     except EnrolkitError as exc:
         return 403, str(exc)
+    _forget_attempts(key, s.now(), window)
     cookie.clear()
     remember(user)
     flash(_("Welcome, %(name)s.", name=user.fullname), "success")
@@ -171,6 +205,9 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
 @bp.post("/logout")
 @login_required
 def logout():
+    s = site()
+    with s.atomic():
+        people.end_sessions(g.user)
     cookie.clear()
     flash(_("You are logged out."), "success")
     return redirect(url_for("auth.login"))

@@ -25,7 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import access, clock, enrolments, lookup, templating, throttle
+from .. import access, clock, enrolments, jsontext, lookup, roles, templating, throttle
 from ..errors import EnrolkitError, SettingsError
 from ..methods import EnrolMethod
 from ..models import Course, EnrolInstance, Role, User, UserEnrolment
@@ -33,7 +33,7 @@ from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
 from .guards import course_manager, site
-from .views import page_number, page_size
+from .views import filter_args, page_number, page_size
 
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
 
@@ -86,6 +86,38 @@ def addable_methods(course: Course) -> list[EnrolMethod]:
 
 def _roles() -> list[Role]:
     return list(site().session.scalars(select(Role).order_by(Role.sortorder)))
+
+
+def _givable(course: Course, current: Role | None = None) -> list[Role]:
+    """The roles this user may give here (Moodle's allow-assign), and the one already set."""
+    found = roles.assignable(site(), g.user, course)
+    if current is not None and current not in found:
+        found = sorted([*found, current], key=lambda role: role.sortorder)
+    return found
+
+
+def _refused_role(course: Course, name: str, current: Role | None = None) -> str | None:
+    """Why this user may not give the role ``name`` here, or None when they may (or when it is
+    the role already set). An unknown role is left to the service to name."""
+    if not name or (current is not None and current.shortname == name):
+        return None
+    allowed = roles.assignable(site(), g.user, course)
+    if name.strip().lower() in {role.shortname for role in allowed}:
+        return None
+    if name.strip().lower() not in {role.shortname for role in _roles()}:
+        return None
+    return _(
+        "You may not give the role %(role)s in this course. Roles you may give: %(allowed)s.",
+        role=name,
+        allowed=", ".join(role.shortname for role in allowed) or _("none"),
+    )
+
+
+def _check_role_change(course: Course, raw: dict, current: Role | None = None) -> None:
+    """Refuse, as a form error on ``role``, a new role this user may not give."""
+    refused = _refused_role(course, raw.get("role", ""), current)
+    if refused:
+        raise SettingsError({"role": [refused]}, where="instance")
 
 
 def _core_posted() -> dict[str, str]:
@@ -156,7 +188,7 @@ def _instance_form(course, method, instance, values, errors, status=200):
         instance=instance,
         values=values,
         errors=errors,
-        roles=_roles(),
+        roles=_givable(course, site().session.get(Role, instance.role_id) if instance else None),
         settings=forms.render(site(), method, "instance", values, errors),
     ), status
 
@@ -179,6 +211,7 @@ def add_instance(course: Course):
     if not raw["role"]:
         del raw["role"]
     try:
+        _check_role_change(course, raw)
         result = enrolments.add_instance(s, course, method.name, raw)
     except SettingsError as exc:
         return _instance_form(course, method, None, raw, exc.messages, 400)
@@ -219,6 +252,7 @@ def edit_instance(course: Course, instance_id: int):
     if not raw["role"]:
         del raw["role"]
     try:
+        _check_role_change(course, raw, role)
         result = enrolments.update_instance(s, instance, raw)
     except SettingsError as exc:
         s.session.rollback()
@@ -311,6 +345,7 @@ def participants_page(course: Course):
         found=found,
         methods=participants.methods_in(s, course),
         roles=_roles(),
+        givable=_givable(course),
         statuses=participants.STATUSES,
         plugins=s.plugins.methods,
     )
@@ -323,6 +358,10 @@ def enrol_user(course: Course):
     try:
         user = lookup.user(s.session, request.form.get("username", "").strip())
         role_name = request.form.get("role", "").strip()
+        refused = _refused_role(course, role_name)
+        if refused:
+            flash(refused, "error")
+            return redirect(url_for("course.participants_page"))
         role = lookup.role(s.session, role_name) if role_name else None
         timeend = clock.parse_time(request.form.get("timeend") or None, field="end")
         outcome = enrolments.enrol_manually(s, user, course, role=role, timeend=timeend or None)
@@ -352,7 +391,7 @@ def unenrol_user(course: Course):
         flash(str(exc), "error")
     else:
         flash(_("%(user)s is unenrolled.", user=user.username), "success")
-    return redirect(url_for("course.participants_page", **request.args))
+    return redirect(url_for("course.participants_page", **filter_args()))
 
 
 # --- welcome message -------------------------------------------------------------------------
@@ -591,7 +630,7 @@ def _rule_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         try:
-            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+            return json.dumps(jsontext.loads(value), indent=2, ensure_ascii=False)
         except ValueError:
             return value
     return json.dumps(value, indent=2, ensure_ascii=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -18,6 +18,8 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
+    app.add_template_global(filter_args)
+
     @app.after_request
     def _headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
@@ -55,11 +57,32 @@ def form_values(exclude: tuple[str, ...] = ()) -> dict[str, str]:
     }
 
 
+#: The query arguments that list pages filter by: the only ones their links (pager, forms that
+#: come back to the list) carry on. Anything else, ``_method``, ``_external``, ``_scheme`` or
+#: ``_anchor`` included, never reaches ``url_for``.
+FILTER_ARGS = ("q", "method", "role", "status")
+#: The last page number asked for that the list pages answer (its offset fits every database).
+MAX_PAGE = 1_000_000
+
+
+def filter_args() -> dict[str, str]:
+    """This request's filter arguments, for a link back to the same list."""
+    return {key: request.args[key] for key in FILTER_ARGS if request.args.get(key)}
+
+
 def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
+    """The ``page`` argument; 400 with the rule when it is not a number from 1 to MAX_PAGE."""
+    raw = request.args.get("page", "1").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_PAGE))) or not (
+        1 <= int(raw) <= MAX_PAGE
+    ):
+        abort(
+            400,
+            description=_(
+                "The page number must be a whole number from 1 to %(max)d.", max=MAX_PAGE
+            ),
+        )
+    return int(raw)
 
 
 def page_size() -> int:

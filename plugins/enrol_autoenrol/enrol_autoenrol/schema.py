@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from enrolkit import KEEP, SUSPEND, UNENROL
+from enrolkit import KEEP, SUSPEND, UNENROL, jsontext
 from enrolkit.fields import Time
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -35,7 +35,9 @@ class RuleField(fields.Field):
             if not value.strip():
                 return None
             try:
-                value = json.loads(value)
+                value = jsontext.loads(value)
+            except jsontext.TooDeep as exc:
+                raise ValidationError(str(exc)) from None
             except ValueError as exc:
                 raise ValidationError(f"not valid JSON: {exc}") from None
         if value is None or value == {}:

@@ -10,9 +10,9 @@ from pathlib import Path
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
-from werkzeug.utils import secure_filename
 
 from ...errors import EnrolkitError
+from ...uploads import MAX_NAME, NameTooLong, upload_name
 from ..guards import admin_required, site
 from . import bp
 
@@ -98,7 +98,18 @@ def flatfile_upload():
         abort(404)
     method, _models, processor, _report = plugin
     upload = request.files.get("file")
-    name = secure_filename(upload.filename or "") if upload else ""
+    try:
+        name = upload_name(upload.filename) if upload else ""
+    except NameTooLong:
+        flash(
+            _(
+                "The file name is longer than %(max)d characters; rename the file and upload it "
+                "again.",
+                max=MAX_NAME,
+            ),
+            "error",
+        )
+        return redirect(url_for("admin.flatfile"))
     if not name or name.startswith("."):
         flash(_("Choose a file to upload."), "error")
         return redirect(url_for("admin.flatfile"))

@@ -11,7 +11,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from ... import clock, cohorts, lookup, people
+from ... import clock, cohorts, lengths, lookup, people
 from ...catalog import ensure_category
 from ...errors import EnrolkitError
 from ...log import record
@@ -114,14 +114,13 @@ def _set_password(user: User) -> None:
         flash(_("The two passwords differ."), "error")
         return
     try:
-        hashed = people.hash_password(password)
+        with s.atomic():
+            people.set_password(user, password)
+            record(s, "password_changed", "core", user_id=user.id)
     except EnrolkitError as exc:
         flash(str(exc), "error")
         return
-    with s.atomic():
-        user.password_hash = hashed
-        record(s, "password_changed", "core", user_id=user.id)
-    if user.id == g.user.id:  # keep this session, whose digest covered the old hash
+    if user.id == g.user.id:  # keep this session, whose signature covered the old password
         from ..auth import remember
 
         remember(user)
@@ -188,6 +187,7 @@ def _create_cohort() -> None:
         return
     try:
         with s.atomic():
+            lengths.check_values(Cohort, {"idnumber": idnumber, "name": name}, prefix="")
             category = ensure_category(s, path) if path else None
             s.session.add(
                 Cohort(
