@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from marshmallow import Schema, fields, validate
-
 if TYPE_CHECKING:
+    from marshmallow import Schema, fields
+
     from .engine import Plan
     from .models import Course, EnrolInstance
     from .site import Site
@@ -18,6 +18,8 @@ REMOVAL_ACTIONS = (UNENROL, SUSPEND, SUSPEND_NOROLES, KEEP)
 
 def removal_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> fields.String:
     """The site setting every syncing method has: what to do when a user leaves the source."""
+    from marshmallow import fields, validate
+
     return fields.String(
         load_default=default,
         validate=validate.OneOf(choices),

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -107,6 +106,8 @@ class Site:
 
     def method_settings(self, name: str) -> dict:
         """A method's site settings: stored values over the schema's defaults."""
+        from marshmallow import ValidationError
+
         method = self.plugins.method(name)
         stored = self.stored_method_settings(name)
         if method.site_schema is None:
@@ -120,6 +121,8 @@ class Site:
 
     def set_method_settings(self, name: str, raw: dict[str, Any]) -> dict:
         """Validate ``raw`` (strings from the CLI or a form) and store it; return all settings."""
+        from marshmallow import ValidationError
+
         method = self.plugins.method(name)
         if method.site_schema is None:
             raise SettingsError(

@@ -20,9 +20,8 @@ from ..errors import EnrolkitError, NotFound, Refused
 from ..log import record
 from ..models import ApiToken
 from ..site import Site
+from . import READ, SCOPES, WRITE  # noqa: F401  (re-exported: tokens.READ and tokens.WRITE)
 
-READ, WRITE = "read", "write"
-SCOPES = (READ, WRITE)
 #: Tokens start with this, so a leaked one is recognisable (and scanners can look for it).
 TOKEN_PREFIX = "ek_"
 NAME_LENGTH = 100

@@ -1,38 +1,23 @@
-"""The ``enrolkit`` command line (a Flask ``FlaskGroup``: ``run``, ``shell`` and ``routes`` come
-with it). Each command group lives in its own module; errors print one line and exit non-zero."""
+"""The ``enrolkit`` command line: a plain click group. Each command group lives in its own module;
+errors print one line and exit non-zero.
+
+A command answers in a fraction of a second only if it imports nothing it does not use: the
+command modules import click and :mod:`.output` at the top and what a command needs inside it,
+the plugins' modules are light (see ``docs/writing-a-method.md``), and Flask is imported by
+``serve`` alone. ``benchmarks/bench_cli.py`` measures it.
+"""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
-from flask.cli import FlaskGroup
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ..errors import EnrolkitError
 
-if TYPE_CHECKING:
-    from ..plugins import Plugins
 
-
-def _create_app(plugins: Plugins | None = None):
-    from ..runtime import Runtime
-    from ..web import create_app
-
-    try:
-        app = create_app(runtime=Runtime(plugins=plugins) if plugins is not None else None)
-    except EnrolkitError as exc:  # a broken plugin: one line, even for --help
-        fail(str(exc))
-    url = app.config["DATABASE_URL"]
-    if plugins is not None and url:  # config.py names the database, as create_app honours
-        app.extensions["enrolkit"] = Runtime(url, plugins)
-    return app
-
-
-class EnrolkitGroup(FlaskGroup):
+class EnrolkitGroup(click.Group):
     """Turns the errors a user can act on into one line on stderr and exit status 1."""
 
     def invoke(self, ctx: click.Context):
@@ -40,21 +25,34 @@ class EnrolkitGroup(FlaskGroup):
             return super().invoke(ctx)
         except EnrolkitError as exc:
             fail(str(exc))
-        except (OperationalError, ProgrammingError) as exc:
-            text = str(exc.orig) if exc.orig else str(exc)
-            if "no such table" in text or "does not exist" in text:
-                fail("the database has no schema yet; run: enrolkit db upgrade")
-            fail(f"database error: {text.splitlines()[0]}")
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except Exception as exc:  # a bug: say so in one line unless debugging
-            if os.environ.get("ENROLKIT_DEBUG"):
+        except Exception as exc:
+            database = _database_error(exc)
+            if database:
+                fail(database)
+            if os.environ.get("ENROLKIT_DEBUG"):  # a bug: say so in one line unless debugging
                 raise
             fail(
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(this is a bug; rerun with ENROLKIT_DEBUG=1 for the traceback)",
                 code=70,
             )
+
+
+def _database_error(exc: Exception) -> str | None:
+    """The one line for a database error, or None. Only a command that loaded SQLAlchemy can
+    raise one, so this never imports it."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if not isinstance(exc, OperationalError | ProgrammingError):
+        return None
+    text = str(exc.orig) if exc.orig else str(exc)
+    if "no such table" in text or "does not exist" in text:
+        return "the database has no schema yet; run: enrolkit db upgrade"
+    return f"database error: {text.splitlines()[0]}"
 
 
 def fail(message: str, code: int = 1):
@@ -64,10 +62,6 @@ def fail(message: str, code: int = 1):
 
 cli = EnrolkitGroup(
     name="enrolkit",
-    create_app=_create_app,
-    add_version_option=False,
-    load_dotenv=False,
-    set_debug_flag=False,
     help="enrolkit: enrolment automation. Data home: $ENROLKIT_HOME (default ./instance).",
 )
 
@@ -75,13 +69,13 @@ cli = EnrolkitGroup(
 def main() -> None:
     from ..plugins import Plugins
     from . import commands  # noqa: F401  (registers the command groups)
+    from .output import CliState
 
     # Plugins load once, before parsing, so their commands are there (``--help`` included); the
-    # app, made lazily by FlaskGroup, gets the same plugins.
+    # commands' runtime, made on first use, gets the same plugins.
     try:
         plugins = Plugins()
     except EnrolkitError as exc:  # a broken plugin: one line, even for --help
         fail(str(exc))
     plugins.register_commands(cli=cli)
-    cli.create_app = functools.partial(_create_app, plugins)
-    cli.main(prog_name="enrolkit")
+    cli.main(prog_name="enrolkit", obj=CliState(plugins))

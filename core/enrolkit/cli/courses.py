@@ -6,19 +6,9 @@ import json
 
 import click
 
-from .. import access, catalog, clock, lookup
-from ..enrolments import (
-    add_instance,
-    delete_instance,
-    enrol_manually,
-    list_enrolments,
-    parse_settings,
-    unenrol_manually,
-    update_instance,
-)
-from ..models import Course, EnrolInstance, Role
+from .. import clock
 from . import cli
-from .output import emit, json_option, open_site
+from .output import emit, instance_names, json_option, open_site
 from .people import report_import, strict_option
 
 
@@ -50,6 +40,8 @@ def course():
 def course_import(file, strict):
     """Create or update courses from CSV: shortname,fullname[,idnumber,category,startdate,
     enddate,enablecompletion]; missing categories are created."""
+    from .. import catalog
+
     with open_site() as site:
         report_import("courses", *catalog.import_courses(site, file, strict=strict))
 
@@ -60,6 +52,8 @@ def course_import(file, strict):
 @json_option
 def course_view(username, shortname, as_json):
     """Open a course as a user (fires on_course_view): granted, denied or confirm."""
+    from .. import access, lookup
+
     with open_site() as site:
         decision = access.view_course(
             site, lookup.user(site.session, username), lookup.course(site.session, shortname)
@@ -77,6 +71,8 @@ def course_view(username, shortname, as_json):
 @click.argument("shortname", metavar="COURSE")
 def course_enrol_me(username, shortname):
     """Confirm the self-enrolment a course offers ("Enrol me")."""
+    from .. import access, lookup
+
     with open_site() as site:
         decision = access.enrol_me(
             site, lookup.user(site.session, username), lookup.course(site.session, shortname)
@@ -90,6 +86,8 @@ def course_enrol_me(username, shortname):
 @click.option("--time", "when", help="When (Unix seconds or ISO 8601); default now.")
 def course_complete(username, shortname, when):
     """Record a course completion (fires on_completion)."""
+    from .. import access, lookup
+
     with open_site() as site:
         timecompleted = _time(when, "--time") or clock.now()
         new = access.complete_course(
@@ -115,6 +113,8 @@ def completion():
 @json_option
 def completion_list(shortname, as_json):
     """Who completed a course, and when."""
+    from .. import access, lookup
+
     with open_site() as site:
         emit(access.completions(site, lookup.course(site.session, shortname)), as_json)
 
@@ -166,6 +166,8 @@ def method_disable(name):
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
 def method_set(name, assignments):
     """Change a method's site settings (validated by its schema)."""
+    from ..enrolments import parse_settings
+
     with open_site() as site, site.atomic():
         settings = site.set_method_settings(name, parse_settings(assignments))
     click.echo(json.dumps(settings, default=str))
@@ -189,6 +191,9 @@ def instance():
 def instance_add(shortname, method_name, assignments, dry_run, backfill):
     """Add a method to a course; prints the new instance id (then the first sync's changes on
     stderr). With --dry-run: the changes, then one line per user (who would be enrolled)."""
+    from .. import lookup
+    from ..enrolments import add_instance, parse_settings
+
     with open_site() as site:
         result = add_instance(
             site,
@@ -239,7 +244,9 @@ def _who(site, result) -> list[str]:
     return lines
 
 
-def _instance_row(site, inst: EnrolInstance) -> dict:
+def _instance_row(site, inst) -> dict:
+    from ..models import Course, Role
+
     role = site.session.get(Role, inst.role_id) if inst.role_id else None
     method = site.plugins.methods.get(inst.method)
     return {
@@ -260,6 +267,9 @@ def instance_list(shortname, as_json):
     """The course's instances in order."""
     from sqlalchemy import select
 
+    from .. import lookup
+    from ..models import EnrolInstance
+
     with open_site() as site:
         found = lookup.course(site.session, shortname)
         rows = [
@@ -279,6 +289,9 @@ def instance_list(shortname, as_json):
 @click.option("--dry-run", is_flag=True)
 def instance_update(instance_id, assignments, dry_run):
     """Change an instance's settings (then re-sync it)."""
+    from .. import lookup
+    from ..enrolments import parse_settings, update_instance
+
     with open_site() as site:
         result = update_instance(
             site,
@@ -293,6 +306,9 @@ def instance_update(instance_id, assignments, dry_run):
 @click.argument("instance_id", metavar="ID")
 def instance_delete(instance_id):
     """Delete an instance and unenrol its users."""
+    from .. import lookup
+    from ..enrolments import delete_instance
+
     with open_site() as site:
         outcome = delete_instance(site, lookup.instance(site.session, instance_id))
     click.echo(f"instance {instance_id} deleted; {len(outcome.unenrolled)} unenrolled")
@@ -307,9 +323,18 @@ def enrolment():
 @click.argument("shortname", metavar="COURSE")
 @json_option
 def enrolment_list(shortname, as_json):
-    """One row per user and instance."""
+    """One row per user and instance (the instance by id and times in Unix seconds with --json,
+    by name and as dates in the table)."""
+    from .. import lookup
+    from ..enrolments import list_enrolments
+
     with open_site() as site:
-        emit(list_enrolments(site, lookup.course(site.session, shortname)), as_json)
+        rows = list_enrolments(site, lookup.course(site.session, shortname))
+        if not as_json:
+            names = instance_names(site, (row["instance"] for row in rows))
+            for row in rows:
+                row["instance"] = names[row["instance"]]
+    emit(rows, as_json, times=("timestart", "timeend", "timecreated"))
 
 
 @enrolment.command("add")
@@ -320,6 +345,9 @@ def enrolment_list(shortname, as_json):
 @click.option("--end", help="Unix seconds or ISO 8601.")
 def enrolment_add(username, shortname, role_name, start, end):
     """Enrol a user by hand."""
+    from .. import lookup
+    from ..enrolments import enrol_manually
+
     with open_site() as site:
         found_role = lookup.role(site.session, role_name) if role_name else None
         outcome = enrol_manually(
@@ -339,6 +367,9 @@ def enrolment_add(username, shortname, role_name, start, end):
 @click.option("--instance", "instance_id", type=int, help="Only this instance.")
 def enrolment_remove(username, shortname, instance_id):
     """Unenrol a user by hand (refused where a method owns the enrolment)."""
+    from .. import lookup
+    from ..enrolments import unenrol_manually
+
     with open_site() as site:
         outcomes = unenrol_manually(
             site,

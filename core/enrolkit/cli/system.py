@@ -1,11 +1,11 @@
-"""Site-level commands: the database, the demo site, the server, plugins and the log."""
+"""Site-level commands: the database, the demo site, the server and plugins."""
 
 from __future__ import annotations
 
 import click
 
 from . import cli
-from .output import emit, json_option, open_site, runtime
+from .output import emit, json_option, open_site, plugins, runtime
 
 
 @cli.group()
@@ -16,8 +16,9 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the schema (Alembic), then the preset roles."""
-    runtime().upgrade()
-    click.echo(f"database ready: {runtime().db.url.render_as_string(hide_password=True)}")
+    made = runtime(check_schema=False)
+    made.upgrade()
+    click.echo(f"database ready: {made.db.url.render_as_string(hide_password=True)}")
 
 
 @cli.group()
@@ -28,7 +29,10 @@ def plugin():
 @plugin.command("list")
 @json_option
 def plugin_list(as_json):
-    """Every plugin: name, distribution, version and the hooks it implements."""
+    """Every plugin: name, distribution, version and the hooks it implements (each plugin's
+    methods, tasks and condition types are loaded, so a broken one is reported here)."""
+    loaded = plugins()
+    loaded.load_all()
     rows = [
         {
             "name": p.name,
@@ -36,7 +40,7 @@ def plugin_list(as_json):
             "version": p.version,
             "hooks": list(p.hooks),
         }
-        for p in runtime().plugins.list()
+        for p in loaded.list()
     ]
     emit(rows, as_json)
 
@@ -59,8 +63,10 @@ def demo_command():
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve_command(host, port, threads):
     """Serve the web admin on a production WSGI server (waitress)."""
-    from flask import current_app
     from waitress import serve
 
+    from ..web import create_app
+
+    app = create_app(runtime=runtime())
     click.echo(f"enrolkit serving on http://{host}:{port}/")
-    serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+    serve(app, host=host, port=port, threads=threads)

@@ -12,17 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from enrolkit import hookimpl
-from enrolkit.models import EnrolInstance
 
-from . import groups, reaction, welcome
-from .method import CompletionMethod
-from .sources import METHOD, CompletionSource
+#: The method's name (:data:`.sources.METHOD`), here so the hooks need not import the method.
+METHOD = "completion"
 
 __all__ = ["CompletionMethod", "CompletionSource"]
 
 
+def __getattr__(name: str):
+    """The public classes, imported on first use: this module stays light for start-up."""
+    if name == "CompletionMethod":
+        from .method import CompletionMethod
+
+        return CompletionMethod
+    if name == "CompletionSource":
+        from .sources import CompletionSource
+
+        return CompletionSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def register_methods(register):
+    from .method import CompletionMethod
+
     register(CompletionMethod())
 
 
@@ -40,6 +53,8 @@ def register_commands(cli):
 
 @hookimpl
 def on_completion(site, user, course, timecompleted):
+    from . import reaction
+
     reaction.completed(site, user, course, timecompleted)
 
 
@@ -50,6 +65,10 @@ def enrolments_changed(site, changes):
     arrived = changes.enrolled + changes.updated
     if changes.method != METHOD or not arrived:
         return
+    from enrolkit.models import EnrolInstance
+
+    from . import groups, welcome
+
     instance = site.session.get(EnrolInstance, changes.instance_id)
     groups.join(site, instance, arrived)
     welcome.send(site, instance, arrived)

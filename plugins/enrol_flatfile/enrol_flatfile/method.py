@@ -20,8 +20,7 @@ from enrolkit.site import Site
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
-NAME = "flatfile"
-COMPONENT = f"enrol_{NAME}"
+from . import COMPONENT, NAME  # noqa: F401  (COMPONENT re-exported for the plugin's modules)
 
 REMOVAL_HELP = (
     "What a del line does to the enrolment once it has removed the line's role: unenrol, "

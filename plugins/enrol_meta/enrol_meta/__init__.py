@@ -5,25 +5,30 @@ from __future__ import annotations
 
 from enrolkit import hookimpl
 
-from . import sync
-from .method import MetaMethod
-
 
 @hookimpl
 def register_methods(register):
+    from .method import MetaMethod
+
     register(MetaMethod())
 
 
 @hookimpl
 def register_tasks(register):
+    from . import sync
+
     register("meta_sync", sync.full_sync, schedule="20 * * * *", component="enrol_meta")
 
 
 @hookimpl
 def enrolments_changed(site, changes):
+    from . import sync
+
     sync.source_changed(site, changes.course_id, changes.method, changes.reason, changes.users)
 
 
 @hookimpl
 def role_assignments_changed(site, changes):
+    from . import sync
+
     sync.roles_changed(site, changes)
