@@ -101,3 +101,129 @@ def test_help_lists_enrolkit_commands_only(run):
     assert "  serve " in shown and "  enrolment " in shown
     for flask_own in ("--app", "--debug", "  routes ", "  run ", "  shell ", "--env-file"):
         assert flask_own not in shown, flask_own
+
+
+# --- 3. tables a person reads: dates, names, no reprs ----------------------------------------
+
+NOW = "2026-09-01T08:00:00Z"
+HEADER = "operation,username,course,role,timestart,timeend\n"
+
+
+@pytest.fixture
+def small_site(run, tmp_path):
+    """Three users, course C1 and cohort co1 holding ann and bob, at a pinned time."""
+    (tmp_path / "users.csv").write_text(
+        "username,email,firstname,lastname\n"
+        "ann,ann@example.org,Ann,A\nbob,bob@example.org,Bob,B\ncy,cy@example.org,Cy,C\n"
+    )
+    (tmp_path / "courses.csv").write_text("shortname,fullname\nC1,Course one\n")
+    (tmp_path / "cohorts.csv").write_text("idnumber,name\nco1,Cohort one\n")
+    env = {"ENROLKIT_NOW": NOW}
+    ok(run("db", "upgrade"))
+    ok(run("user", "import", str(tmp_path / "users.csv"), env=env))
+    ok(run("course", "import", str(tmp_path / "courses.csv"), env=env))
+    ok(run("cohort", "import", str(tmp_path / "cohorts.csv"), env=env))
+    ok(run("cohort", "add", "co1", "ann", "bob", env=env))
+    return env
+
+
+REPRS = ("True", "False", "None", "{", "[", "'")
+
+
+def test_tables_show_dates_and_names_json_keeps_seconds_and_ids(run, small_site):
+    env = small_site
+    ok(run("enrolment", "add", "ann", "C1", "--end", "2027-06-30T12:00:00Z", env=env))
+    table = ok(run("enrolment", "list", "C1", env=env)).splitlines()
+    assert table[0].split() == [
+        "username", "method", "instance", "roles", "status",
+        "timestart", "timeend", "timecreated", "groups",
+    ]  # fmt: skip
+    assert table[1].split() == [
+        "ann", "manual", "Manual", "enrolments", "student", "active",
+        "—", "2027-06-30", "12:00", "2026-09-01", "08:00",
+    ]  # fmt: skip
+    [row] = json.loads(ok(run("enrolment", "list", "C1", "--json", env=env)))
+    assert isinstance(row["instance"], int)
+    assert (row["timestart"], row["timeend"]) == (0, 1_814_356_800)
+    assert row["timecreated"] == 1_788_249_600
+
+    logged = ok(run("log", "--course", "C1", "--event", "user_enrolled", env=env)).splitlines()
+    assert logged[1].startswith("2026-09-01 08:00  user_enrolled")
+    assert "Manual enrolments" in logged[1]
+
+
+def test_method_instance_and_plan_tables_hold_no_python_reprs(run, small_site, tmp_path):
+    env = small_site
+    many = [f"u{i:02d}" for i in range(12)]
+    (tmp_path / "many.csv").write_text(
+        "username,email,firstname,lastname\n"
+        + "".join(f"{u},{u}@example.org,U,{u}\n" for u in many)
+    )
+    ok(run("user", "import", str(tmp_path / "many.csv"), env=env))
+    ok(run("cohort", "add", "co1", *many, env=env))
+    ok(run("method", "enable", "cohort", env=env))
+    ok(run("instance", "add", "C1", "cohort", "cohort=co1", env=env))
+    # Emptying the cohort would unenrol everyone: the guard holds that plan for an admin.
+    ok(run("cohort", "remove", "co1", "ann", "bob", *many, env=env))
+    for args in (("method", "list"), ("instance", "list", "C1"), ("plan", "list")):
+        table = ok(run(*args, env=env))
+        body = "\n".join(table.splitlines()[1:])
+        assert body and not [r for r in REPRS if r in body], (args, table)
+    methods = ok(run("method", "list", env=env))
+    assert "cohort" in methods and "removal=unenrol" in methods and " yes " in methods
+    plans = ok(run("plan", "list", env=env)).splitlines()
+    assert plans[0].split()[:5] == ["id", "status", "course", "method", "instance_name"]
+    assert plans[1].split()[1:4] == ["held", "C1", "cohort"] and "2026-09-01 08:00" in plans[1]
+    assert json.loads(ok(run("plan", "list", "--json", env=env)))[0]["created"] == 1_788_249_600
+
+
+# --- 4 and 5. a fresh site's first cron; the flat file's drop folder ----------------------------
+
+
+def test_the_first_cron_runs_every_task_and_applies_a_file_dropped_before_it(run, small_site):
+    env = small_site
+    ok(run("method", "enable", "flatfile", env=env))
+    folder = run.home / "flatfile"
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    (folder / "enrol.csv").write_text(HEADER + "add,cy,C1,student,,\n")
+    tasks = [row["name"] for row in json.loads(ok(run("task", "list", "--json", env=env)))]
+    first = ok(run("cron", env=env))
+    assert "no task due" not in first
+    assert {line.split(":")[0] for line in first.splitlines()} >= set(tasks)
+    assert (folder / "enrol.csv.done").exists()
+    assert [r["username"] for r in json.loads(ok(run("enrolment", "list", "C1", "--json")))] == [
+        "cy"
+    ]
+    assert ok(run("cron", env=env)) == "no task due\n"  # the same minute: everything ran
+
+
+def test_enabling_the_flat_file_where_its_folder_cannot_be_made_changes_nothing(run, tmp_path):
+    ok(run("db", "upgrade"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    ok(run("method", "set", "flatfile", f"folder={blocker / 'drop'}"))
+    refused = run("method", "enable", "flatfile")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("enrolkit: error: invalid site settings of flatfile: folder:")
+    assert "enrolkit method set flatfile folder=PATH" in refused.stderr
+    [row] = [r for r in json.loads(ok(run("method", "list", "--json"))) if r["name"] == "flatfile"]
+    assert row["enabled"] is False
+
+
+# --- 6. flatfile process: exit status 2 for rejected lines -----------------------------------
+
+
+def test_flatfile_process_exits_2_when_lines_were_rejected(run, small_site):
+    env = small_site
+    ok(run("method", "enable", "flatfile", env=env))
+    (run.home / "flatfile" / "enrol.csv").write_text(
+        HEADER + "add,ann,C1,student,,\nadd,zed,C1,student,,\n"
+    )
+    done = run("flatfile", "process", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "1 applied" in done.stdout and "unknown user 'zed'" in done.stdout
+    assert [r["username"] for r in json.loads(ok(run("enrolment", "list", "C1", "--json")))] == [
+        "ann"
+    ]
+    (run.home / "flatfile" / "more.csv").write_text(HEADER + "add,bob,C1,student,,\n")
+    assert run("flatfile", "process", env=env).returncode == 0

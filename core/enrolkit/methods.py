@@ -97,6 +97,11 @@ class EnrolMethod:
         """An instance was created, or its settings were changed, in the current transaction:
         keep the method's own tables in step (e.g. an index of the courses instances name)."""
 
+    def site_enabled(self, site: Site) -> None:
+        """The method was just enabled on the site, in the current transaction: prepare what
+        it needs to work (the flat file makes its drop folder). Raise an ``EnrolkitError`` to
+        refuse the enabling; it is then not recorded."""
+
     def display_name(self, instance: EnrolInstance) -> str:
         return instance.name or self.title or self.name
 

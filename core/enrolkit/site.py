@@ -149,11 +149,14 @@ class Site:
         return [name for name in stored if name in self.plugins.methods]
 
     def set_method_enabled(self, name: str, enabled: bool) -> None:
-        self.plugins.method(name)
-        current = [n for n in self.enabled_methods() if n != name]
+        method = self.plugins.method(name)
+        was = self.enabled_methods()
+        current = [n for n in was if n != name]
         if enabled:
             current.append(name)
         self.set_config(CORE, ENABLED_METHODS, current)
+        if enabled and name not in was:
+            method.site_enabled(self)
 
     def method_enabled(self, name: str) -> bool:
         return name in self.enabled_methods()

@@ -194,6 +194,26 @@ class FlatfileMethod(EnrolMethod):
         """None: every line of a file names its role."""
         return None
 
+    def site_enabled(self, site: Site) -> None:
+        """Make the drop folder, readable by this account only (0700), so that files can be
+        dropped as soon as the method is on. A folder that exists is left as it is."""
+        folder = load_settings(site).folder
+        if folder.is_dir():
+            return
+        try:
+            folder.mkdir(parents=True)
+            folder.chmod(0o700)
+        except OSError as exc:
+            raise SettingsError(
+                {
+                    "folder": [
+                        f"cannot create the drop folder {folder}: {exc.strerror}; choose another "
+                        "with: enrolkit method set flatfile folder=PATH"
+                    ]
+                },
+                where="site settings of flatfile",
+            ) from None
+
 
 @dataclass(frozen=True)
 class Settings:
