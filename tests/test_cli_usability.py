@@ -227,3 +227,59 @@ def test_flatfile_process_exits_2_when_lines_were_rejected(run, small_site):
     ]
     (run.home / "flatfile" / "more.csv").write_text(HEADER + "add,bob,C1,student,,\n")
     assert run("flatfile", "process", env=env).returncode == 0
+
+
+# --- 7. ids never reused ---------------------------------------------------------------------
+
+
+def test_a_deleted_instance_id_is_never_given_again(run, small_site):
+    env = small_site
+    ok(run("method", "enable", "cohort", env=env))
+    first = int(ok(run("instance", "add", "C1", "cohort", "cohort=co1", env=env)))
+    ok(run("instance", "delete", str(first), env=env))
+    second = int(ok(run("instance", "add", "C1", "cohort", "cohort=co1", env=env)))
+    assert second > first
+    logged = json.loads(ok(run("log", "--event", "user_enrolled", "--json", env=env)))
+    assert sorted({row["instance"] for row in logged}) == [first, second]
+
+
+def test_the_migration_keeps_every_row_and_stops_reusing_ids(any_db, tmp_path):
+    """An existing database at the first revision, with rows that refer to the rebuilt tables,
+    upgraded: nothing lost (no cascade), and on SQLite the tables now say AUTOINCREMENT."""
+    from alembic import command
+    from enrolkit import db
+    from enrolkit.plugins import Plugins
+    from enrolkit.runtime import Runtime
+
+    runtime = Runtime(any_db, Plugins(entry_points=False))
+    try:
+        command.upgrade(db.alembic_config(runtime.db), "0001")
+        with runtime.db.begin() as conn:
+            for statement in (
+                "INSERT INTO users (id, username, idnumber, email, firstname, lastname, auth,"
+                " lang, department, institution, city, country, suspended, deleted, siteadmin,"
+                " lastlogin, timecreated, timemodified) VALUES (7, 'ann', '', '', '', '',"
+                " 'manual', 'en', '', '', '', '', false, false, false, 0, 0, 0)",
+                "INSERT INTO courses (id, shortname, fullname, idnumber, startdate, enddate,"
+                " enablecompletion, visible, timecreated)"
+                " VALUES (3, 'C1', 'C', '', 0, 0, false, true, 0)",
+                "INSERT INTO enrol_instances (id, course_id, method, enabled, name, sortorder,"
+                " settings, timecreated, timemodified)"
+                " VALUES (5, 3, 'manual', true, '', 0, '{}', 0, 0)",
+                "INSERT INTO user_enrolments (instance_id, user_id, status, timestart, timeend,"
+                " timecreated, timemodified) VALUES (5, 7, 0, 0, 0, 0, 0)",
+            ):
+                conn.exec_driver_sql(statement)
+        runtime.upgrade()
+        with runtime.db.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT instance_id, user_id FROM user_enrolments"
+            ).all() == [(5, 7)]
+            if conn.dialect.name == "sqlite":
+                made = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'enrol_instances'"
+                ).scalar()
+                assert "AUTOINCREMENT" in made
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        runtime.dispose()
