@@ -147,6 +147,11 @@ def test_tables_show_dates_and_names_json_keeps_seconds_and_ids(run, small_site)
     assert (row["timestart"], row["timeend"]) == (0, 1_814_356_800)
     assert row["timecreated"] == 1_788_249_600
 
+    ok(run("course", "complete", "ann", "C1", "--time", "2026-06-30T12:00:00Z", env=env))
+    assert ok(run("completion", "list", "C1")).splitlines()[1].split() == [
+        "ann", "2026-06-30", "12:00",
+    ]  # fmt: skip
+
     logged = ok(run("log", "--course", "C1", "--event", "user_enrolled", env=env)).splitlines()
     assert logged[1].startswith("2026-09-01 08:00  user_enrolled")
     assert "Manual enrolments" in logged[1]

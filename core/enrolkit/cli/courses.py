@@ -116,7 +116,8 @@ def completion_list(shortname, as_json):
     from .. import access, lookup
 
     with open_site() as site:
-        emit(access.completions(site, lookup.course(site.session, shortname)), as_json)
+        rows = access.completions(site, lookup.course(site.session, shortname))
+    emit(rows, as_json, times=("timecompleted",))
 
 
 @cli.group()
