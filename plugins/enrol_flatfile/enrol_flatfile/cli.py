@@ -7,7 +7,6 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import click
