@@ -204,7 +204,8 @@ def test_the_first_cron_runs_every_task_and_applies_a_file_dropped_before_it(run
 
 def test_enabling_the_flat_file_where_its_folder_cannot_be_made_changes_nothing(run, tmp_path):
     ok(run("db", "upgrade"))
-    blocker = tmp_path / "a-file"
+    run.home.mkdir(parents=True, exist_ok=True)
+    blocker = run.home / "a-file"  # inside the home, where the folder may be
     blocker.write_text("")
     ok(run("method", "set", "flatfile", f"folder={blocker / 'drop'}"))
     refused = run("method", "enable", "flatfile")
