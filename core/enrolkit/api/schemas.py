@@ -562,3 +562,54 @@ class ProcessedFile(Schema):
     target = Str()
     timestarted = Int()
     timefinished = Int()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookIn(Schema):
+    url = Str(required=True, validate=validate.Length(min=1, max=2000))
+    events = fields.List(
+        Str(), required=True, validate=validate.Length(min=1), metadata={"description": "Events."}
+    )
+    course = Str(metadata={"description": "Only this course's events (shortname)."})
+    method = Str(load_default="", metadata={"description": "Only this method's events."})
+
+
+class Webhook(Schema):
+    id = Int()
+    url = Str()
+    events = fields.List(Str())
+    course_id = maybe(Int)
+    method = Str()
+    status = Str(metadata={"description": "active or disabled"})
+    disabled_reason = Str()
+    failing_since = Int()
+    created = Int()
+    waiting = Int(metadata={"description": "Events not yet accepted by the receiver."})
+
+
+class WebhookCreated(Webhook):
+    secret = Str(metadata={"description": "The whsec_ signing secret, shown this once."})
+
+
+class WebhookChange(Schema):
+    status = Str(required=True, validate=validate.OneOf(("active", "disabled")))
+
+
+class DeliveryQuery(Schema):
+    failed = Bool(load_default=False, metadata={"description": "Only failing batches."})
+
+
+class Delivery(Schema):
+    id = Int()
+    subscription_id = Int()
+    webhook_id = Str()
+    events = Int()
+    status = Str(metadata={"description": "pending or delivered"})
+    attempts = Int()
+    last_status = Int()
+    last_error = Str()
+    created = Int()
+    next_attempt = Int()
+    delivered = Int()
