@@ -49,7 +49,7 @@ class EnrolkitApi(Api):
 
 
 def blueprints() -> list:
-    from . import catalog, enrolling, flatfile, oversight, people, webhooks
+    from . import catalog, enrolling, feed, flatfile, oversight, people, webhooks
 
     return [
         people.users,
@@ -67,6 +67,7 @@ def blueprints() -> list:
         oversight.log_bp,
         oversight.plans,
         webhooks.webhook_bp,
+        feed.changes_bp,
     ]
 
 

@@ -613,3 +613,30 @@ class Delivery(Schema):
     created = Int()
     next_attempt = Int()
     delivered = Int()
+
+
+# --- the change feed ---------------------------------------------------------------------------
+
+
+class ChangesQuery(Schema):
+    after = Str(metadata={"description": "The 'next' cursor of the previous page; none: start."})
+    limit = Int(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class Change(Schema):
+    cursor = Str(metadata={"description": "This change's position in the feed."})
+    time = Int()
+    event = Str()
+    user_id = maybe(Int)
+    username = maybe(Str)
+    course_id = maybe(Int)
+    course = maybe(Str)
+    instance_id = maybe(Int)
+    component = Str()
+    origin = Str()
+    reason = Str()
+
+
+class ChangesPage(Schema):
+    changes = fields.List(fields.Nested(Change))
+    next = Str(metadata={"description": "Pass as 'after' to get what follows."})

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     admin,
+    changes,
     courses,
     mail,
     people,
