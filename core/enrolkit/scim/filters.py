@@ -30,6 +30,8 @@ Columns = dict[str, Any]
 
 def _name(path: AttrPath, prefix: str = "") -> str:
     name = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
+    if path.uri:
+        name = f"{path.uri.lower()}:{name}"
     return f"{prefix}.{name}" if prefix else name
 
 
