@@ -123,3 +123,80 @@ def test_scim2_tester_finds_every_check_passing(live, client, tmp_path):
         r for r in results if r.status not in (Status.SUCCESS, Status.SKIPPED) and not known(r)
     ]
     assert results and not failed, "\n".join(f"{r.title}: {r.reason}" for r in failed)
+
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def test_an_identity_provider_provisions_a_synced_group(live, client, tmp_path):
+    """The issue's scenario with scim2-client as the IdP: 1,000 users with departments and a
+    group synced into a course (group=new); a member removed and a user deactivated, and the
+    enrolments follow at once."""
+    from enrolkit.models import GroupMember, User, UserEnrolment
+    from enrolkit.runtime import Runtime
+    from enrolkit.testing import SiteFactory
+    from scim2_models import EnterpriseUser, Group
+    from scim2_models import User as ScimUser
+    from sqlalchemy import func, select
+
+    base, token, env = live
+    runtime = Runtime(env["ENROLKIT_DATABASE_URL"])
+    try:
+        idp = client(base, token)
+        count = 1000
+        started = time.perf_counter()
+        ids = []
+        for i in range(count):
+            user = ScimUser[EnterpriseUser](user_name=f"emp{i:04d}", active=True)
+            user[EnterpriseUser] = EnterpriseUser(department=("Sales", "IT", "HR")[i % 3])
+            ids.append(idp.create(user).id)
+        rate = count / (time.perf_counter() - started)
+        group = idp.create(Group(display_name="Staff", external_id="staff"))
+        with runtime.site() as site:
+            factory = SiteFactory(site)
+            factory.instance(factory.course("ONBOARD"), "cohort", cohort="staff", group="new")
+            site.session.commit()
+        started = time.perf_counter()
+        idp.modify(
+            "Group",
+            group.id,
+            {
+                "schemas": [PATCH],
+                "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": i} for i in ids]}
+                ],
+            },
+        )
+        grouped = time.perf_counter() - started
+        removed, deactivated = ids[0], ids[1]
+        idp.modify(
+            "Group",
+            group.id,
+            {
+                "schemas": [PATCH],
+                "Operations": [{"op": "remove", "path": f'members[value eq "{removed}"]'}],
+            },
+        )
+        idp.modify(
+            "User",
+            deactivated,
+            {
+                "schemas": [PATCH],
+                "Operations": [{"op": "replace", "path": "active", "value": False}],
+            },
+        )
+        with runtime.site() as site:
+            enrolled = set(
+                site.session.scalars(select(UserEnrolment.user_id).where(UserEnrolment.status == 0))
+            )
+            assert len(enrolled) == count - 1 and int(removed) not in enrolled
+            assert site.session.get(User, int(deactivated)).suspended
+            members = site.session.scalar(select(func.count()).select_from(GroupMember))
+            assert members == count - 1
+        (tmp_path / "figures.txt").write_text(
+            f"{rate:.0f} users/s created; PATCH adding {count} members to a group synced into 1 course "
+            f"in {grouped:.1f} s\n"
+        )
+        print(f"SCIM: {rate:.0f} users/s; PATCH adding {count} members, synced: {grouped:.1f} s")
+    finally:
+        runtime.dispose()
