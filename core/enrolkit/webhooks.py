@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 
 from .changes import EnrolmentChanges, RoleChange
 from .clock import iso
@@ -346,34 +346,26 @@ def queue_enrolment_changes(site: Site, changes: EnrolmentChanges) -> int:
     active = _active(site)
     if not active:
         return 0
-    kinds = (
-        (ENROLLED, changes.enrolled),
-        (UPDATED, changes.updated + changes.suspended),
-        (UNENROLLED, changes.unenrolled),
-    )
-    suspended = set(changes.suspended)
     course = site.session.get(Course, changes.course_id)
+    shared = {
+        "course_id": changes.course_id,
+        "course": course.shortname if course else None,
+        "instance_id": changes.instance_id,
+        "method": changes.method,
+        "origin": changes.origin,
+        "reason": changes.reason,
+    }
+    kinds = (
+        (ENROLLED, changes.enrolled, {}),
+        (UPDATED, changes.updated, {"suspended": False}),
+        (UPDATED, changes.suspended, {"suspended": True}),
+        (UNENROLLED, changes.unenrolled, {}),
+    )
     queued = 0
-    for event, user_ids in kinds:
+    for event, user_ids, extra in kinds:
         targets = _subscribers(active, event, changes.course_id, changes.method)
-        if not targets or not user_ids:
-            continue
-        names = _usernames(site, user_ids)
-        payloads = [
-            {
-                "user_id": user_id,
-                "username": names.get(user_id),
-                "course_id": changes.course_id,
-                "course": course.shortname if course else None,
-                "instance_id": changes.instance_id,
-                "method": changes.method,
-                "suspended": user_id in suspended if event == UPDATED else None,
-                "origin": changes.origin,
-                "reason": changes.reason,
-            }
-            for user_id in user_ids
-        ]
-        queued += _insert(site, targets, event, payloads)
+        if targets and user_ids:
+            queued += _insert(site, targets, event, shared | extra, user_ids)
     return queued
 
 
@@ -382,56 +374,57 @@ def queue_role_changes(site: Site, changes: Sequence[RoleChange]) -> int:
     active = _active(site)
     if not active:
         return 0
-    names = _usernames(site, [c.user_id for c in changes])
-    queued = 0
+    batches: dict[tuple, list[int]] = {}
     for change in changes:
-        event = ASSIGNED if change.added else UNASSIGNED
-        course_id = change.instanceid if change.contextlevel == COURSE else None
-        method = change.component.removeprefix("enrol_") if change.component else ""
-        targets = _subscribers(active, event, course_id, method)
+        key = (
+            ASSIGNED if change.added else UNASSIGNED,
+            change.role_id,
+            change.contextlevel,
+            change.instanceid,
+            change.component,
+            change.itemid,
+        )
+        batches.setdefault(key, []).append(change.user_id)
+    queued = 0
+    for (event, role_id, contextlevel, instanceid, component, itemid), user_ids in batches.items():
+        course_id = instanceid if contextlevel == COURSE else None
+        targets = _subscribers(active, event, course_id, component.removeprefix("enrol_"))
         if targets:
-            payload = {
-                "user_id": change.user_id,
-                "username": names.get(change.user_id),
-                "role_id": change.role_id,
-                "contextlevel": change.contextlevel,
-                "instanceid": change.instanceid,
+            shared = {
+                "role_id": role_id,
+                "contextlevel": contextlevel,
+                "instanceid": instanceid,
                 "course_id": course_id,
-                "component": change.component,
-                "itemid": change.itemid,
+                "component": component,
+                "itemid": itemid,
                 "origin": site.origin,
             }
-            queued += _insert(site, targets, event, [payload])
+            queued += _insert(site, targets, event, shared, user_ids)
     return queued
 
 
-def _usernames(site: Site, user_ids: Sequence[int]) -> dict[int, str]:
-    names: dict[int, str] = {}
-    ids = list(dict.fromkeys(user_ids))
-    for start in range(0, len(ids), CHUNK):
-        names.update(
-            site.session.execute(
-                select(User.id, User.username).where(User.id.in_(ids[start : start + CHUNK]))
-            ).all()
-        )
-    return names
-
-
-def _insert(site: Site, targets: list[int], event: str, payloads: list[dict]) -> int:
+def _insert(
+    site: Site, targets: list[int], event: str, shared: dict, user_ids: Sequence[int]
+) -> int:
+    """Queue one event per user and subscription. Only the user id differs between them, so the
+    JSON is formatted once and the rows go straight through the driver's executemany: a
+    100,000-member sync queues 200,000 events, and per-row work would double its time. The
+    username is added when the batch is made (:func:`_make_batch`)."""
     now = site.now()
-    timestamp = iso(now)
+    head = json.dumps({"type": event, "timestamp": iso(now)})[:-1] + ', "data": {"user_id": '
+    rest = json.dumps(shared)[1:-1]
+    tail = (", " + rest if rest else "") + "}}"
     rows = [
-        {
-            "subscription_id": target,
-            "event": event,
-            "payload": json.dumps({"type": event, "timestamp": timestamp, "data": payload}),
-            "created": now,
-        }
-        for target in targets
-        for payload in payloads
+        (target, event, f"{head}{int(uid)}{tail}", now) for target in targets for uid in user_ids
     ]
+    connection = site.session.connection()
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        "INSERT INTO webhook_events (subscription_id, event, payload, created)"
+        f" VALUES ({marker}, {marker}, {marker}, {marker})"
+    )
     for start in range(0, len(rows), CHUNK):
-        site.session.execute(insert(WebhookEvent), rows[start : start + CHUNK])
+        connection.exec_driver_sql(statement, rows[start : start + CHUNK])
     return len(rows)
 
 
@@ -559,6 +552,15 @@ def _make_batch(site: Site, subscription_id: int, batch_size: int) -> WebhookDel
         return None
     now = site.now()
     events = [json.loads(payload) | {"id": f"evt_{event_id}"} for event_id, payload in rows]
+    names = dict(
+        site.session.execute(
+            select(User.id, User.username).where(
+                User.id.in_({e["data"]["user_id"] for e in events})
+            )
+        ).all()
+    )
+    for event in events:
+        event["data"]["username"] = names.get(event["data"]["user_id"])
     body = json.dumps(
         {"type": "enrolkit.events", "timestamp": iso(now), "data": {"events": events}},
         separators=(",", ":"),
