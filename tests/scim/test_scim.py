@@ -154,3 +154,27 @@ def test_deactivating_suspends_and_deleting_unenrols(scim, scim_runtime, synced)
             site.session.scalar(select(LogEntry.origin).where(LogEntry.event == "user_deleted"))
             == "scim"
         )
+
+
+PROFILE = "urn:enrolkit:params:scim:schemas:extension:profile:2.0:User"
+
+
+def test_custom_profile_fields_travel_in_the_enrolkit_extension(scim, scim_runtime):
+    from enrolkit.people import profile_field, profile_values
+
+    with scim_runtime.site() as site, site.atomic():
+        profile_field(site, "promo", create=True)
+    schemas = scim("GET", "/Schemas").get_json()["Resources"]
+    assert PROFILE in [s["id"] for s in schemas]
+    created = scim(
+        "POST",
+        "/Users",
+        json={"schemas": [USER, PROFILE], "userName": "dana", PROFILE: {"promo": "2026"}},
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()[PROFILE] == {"promo": "2026"}
+    with scim_runtime.site() as site:
+        assert profile_values(site, int(created.get_json()["id"])) == {"promo": "2026"}
+    new_user(scim, "erin")
+    assert names(scim("GET", f'/Users?filter={PROFILE}:promo eq "2026"')) == ["dana"]
+    assert names(scim("GET", f"/Users?filter={PROFILE}:promo pr")) == ["dana"]

@@ -9,6 +9,7 @@ credential can do nothing else.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from scim2_models import (
@@ -17,6 +18,7 @@ from scim2_models import (
     ChangePassword,
     EnterpriseUser,
     ETag,
+    Extension,
     Filter,
     ForbiddenException,
     Group,
@@ -30,8 +32,10 @@ from scim2_models import (
 )
 from scim2_server.applications.wsgi import WSGIApplication
 from scim2_server.service import ScimService
+from sqlalchemy import select
 
-from .storage import EnrolkitStorage
+from ..models import ProfileField
+from .storage import EnrolkitStorage, profile_extension, user_model
 
 if TYPE_CHECKING:
     from scim2_server.requests import ScimRequest
@@ -43,7 +47,7 @@ MOUNT = "/scim"
 MAX_RESULTS = 1000
 
 
-def provider() -> ScimProvider:
+def provider(profile: type[Extension] | None = None) -> ScimProvider:
     config = ServiceProviderConfig(
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
@@ -61,9 +65,9 @@ def provider() -> ScimProvider:
         ],
     )
     return ScimProvider(
-        models=[User, EnterpriseUser, Group],
+        models=[User, EnterpriseUser, Group] + ([profile] if profile else []),
         resource_types=[
-            ResourceType.from_resource(User[EnterpriseUser]),
+            ResourceType.from_resource(user_model(profile)),
             ResourceType.from_resource(Group),
         ],
         config=config,
@@ -75,9 +79,25 @@ class ScimApplication(WSGIApplication):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.fields: tuple[str, ...] | None = None
+        self.lock = threading.Lock()
         self.storage_of_requests = EnrolkitStorage()
-        scim_provider = provider()
+        self._build(())
+
+    def _build(self, fields: tuple[str, ...]) -> None:
+        """Describe the service for these custom profile fields (the enrolkit extension)."""
+        self.fields = fields
+        self.storage_of_requests.describe(profile_extension(fields))
+        scim_provider = provider(self.storage_of_requests.profile)
         super().__init__(self.storage_of_requests, scim_provider, ScimService(scim_provider))
+
+    def _follow_profile_fields(self, site) -> None:
+        """A profile field added since the last request becomes an attribute of the extension."""
+        fields = tuple(sorted(site.session.scalars(select(ProfileField.shortname))))
+        if fields != self.fields:
+            with self.lock:
+                if fields != self.fields:
+                    self._build(fields)
 
     def check_auth(self, request: ScimRequest) -> None:
         from ..api import tokens
@@ -96,6 +116,8 @@ class ScimApplication(WSGIApplication):
 
     def serve(self, request: ScimRequest) -> ScimResponse:
         with self.runtime.site(origin="scim") as site:
+            self._follow_profile_fields(site)
+            site.session.rollback()
             self.storage_of_requests.bind(site)
             try:
                 return super().serve(request)

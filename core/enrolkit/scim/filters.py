@@ -35,7 +35,7 @@ def _name(path: AttrPath, prefix: str = "") -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _compare(column, op: str, value: Any) -> ColumnElement:
+def compare(column, op: str, value: Any) -> ColumnElement:
     if isinstance(value, bool) or column.type.python_type is bool:
         if op == "eq":
             return column.is_(bool(value))
@@ -95,7 +95,7 @@ def compile_filter(node: Any, columns: Columns, prefix: str = "") -> ColumnEleme
             if target.type.python_type is str:
                 return and_(target.is_not(None), target != "")
             return target.is_not(None)
-        return _compare(target, node.op.value, node.value)
+        return compare(target, node.op.value, node.value)
     raise InvalidFilterException(detail=f"cannot filter on {node}")
 
 

@@ -14,11 +14,13 @@ import hashlib
 import json
 import secrets
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Union
 
 from scim2_models import (
     Email,
     EnterpriseUser,
+    Extension,
     Group,
     GroupMember,
     Meta,
@@ -31,6 +33,7 @@ from scim2_models import (
     UniquenessException,
     User,
 )
+from scim2_models.urn import URN
 from scim2_server.storage import ScimStorage, SearchPage
 from sqlalchemy import ColumnElement, exists, func, literal, select
 
@@ -38,16 +41,34 @@ from .. import clock, cohorts
 from ..engine import Change, Plan
 from ..errors import EnrolkitError
 from ..log import record
-from ..models import Cohort, CohortMember, EnrolInstance, UserEnrolment
+from ..models import Cohort, CohortMember, EnrolInstance, ProfileData, ProfileField, UserEnrolment
 from ..models import User as UserRow
-from ..people import set_fields
+from ..people import PROFILE_PREFIX, profile_values, set_fields
 from ..site import Site
-from .filters import Columns, compile_filter, constant
+from .filters import Columns, compare, compile_filter, constant
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:group"
 ScimUser = User[EnterpriseUser]
+#: The enrolkit extension: one attribute per custom profile field, named by its shortname.
+PROFILE = "urn:enrolkit:params:scim:schemas:extension:profile:2.0:User"
+
+
+def profile_extension(shortnames: Sequence[str]) -> type[Extension] | None:
+    """An extension model with a string attribute per custom profile field (None without any
+    field). Shortnames that are no Python identifier cannot be attributes and are left out."""
+    names = sorted(n for n in shortnames if n.isidentifier() and not n.startswith("_"))
+    if not names:
+        return None
+    namespace: dict[str, Any] = {"__module__": __name__, "__schema__": URN(PROFILE)}
+    namespace["__annotations__"] = {name: "str | None" for name in names}
+    namespace.update(dict.fromkeys(names))
+    return type("EnrolkitProfile", (Extension,), namespace)
+
+
+def user_model(profile: type[Extension] | None) -> type[Resource]:
+    return User[Union[EnterpriseUser, profile]] if profile else ScimUser  # noqa: UP007
 
 
 def _user_columns() -> Columns:
@@ -78,6 +99,21 @@ def _active(op: str, value: Any) -> ColumnElement:
         return literal(True) == literal(True)
     wanted = bool(value) if op == "eq" else not bool(value)
     return UserRow.suspended.is_(not wanted)
+
+
+def _profile_clause(shortname: str):
+    """A filter on a custom profile field: a matching value row exists for the user."""
+
+    def clause(op: str, value: Any) -> ColumnElement:
+        field = select(ProfileField.id).where(ProfileField.shortname == shortname)
+        found = exists().where(
+            ProfileData.user_id == UserRow.id, ProfileData.field_id == field.scalar_subquery()
+        )
+        if op == "pr":
+            return found.where(ProfileData.value != "")
+        return found.where(compare(ProfileData.value, op, value))
+
+    return clause
 
 
 def _group_columns() -> Columns:
@@ -133,8 +169,14 @@ def _id(resource_id: str) -> int:
 class EnrolkitStorage(ScimStorage):
     """Users are enrolkit users (deleted ones are gone); Groups are cohorts."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: type[Extension] | None = None) -> None:
         self._local = threading.local()
+        self.describe(profile)
+
+    def describe(self, profile: type[Extension] | None) -> None:
+        """Serve users with this enrolkit extension (None: no custom profile field)."""
+        self.profile = profile
+        self.user_model = user_model(profile)
 
     @property
     def site(self) -> Site:
@@ -174,7 +216,7 @@ class EnrolkitStorage(ScimStorage):
         if is_user:
             query = query.where(UserRow.deleted.is_(False))
         if search_request.filter is not None:
-            columns = USER_COLUMNS if is_user else GROUP_COLUMNS
+            columns = self._user_columns() if is_user else GROUP_COLUMNS
             query = query.where(compile_filter(search_request.filter.ast, columns))
         session = self.site.session
         total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -194,6 +236,15 @@ class EnrolkitStorage(ScimStorage):
         make = self._user if is_user else self._group
         return SearchPage(total=total, resources=[make(row) for row in rows])
 
+    def _user_columns(self) -> Columns:
+        """The core columns, and one per attribute of the enrolkit extension."""
+        fields = self.profile.model_fields if self.profile is not None else {}
+        return USER_COLUMNS | {
+            f"{PROFILE.lower()}:{name.lower()}": _profile_clause(name)
+            for name in fields
+            if name != "schemas"
+        }
+
     def _user(self, user: UserRow) -> ScimUser:
         values = {
             "username": user.username,
@@ -205,7 +256,7 @@ class EnrolkitStorage(ScimStorage):
             "department": user.department,
             "institution": user.institution,
         }
-        resource = ScimUser(
+        resource = self.user_model(
             id=str(user.id),
             user_name=user.username,
             external_id=user.idnumber or None,
@@ -224,6 +275,14 @@ class EnrolkitStorage(ScimStorage):
             resource[EnterpriseUser] = EnterpriseUser(
                 department=user.department or None, organization=user.institution or None
             )
+        if self.profile is not None:
+            values = {
+                name: value
+                for name, value in profile_values(self.site, user.id).items()
+                if name in self.profile.model_fields and value
+            }
+            if values:
+                resource[self.profile] = self.profile(**values)
         return resource
 
     def _group(self, cohort: Cohort) -> Group:
@@ -290,7 +349,13 @@ class EnrolkitStorage(ScimStorage):
         primary = next((e for e in emails if e.primary), emails[0] if emails else None)
         enterprise = resource[EnterpriseUser]
         name = resource.name or Name()
-        return {
+        profile = resource[self.profile] if self.profile is not None else None
+        fields = {
+            f"{PROFILE_PREFIX}{field}": (getattr(profile, field, None) if profile else None) or ""
+            for field in (self.profile.model_fields if self.profile is not None else ())
+            if field != "schemas"
+        }
+        return fields | {
             "idnumber": resource.external_id or "",
             "firstname": name.given_name or "",
             "lastname": name.family_name or "",
