@@ -1,15 +1,15 @@
 """log: the writing transaction's id, for the change feed
 
-Revision ID: 9b6c386d9b73
-Revises: 1744709d6571
+Revision ID: 0005_log_xact
+Revises: 0004_webhooks
 Create Date: 2026-12-03 13:04:42.324865
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "9b6c386d9b73"
-down_revision = "1744709d6571"
+revision = "0005_log_xact"
+down_revision = "0004_webhooks"
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """webhook subscriptions, outbox and deliveries
 
-Revision ID: 1744709d6571
-Revises: 0001
+Revision ID: 0004_webhooks
+Revises: 0003_sessions
 Create Date: 2026-12-03 12:53:43.323760
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "1744709d6571"
-down_revision = "0001"
+revision = "0004_webhooks"
+down_revision = "0003_sessions"
 branch_labels = None
 depends_on = None
 
