@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "enrolkit.builtin.settings_form",
     "enrolkit.builtin.core_tasks",
     "enrolkit.builtin.mail_delivery",
+    "enrolkit.builtin.webhook_delivery",
     "enrolkit.builtin.conditions",
 )
 

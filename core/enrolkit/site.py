@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .plugins import Plugins
 
-ORIGINS = ("cli", "web", "api", "cron", "event")
+ORIGINS = ("cli", "web", "api", "cron", "event", "scim")
 
 CORE = "core"
 ENABLED_METHODS = "enabled_methods"
@@ -34,7 +34,7 @@ ENABLED_METHODS = "enabled_methods"
 class Site:
     session: Session
     plugins: Plugins
-    #: Where the current change comes from: cli, web, api, cron or event.
+    #: Where the current change comes from: cli, web, api, cron, event or scim.
     origin: str = "cli"
     #: Username of the person acting, when there is one.
     actor: str = ""

@@ -21,8 +21,9 @@ from ..log import record
 from ..models import ApiToken
 from ..site import Site
 
-READ, WRITE = "read", "write"
-SCOPES = (READ, WRITE)
+READ, WRITE, SCIM = "read", "write", "scim"
+#: ``scim`` tokens provision users and cohorts at ``/scim/v2`` and nothing else.
+SCOPES = (READ, WRITE, SCIM)
 #: Tokens start with this, so a leaked one is recognisable (and scanners can look for it).
 TOKEN_PREFIX = "ek_"
 NAME_LENGTH = 100

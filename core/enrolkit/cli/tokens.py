@@ -22,7 +22,7 @@ def token():
     type=click.Choice(tokens.SCOPES),
     default=tokens.READ,
     show_default=True,
-    help="read: GET only; write: any change a site admin may make.",
+    help="read: GET only; write: any change a site admin may make; scim: /scim/v2 only.",
 )
 def token_create(name, scope):
     """Make a token and print it. It is shown this once: only its digest is kept."""

@@ -31,6 +31,7 @@ from .site import (
     RoleAssignment,
     User,
 )
+from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "ACTIVE",
@@ -40,6 +41,9 @@ __all__ = [
     "SITE",
     "STANDARD_FIELDS",
     "ApiToken",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "Badge",
     "BadgeAward",
     "Base",

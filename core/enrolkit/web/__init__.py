@@ -79,6 +79,9 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     from .. import api
 
     api.init_app(app)
+    from .. import scim
+
+    scim.mount(app)
     return app
 
 
