@@ -4,7 +4,6 @@ from .base import Base, Timestamp
 from .enrolment import ACTIVE, SUSPENDED, EnrolInstance, HeldPlan, LogEntry, UserEnrolment
 from .services import (
     ApiToken,
-    LoginThrottle,
     MailMessage,
     PendingAction,
     RateLimit,
@@ -58,7 +57,6 @@ __all__ = [
     "GroupMember",
     "HeldPlan",
     "LogEntry",
-    "LoginThrottle",
     "MailMessage",
     "PendingAction",
     "ProfileData",
