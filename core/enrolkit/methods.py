@@ -54,6 +54,9 @@ class EnrolMethod:
     manual_instances: ClassVar[bool] = True
     #: Removal action used when the site setting ``removal`` is absent.
     default_removal: ClassVar[str] = UNENROL
+    #: Whether a disabled instance gives up the roles it assigned (Moodle's cohort sync and meta
+    #: links do, unless the removal action keeps roles: ``suspend`` or ``keep``).
+    roles_follow_enabled: ClassVar[bool] = False
 
     @property
     def component(self) -> str:
@@ -81,6 +84,27 @@ class EnrolMethod:
         Called when an instance is created or re-enabled, and by a method's own full-sync task.
         """
         return None
+
+    def disable(self, site: Site, instance: EnrolInstance) -> Plan | None:
+        """The plan applied when ``instance`` is disabled, or None.
+
+        Its enrolments stay (a disabled instance lets nobody in, and enabling it again restores
+        access); with :attr:`roles_follow_enabled` the roles it assigned go too, unless the
+        removal action keeps roles. Enabling runs :meth:`sync`, which gives them back."""
+        if not self.roles_follow_enabled or self.removal_action(site, instance) in (SUSPEND, KEEP):
+            return None
+        from sqlalchemy import select
+
+        from .engine import UNASSIGN, Change, Plan
+        from .models import RoleAssignment
+
+        owned = site.session.execute(
+            select(RoleAssignment.user_id, RoleAssignment.role_id).where(
+                RoleAssignment.component == self.component, RoleAssignment.itemid == instance.id
+            )
+        )
+        changes = [Change(user_id, op=UNASSIGN, role_id=role_id) for user_id, role_id in owned]
+        return Plan(instance.id, reason="instance disabled", changes=changes) if changes else None
 
     def backfill(self, site: Site, instance: EnrolInstance) -> Plan | None:
         """The first plan of a new instance when it is added with ``--backfill``, instead of

@@ -1,3 +1,3 @@
 """Imports every command module so its commands register on the ``enrolkit`` group."""
 
-from . import admin, courses, mail, people, scaffold, system, tasks, templates, tokens  # noqa: F401
+from . import admin, categories, courses, mail, people, scaffold, system, tasks, templates, tokens  # noqa: F401

@@ -20,6 +20,7 @@ class CohortMethod(EnrolMethod):
     enabled_by_default = True
     manual_unenrol = False
     default_removal = UNENROL
+    roles_follow_enabled = True
 
     def refusal(self, site: Site, instance: EnrolInstance) -> str:
         cohort = instance.settings.get("cohort", "?")
@@ -35,7 +36,7 @@ class CohortMethod(EnrolMethod):
         cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == idnumber))
         if cohort is None:
             errors["cohort"] = [f"no cohort with idnumber {idnumber!r}"]
-        elif not _available(site, course, cohort):
+        elif not available(site, course, cohort):
             errors["cohort"] = [
                 f"cohort {idnumber} belongs to another category; a course may use site "
                 f"cohorts and cohorts of its own category or of a parent category"
@@ -90,7 +91,7 @@ class CohortMethod(EnrolMethod):
             )  # fmt: skip
 
 
-def _available(site: Site, course: Course, cohort: Cohort) -> bool:
+def available(site: Site, course: Course, cohort: Cohort) -> bool:
     """Site cohorts, and cohorts of the course's category or one of its parents."""
     if cohort.category_id is None:
         return True

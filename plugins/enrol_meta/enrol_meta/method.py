@@ -24,6 +24,7 @@ class MetaMethod(EnrolMethod):
     site_schema = MetaSiteSettings
     manual_unenrol = False
     default_removal = SUSPEND_NOROLES
+    roles_follow_enabled = True
 
     def default_role(self, site: Site) -> None:
         """A link copies the source's roles; it has no role of its own."""

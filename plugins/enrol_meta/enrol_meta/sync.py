@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from enrolkit import KEEP, SUSPEND, Plan
-from enrolkit.changes import RoleChange
+from enrolkit.changes import InstanceChange, RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
 from enrolkit.models import (
@@ -183,6 +183,33 @@ def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
     for course_id, users in users_by_course.items():
         for link in links_from(site, {course_id}):
             site.engine.apply(plan(site, link, "source roles changed", users=tuple(users)))
+
+
+def source_instance_changed(site: Site, change: InstanceChange) -> None:
+    """An instance of a source course was enabled, disabled, changed or deleted: its users'
+    access there changed as a whole, so the links it feeds re-sync now (not at the next hourly
+    run). A link's own changes do not feed other links."""
+    if change.method == NAME or change.kind == "created" or not site.method_enabled(NAME):
+        return
+    for link in links_from(site, {change.course_id}):
+        site.engine.apply(plan(site, link, f"source instance {change.instance_id} {change.kind}"))
+
+
+#: Site settings that change what every link mirrors.
+MIRRORING_SETTINGS = frozenset({"nosyncroles", "syncall", "removal"})
+
+
+def settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
+    """``nosyncroles``, ``syncall`` or ``removal`` changed: every enabled link re-syncs now."""
+    if method != NAME or not MIRRORING_SETTINGS & set(names) or not site.method_enabled(NAME):
+        return
+    links = site.session.scalars(
+        select(EnrolInstance)
+        .where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
+        .order_by(EnrolInstance.id)
+    )
+    for link in list(links):
+        site.engine.apply(plan(site, link, f"site settings changed ({', '.join(names)})"))
 
 
 def full_sync(site: Site) -> str:

@@ -1,0 +1,64 @@
+"""Issue 16, items 1 and 2, for meta links, from the command line on SQLite and PostgreSQL: a
+disabled link mirrors nothing until enabled; enabling, disabling or deleting an instance in the
+source course reaches the target at once; so does a change of ``nosyncroles``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture
+def runtime(any_db, make_runtime):
+    return make_runtime(entry_points=True, url=any_db)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def mirrored(cli, course):
+    listing = json.loads(ok(cli("enrolment", "list", course, "--json")).stdout)
+    return {
+        r["username"]: (r["status"], tuple(r["roles"])) for r in listing if r["method"] == "meta"
+    }
+
+
+def manual_id(cli, course):
+    listing = json.loads(ok(cli("instance", "list", course, "--json")).stdout)
+    return str(next(i["id"] for i in listing if i["method"] == "manual"))
+
+
+def test_source_instance_changes_reach_the_target_at_once(cli, site):
+    site.users(2)
+    site.course("A")
+    site.course("B")
+    site.session.commit()
+    ok(cli("method", "enable", "meta"))
+    ok(cli("enrolment", "add", "u1", "A"))
+    ok(cli("enrolment", "add", "u2", "A", "--role", "teacher"))
+
+    link = ok(cli("instance", "add", "B", "meta", "source=A", "enabled=off")).stdout.strip()
+    assert mirrored(cli, "B") == {}
+    ok(cli("instance", "update", link, "enabled=on"))
+    assert mirrored(cli, "B") == {"u1": ("active", ("student",)), "u2": ("active", ("teacher",))}
+
+    source = manual_id(cli, "A")
+    out = ok(cli("instance", "update", source, "enabled=off")).stdout
+    assert mirrored(cli, "B") == {"u1": ("suspended", ()), "u2": ("suspended", ())}, out
+    ok(cli("instance", "update", source, "enabled=on"))
+    assert mirrored(cli, "B") == {"u1": ("active", ("student",)), "u2": ("active", ("teacher",))}
+
+    ok(cli("method", "set", "meta", "nosyncroles=teacher"))
+    assert mirrored(cli, "B")["u2"] == ("active", ())
+    ok(cli("method", "set", "meta", "nosyncroles="))
+    assert mirrored(cli, "B")["u2"] == ("active", ("teacher",))
+    result = cli("method", "set", "meta", "nosyncroles=techer")
+    assert result.exit_code != 0 and "no role techer" in result.stderr
+
+    ok(cli("method", "set", "meta", "removal=unenrol"))
+    ok(cli("instance", "delete", source))
+    assert mirrored(cli, "B") == {}
+    assert "0 re-synced" in ok(cli("task", "run", "meta_sync")).stdout
