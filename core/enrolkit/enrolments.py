@@ -373,20 +373,21 @@ def unenrol_manually(
     """Remove the user's enrolments in the course (or one instance). Refused, with nothing
     changed, when any of them belongs to a method that forbids manual unenrol."""
     stmt = (
-        select(EnrolInstance)
+        select(EnrolInstance, UserEnrolment.status)
         .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
         .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id)
     )
     if instance_id is not None:
         stmt = stmt.where(EnrolInstance.id == instance_id)
-    instances = list(site.session.scalars(stmt))
-    if not instances:
+    found = [(instance, status) for instance, status in site.session.execute(stmt)]
+    if not found:
         where = f"instance {instance_id} of " if instance_id is not None else ""
         raise EnrolkitError(f"{user.username} is not enrolled in {where}{course.shortname}")
+    instances = [instance for instance, _status in found]
     refusals = []
-    for instance in instances:
+    for instance, status in found:
         method = site.plugins.methods.get(instance.method)
-        if method is not None and not method.manual_unenrol:
+        if method is not None and not method.may_unenrol_by_hand(status):
             refusals.append(method.refusal(site, instance))
     if refusals:
         raise Refused(

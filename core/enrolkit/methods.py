@@ -50,6 +50,9 @@ class EnrolMethod:
     multiple_instances: ClassVar[bool] = True
     #: Whether an admin or teacher may unenrol users of this method by hand.
     manual_unenrol: ClassVar[bool] = True
+    #: Whether a *suspended* enrolment may be unenrolled by hand even so (Moodle's cohort sync
+    #: and meta links: "Unenrol suspended users"); an active one stays the source's.
+    manual_unenrol_suspended: ClassVar[bool] = False
     #: Whether people may add instances by hand (False for methods that create their own).
     manual_instances: ClassVar[bool] = True
     #: Removal action used when the site setting ``removal`` is absent.
@@ -68,6 +71,12 @@ class EnrolMethod:
             f"this enrolment belongs to {self.title or self.name} (instance {instance.id}); "
             f"change its source instead"
         )
+
+    def may_unenrol_by_hand(self, status: int) -> bool:
+        """Whether an enrolment of this method in ``status`` may be removed by hand."""
+        from .models import SUSPENDED
+
+        return self.manual_unenrol or (self.manual_unenrol_suspended and status == SUSPENDED)
 
     def removal_action(self, site: Site, instance: EnrolInstance) -> str:
         """The removal action for ``instance``; the site setting ``removal`` by default."""

@@ -19,6 +19,7 @@ class CohortMethod(EnrolMethod):
     site_schema = CohortSiteSettings
     enabled_by_default = True
     manual_unenrol = False
+    manual_unenrol_suspended = True
     default_removal = UNENROL
     roles_follow_enabled = True
 
@@ -26,7 +27,8 @@ class CohortMethod(EnrolMethod):
         cohort = instance.settings.get("cohort", "?")
         return (
             f"the enrolment comes from cohort {cohort} (instance {instance.id}); remove the user "
-            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME"
+            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME "
+            f"(a suspended cohort enrolment may be unenrolled by hand)"
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:

@@ -79,3 +79,20 @@ def test_a_course_moved_out_of_the_cohorts_category_disables_the_instance(cli, s
     ok(cli("category", "move", "Arts / Physics", "--to", "Sciences"))
     ok(cli("instance", "update", instance, "enabled=on"))
     assert access(cli, "u1", "PHY1") == "granted"
+
+
+def test_a_suspended_cohort_enrolment_may_be_unenrolled_by_hand(cli, site):
+    """Issue 16, item 11: Moodle's "Unenrol suspended users"; an active one stays refused."""
+    u1, u2 = site.users(2)
+    site.cohort("promo", members=[u1, u2])
+    site.course("C1")
+    site.session.commit()
+    ok(cli("method", "set", "cohort", "removal=suspend"))
+    ok(cli("instance", "add", "C1", "cohort", "cohort=promo"))
+    refused = cli("enrolment", "remove", "u1", "C1")
+    assert refused.exit_code == 1 and "remove the user from the cohort instead" in refused.stderr
+    ok(cli("cohort", "remove", "promo", "u1"))
+    assert ("u1", "suspended", ("student",)) in rows(cli, "C1")
+    ok(cli("enrolment", "remove", "u1", "C1"))
+    assert rows(cli, "C1") == {("u2", "active", ("student",))}
+    assert "0 re-synced" in ok(cli("task", "run", "cohort_sync")).stdout

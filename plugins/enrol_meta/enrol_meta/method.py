@@ -23,6 +23,7 @@ class MetaMethod(EnrolMethod):
     instance_schema = MetaInstanceSettings
     site_schema = MetaSiteSettings
     manual_unenrol = False
+    manual_unenrol_suspended = True
     default_removal = SUSPEND_NOROLES
     roles_follow_enabled = True
 
@@ -34,7 +35,8 @@ class MetaMethod(EnrolMethod):
         source = instance.settings.get("source", "?")
         return (
             f"the enrolment mirrors course {source} (meta link, instance {instance.id}); "
-            f"unenrol the user from {source} instead"
+            f"unenrol the user from {source} instead (a suspended mirrored enrolment may be "
+            f"unenrolled by hand)"
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:

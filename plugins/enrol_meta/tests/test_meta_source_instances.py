@@ -62,3 +62,21 @@ def test_source_instance_changes_reach_the_target_at_once(cli, site):
     ok(cli("instance", "delete", source))
     assert mirrored(cli, "B") == {}
     assert "0 re-synced" in ok(cli("task", "run", "meta_sync")).stdout
+
+
+def test_a_suspended_meta_enrolment_may_be_unenrolled_by_hand(cli, site):
+    """Issue 16, item 11: Moodle's "Unenrol suspended users"; an active one stays refused."""
+    site.users(2)
+    site.course("A")
+    site.course("B")
+    site.session.commit()
+    ok(cli("method", "enable", "meta"))
+    ok(cli("enrolment", "add", "u1", "A"))
+    ok(cli("enrolment", "add", "u2", "A"))
+    ok(cli("instance", "add", "B", "meta", "source=A"))
+    refused = cli("enrolment", "remove", "u1", "B")
+    assert refused.exit_code == 1 and "unenrol the user from A instead" in refused.stderr
+    ok(cli("enrolment", "remove", "u1", "A"))  # the link's removal: suspend and drop roles
+    assert mirrored(cli, "B")["u1"] == ("suspended", ())
+    ok(cli("enrolment", "remove", "u1", "B"))
+    assert mirrored(cli, "B") == {"u2": ("active", ("student",))}
