@@ -1,3 +1,15 @@
 """Imports every command module so its commands register on the ``enrolkit`` group."""
 
-from . import admin, categories, courses, mail, people, scaffold, system, tasks, templates, tokens  # noqa: F401
+from . import (  # noqa: F401
+    admin,
+    categories,
+    courses,
+    mail,
+    pending,
+    people,
+    scaffold,
+    system,
+    tasks,
+    templates,
+    tokens,
+)
