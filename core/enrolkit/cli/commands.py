@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     admin,
     categories,
     courses,
+    groups,
     mail,
     pending,
     people,
