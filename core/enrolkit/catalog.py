@@ -133,10 +133,18 @@ def _course_values(row: dict[str, str]) -> dict:
 
 
 def move_course(site: Site, course: Course, category: Category) -> None:
+    move_courses(site, [course], category)
+
+
+def move_courses(site: Site, courses: list[Course], category: Category) -> None:
+    """Move courses to ``category``; the methods that follow a course's category hear of it."""
+    if not courses:
+        return
     with site.atomic():
-        course.category_id = category.id
+        for course in courses:
+            course.category_id = category.id
         site.session.flush()
-        site.plugins.courses_changed(site=site, course_ids=(course.id,))
+        site.plugins.courses_changed(site=site, course_ids=tuple(c.id for c in courses))
 
 
 def move_category(site: Site, category: Category, parent: Category | None) -> None:

@@ -310,12 +310,14 @@ def _changed(site: Site, instance: EnrolInstance, kind: str) -> None:
     )
 
 
-def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
+def delete_instance(
+    site: Site, instance: EnrolInstance, *, reason: str = "instance deleted"
+) -> Outcome:
     """Unenrol everyone of the instance, drop the groups it owns, then the instance."""
     method = site.plugins.method(instance.method)
     with site.atomic():
         outcome = site.engine.apply(
-            Plan(instance.id, reason="instance deleted", desired=[], removal=UNENROL, guard=False)
+            Plan(instance.id, reason=reason, desired=[], removal=UNENROL, guard=False)
         )
         for group in site.session.scalars(
             select(Group).where(Group.component == method.component, Group.itemid == instance.id)

@@ -255,6 +255,18 @@ def courses_changed(site: Site, course_ids: tuple[int, ...]) -> None:
 
 
 @hookspec
+def course_deleted(site: Site, course_id: int) -> None:
+    """A course is about to be deleted; its instances and enrolments are still readable.
+
+    The core then deletes the course's instances (each unenrolling its users and firing
+    ``instance_changed``), groups, roles and pending actions, in the same transaction.
+
+    :param site: the site.
+    :param course_id: the course being deleted.
+    """
+
+
+@hookspec
 def instance_changed(site: Site, change: InstanceChange) -> None:
     """An enrolment instance was created, updated, enabled, disabled or deleted.
 

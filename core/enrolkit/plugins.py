@@ -236,6 +236,9 @@ class Plugins:
     def courses_changed(self, *, site: Site, course_ids: tuple[int, ...]) -> None:
         self.pm.hook.courses_changed(site=site, course_ids=course_ids)
 
+    def course_deleted(self, *, site: Site, course_id: int) -> None:
+        self.pm.hook.course_deleted(site=site, course_id=course_id)
+
     def instance_changed(self, *, site: Site, change: InstanceChange) -> None:
         self.pm.hook.instance_changed(site=site, change=change)
 

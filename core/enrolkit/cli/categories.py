@@ -24,3 +24,17 @@ def category_move(path, parent):
         target = lookup.category(site.session, parent) if parent else None
         catalog.move_category(site, found, target)
         click.echo(f"moved to {lookup.category_path(site.session, found.id)}")
+
+
+@category.command("delete")
+@click.argument("path", metavar="CATEGORY")
+@click.option("--move-to", metavar="PATH", help="Move its subcategories, courses and cohorts here.")
+@click.option("--delete-content", is_flag=True, help="Delete its subcategories, courses, cohorts.")
+def category_delete(path, move_to, delete_content):
+    """Delete a category (Moodle's choice for its content: move it, or delete it)."""
+    from ..deletion import delete_category
+
+    with open_site() as site:
+        found = lookup.category(site.session, path)
+        target = lookup.category(site.session, move_to) if move_to else None
+        click.echo(delete_category(site, found, move_to=target, delete_content=delete_content))

@@ -54,6 +54,18 @@ def course_import(file, strict):
         report_import("courses", *catalog.import_courses(site, file, strict=strict))
 
 
+@course.command("delete")
+@click.argument("shortname", metavar="COURSE")
+def course_delete(shortname):
+    """Delete a course with its enrolments, groups and roles; meta links whose source it is go
+    too."""
+    from ..deletion import delete_course
+
+    with open_site() as site:
+        unenrolled = delete_course(site, lookup.course(site.session, shortname))
+    click.echo(f"{shortname} deleted; {unenrolled} enrolment(s) removed")
+
+
 @course.command("view")
 @click.argument("username")
 @click.argument("shortname", metavar="COURSE")

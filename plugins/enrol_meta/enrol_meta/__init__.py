@@ -37,3 +37,8 @@ def instance_changed(site, change):
 @hookimpl
 def method_settings_changed(site, method, names):
     sync.settings_changed(site, method, names)
+
+
+@hookimpl
+def course_deleted(site, course_id):
+    sync.source_deleted(site, course_id)

@@ -16,6 +16,7 @@ from enrolkit import KEEP, SUSPEND, Plan
 from enrolkit.changes import InstanceChange, RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
+from enrolkit.enrolments import delete_instance
 from enrolkit.models import (
     ACTIVE,
     COURSE,
@@ -193,6 +194,20 @@ def source_instance_changed(site: Site, change: InstanceChange) -> None:
         return
     for link in links_from(site, {change.course_id}):
         site.engine.apply(plan(site, link, f"source instance {change.instance_id} {change.kind}"))
+
+
+def source_deleted(site: Site, course_id: int) -> None:
+    """A source course is being deleted: every link naming it goes, with its enrolments, logged
+    (enabled or not, and whether the method is enabled or not: a link to nothing can never be
+    used again)."""
+    shortname = select(Course.shortname).where(Course.id == course_id).scalar_subquery()
+    links = site.session.scalars(
+        select(EnrolInstance)
+        .where(EnrolInstance.method == NAME, SOURCE_KEY == shortname)
+        .order_by(EnrolInstance.id)
+    )
+    for link in list(links):
+        delete_instance(site, link, reason=f"source course {link.settings.get('source')} deleted")
 
 
 #: Site settings that change what every link mirrors.

@@ -80,3 +80,31 @@ def test_a_suspended_meta_enrolment_may_be_unenrolled_by_hand(cli, site):
     assert mirrored(cli, "B")["u1"] == ("suspended", ())
     ok(cli("enrolment", "remove", "u1", "B"))
     assert mirrored(cli, "B") == {"u2": ("active", ("student",))}
+
+
+def test_hook_course_deleted_removes_the_links_from_it_with_their_enrolments(cli, site):
+    """Issue 16, item 6: deleting a source course removes the meta links naming it, logged."""
+    site.users(2)
+    for name in ("A", "B", "C"):
+        site.course(name)
+    site.session.commit()
+    ok(cli("method", "enable", "meta"))
+    ok(cli("enrolment", "add", "u1", "A"))
+    ok(cli("enrolment", "add", "u2", "C"))
+    ok(cli("instance", "add", "B", "meta", "source=A"))
+    ok(cli("instance", "add", "B", "meta", "source=C", "enabled=off"))
+    assert set(mirrored(cli, "B")) == {"u1"}
+
+    assert "1 enrolment(s) removed" in ok(cli("course", "delete", "A")).stdout
+    listing = json.loads(ok(cli("instance", "list", "B", "--json")).stdout)
+    assert [i["settings"]["source"] for i in listing] == ["C"]
+    assert mirrored(cli, "B") == {}
+    log = ok(cli("log", "--course", "B", "--json")).stdout
+    events = {(e["event"], e["reason"]) for e in json.loads(log)}
+    assert ("enrol_instance_deleted", "Course meta link (A)") in events
+    assert any(
+        event == "user_unenrolled" and "source course A deleted" in reason
+        for event, reason in events
+    )
+    gone = cli("enrolment", "list", "A")
+    assert gone.exit_code == 1 and "no course with shortname 'A'" in gone.stderr
