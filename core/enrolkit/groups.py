@@ -18,6 +18,8 @@ from .models import Course, EnrolInstance, Group, GroupMember, User, UserEnrolme
 from .site import Site
 
 HAND = ""
+#: An instance's ``group`` setting: no group, a new group it owns, or the name of a course group.
+NO_GROUP, NEW_GROUP = "none", "new"
 
 
 def find(site: Site, course: Course, name: str) -> Group:
@@ -180,3 +182,65 @@ def remove_members(site: Site, group: Group, users: list[User]) -> int:
                        user_id=user.id, reason=f"group {group.name}: removed by hand")  # fmt: skip
         site.session.flush()
     return sum(1 for u in users if u.id in found)
+
+
+# --- the ``group`` setting of syncing instances (cohort sync, meta links) -----------------------
+
+
+def check_group_setting(site: Site, course: Course, value: str) -> tuple[str, str | None]:
+    """Normalise an instance's ``group`` setting: (value, problem or None). ``none`` and ``new``
+    in any case; otherwise a group of the course, by name."""
+    value = value.strip()
+    if value.lower() in (NO_GROUP, NEW_GROUP):
+        return value.lower(), None
+    found = site.session.scalar(
+        select(Group.id).where(Group.course_id == course.id, Group.name == value)
+    )
+    if found is None:
+        return value, (
+            f"{course.shortname} has no group {value!r}; give an existing group, "
+            f"{NO_GROUP} or {NEW_GROUP}"
+        )
+    return value, None
+
+
+def create_instance_group(site: Site, instance: EnrolInstance, base: str) -> None:
+    """For ``group=new``: a group named ``base`` ("... (2)" when taken), owned by the instance;
+    the instance's settings then name it, so later syncs and updates find it."""
+    base = base[: Group.NAME_LENGTH]
+    taken = set(
+        site.session.scalars(
+            select(Group.name).where(
+                Group.course_id == instance.course_id, Group.name.startswith(base, autoescape=True)
+            )
+        )
+    )
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        suffix = f" ({number})"
+        name = base[: Group.NAME_LENGTH - len(suffix)] + suffix
+    site.session.add(
+        Group(
+            course_id=instance.course_id,
+            name=name,
+            component=instance.component,
+            itemid=instance.id,
+            timecreated=site.now(),
+        )
+    )
+    instance.settings = {**instance.settings, "group": name}
+    site.session.flush()
+
+
+def group_setting_field(new_means: str):
+    """The marshmallow field of a ``group`` instance setting."""
+    from marshmallow import fields
+
+    return fields.String(
+        load_default=NO_GROUP,
+        metadata={
+            "label": "Add to group",
+            "help": f"none, new (a group named after {new_means}), or the name of a course group.",
+        },
+    )

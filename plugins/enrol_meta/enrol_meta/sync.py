@@ -17,19 +17,21 @@ from enrolkit.changes import InstanceChange, RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
 from enrolkit.enrolments import delete_instance
+from enrolkit.groups import NEW_GROUP, NO_GROUP
 from enrolkit.models import (
     ACTIVE,
     COURSE,
     SUSPENDED,
     Course,
     EnrolInstance,
+    Group,
     Role,
     RoleAssignment,
     User,
     UserEnrolment,
 )
 from enrolkit.site import Site
-from sqlalchemy import Integer, Select, and_, case, cast, exists, func, null, select, true
+from sqlalchemy import Select, and_, case, exists, func, select, true
 from sqlalchemy.orm import aliased
 
 NAME = "meta"
@@ -116,7 +118,7 @@ def desired_for(site: Site) -> Callable[..., Select]:
                 else_=case((agg.c.any_open == 1, 0), else_=agg.c.any_end),
             ).label("timeend"),
             case((is_live, ACTIVE), else_=SUSPENDED).label("status"),
-            cast(null(), Integer).label("group_id"),
+            _group_of(agg.c.instance_id).label("group_id"),
         ).select_from(agg.outerjoin(role, role_join))
         if not settings["syncall"]:
             any_role = aliased(RoleAssignment, name="any_role")
@@ -126,6 +128,18 @@ def desired_for(site: Site) -> Callable[..., Select]:
         return stmt
 
     return desired
+
+
+def _group_of(link_id):
+    """The id of the target group the link's ``group`` setting names (none for ``none``)."""
+    link = aliased(EnrolInstance, name="grouped")
+    name = link.settings["group"].as_string()
+    return (
+        select(Group.id)
+        .join(link, and_(link.course_id == Group.course_id, Group.name == name))
+        .where(link.id == link_id, name.not_in((NO_GROUP, NEW_GROUP)))
+        .scalar_subquery()
+    )
 
 
 def plan(

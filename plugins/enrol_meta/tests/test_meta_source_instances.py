@@ -108,3 +108,47 @@ def test_hook_course_deleted_removes_the_links_from_it_with_their_enrolments(cli
     )
     gone = cli("enrolment", "list", "A")
     assert gone.exit_code == 1 and "no course with shortname 'A'" in gone.stderr
+
+
+def groups_of(cli, course):
+    listing = json.loads(ok(cli("enrolment", "list", course, "--json")).stdout)
+    return {r["username"]: tuple(r["groups"]) for r in listing if r["method"] == "meta"}
+
+
+def test_meta_link_groups_none_new_or_a_named_group(cli, site):
+    """Issue 16, item 7: ``group=none|new|NAME`` on a meta link, as cohort sync has."""
+    site.users(3)
+    site.course("A", fullname="Mathematics")
+    site.course("B")
+    site.course("C")
+    site.session.commit()
+    ok(cli("method", "enable", "meta"))
+    for user in ("u1", "u2"):
+        ok(cli("enrolment", "add", user, "A"))
+    ok(cli("enrolment", "add", "u3", "C"))
+    ok(cli("group", "add", "B", "Mathematics course"))
+    refused = cli("instance", "add", "B", "meta", "source=A", "group=Lab")
+    assert refused.exit_code == 1 and "B has no group 'Lab'" in refused.stderr
+
+    link = ok(cli("instance", "add", "B", "meta", "source=A", "group=new")).stdout.strip()
+    assert groups_of(cli, "B") == {
+        "u1": ("Mathematics course (2)",),
+        "u2": ("Mathematics course (2)",),
+    }
+    ok(cli("enrolment", "add", "u3", "A"))
+    assert groups_of(cli, "B")["u3"] == ("Mathematics course (2)",)
+
+    ok(cli("group", "add", "B", "Lab"))
+    ok(cli("instance", "update", link, "group=Lab"))
+    assert set(groups_of(cli, "B").values()) == {("Lab",)}
+    ok(cli("group", "add", "B", "Lab C"))
+    ok(cli("instance", "add", "B", "meta", "source=C", "group=Lab C"))
+    # Leaving one source drops only that link's membership (removal unenrol).
+    ok(cli("method", "set", "meta", "removal=unenrol"))
+    ok(cli("enrolment", "remove", "u3", "A"))
+    members = json.loads(ok(cli("group", "members", "B", "Lab", "--json")).stdout)
+    assert sorted(m["username"] for m in members) == ["u1", "u2"]
+    members = json.loads(ok(cli("group", "members", "B", "Lab C", "--json")).stdout)
+    assert [m["username"] for m in members] == ["u3"]
+    ok(cli("instance", "update", link, "group=none"))
+    assert groups_of(cli, "B")["u1"] == ()
