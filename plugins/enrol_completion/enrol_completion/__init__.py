@@ -62,3 +62,13 @@ def enrolments_changed(site, changes):
     if source is not None and settings.get("unenrol_source", False):
         target = site.session.get(Course, instance.course_id)
         aftermath.unenrol_from_source(site, source, target, changes.enrolled)
+
+
+@hookimpl
+def course_deleted(site, course_id):
+    """The completed course is being deleted: the instances waiting for it go, with their
+    enrolments and pending actions, as Moodle's ``before_course_deleted`` listener does."""
+    from enrolkit.enrolments import delete_instance
+
+    for instance in sources.waiting_for(site, course_id, enabled_only=False):
+        delete_instance(site, instance, reason="completed course deleted")

@@ -49,3 +49,18 @@ def test_keepgroup_and_unenrol_source(cli, site):
     assert enrolments(cli, "A") == {("u3", "manual"): ()}
     log = json.loads(ok(cli("log", "--course", "A", "--event", "user_unenrolled", "--json")).stdout)
     assert {e["reason"] for e in log} == {"unenrol_source: enrolled in B after completing A"}
+
+
+def test_deleting_the_completed_course_deletes_the_instances_waiting_for_it(cli, site):
+    """As Moodle's listener does: an instance whose source is gone could never act again."""
+    site.users(1)
+    site.course("A")
+    site.course("B")
+    site.session.commit()
+    ok(cli("method", "enable", "completion"))
+    ok(cli("instance", "add", "B", "completion", "source=A"))
+    ok(cli("course", "complete", "u1", "A"))
+    assert set(enrolments(cli, "B")) == {("u1", "completion")}
+    ok(cli("course", "delete", "A"))
+    assert json.loads(ok(cli("instance", "list", "B", "--json")).stdout) == []
+    assert enrolments(cli, "B") == {}
