@@ -134,7 +134,10 @@ class Site:
         self._check_roles(name, schema, loaded)
         dumped = method.site_schema().dump(loaded)
         with self.atomic():
-            before = self.method_settings(name)
+            try:
+                before = self.method_settings(name)
+            except SettingsError:  # a stored value a newer rule refuses: this save fixes it
+                before = {}
             for key in loaded:
                 self.set_config(method.component, key, dumped.get(key, loaded[key]))
             after = self.method_settings(name)
