@@ -11,7 +11,7 @@ Plugin authors need only what this module exports::
 
 import pluggy
 
-from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+from .changes import CourseAccess, EnrolmentChanges, InstanceChange, ProfileChange, RoleChange
 from .engine import Change, Plan
 from .errors import EnrolkitError, SettingsError
 from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, EnrolMethod, removal_field
@@ -28,6 +28,7 @@ __all__ = [
     "EnrolMethod",
     "EnrolkitError",
     "EnrolmentChanges",
+    "InstanceChange",
     "Plan",
     "ProfileChange",
     "RoleChange",

@@ -68,7 +68,8 @@ class Change:
     ``remove`` (the instance's removal action) act on the enrolment, and ``remove`` with a
     ``role_id`` also removes that role; ``unassign`` removes one role; ``leave`` takes the user
     out of ``group_id`` (a membership the instance owns), e.g. when a group template now names
-    another group.
+    another group. ``status`` (``enrol`` only) is the status the enrolment gets: active by
+    default; suspended to change the dates of a suspended enrolment without resuming it.
     """
 
     user_id: int
@@ -78,6 +79,7 @@ class Change:
     timeend: int | None = None
     group_id: int | None = None
     reason: str = ""
+    status: int = ACTIVE
 
     def __post_init__(self):
         if self.op not in OPS:
@@ -511,7 +513,7 @@ class _Run:
                 want[uid] = {
                     "timestart": change.timestart,
                     "timeend": change.timeend,
-                    "status": ACTIVE,
+                    "status": change.status,
                     "reason": reason,
                 }
                 role = change.role_id if change.role_id is not None else default_role

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     import click
     from marshmallow import Schema
 
-    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .changes import (
+        CourseAccess,
+        EnrolmentChanges,
+        InstanceChange,
+        ProfileChange,
+        RoleChange,
+    )
     from .methods import EnrolMethod
     from .models import Course, User
     from .site import Site
@@ -245,4 +251,43 @@ def courses_changed(site: Site, course_ids: tuple[int, ...]) -> None:
 
     :param site: the site.
     :param course_ids: the courses created or moved.
+    """
+
+
+@hookspec
+def course_deleted(site: Site, course_id: int) -> None:
+    """A course is about to be deleted; its instances and enrolments are still readable.
+
+    The core then deletes the course's instances (each unenrolling its users and firing
+    ``instance_changed``), groups, roles and pending actions, in the same transaction.
+
+    :param site: the site.
+    :param course_id: the course being deleted.
+    """
+
+
+@hookspec
+def instance_changed(site: Site, change: InstanceChange) -> None:
+    """An enrolment instance was created, updated, enabled, disabled or deleted.
+
+    Fired once per change, after the instance's own plan (its sync, or what disabling it does)
+    and in the same transaction, so a method that follows another course (a meta link following
+    its source) reacts at once. A dry run does not fire it.
+
+    :param site: the site.
+    :param change: the instance id, course id, method, kind of change and whether it is enabled.
+    """
+
+
+@hookspec
+def method_settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
+    """Site-wide settings of a method changed (``enrolkit method set``, the web, the API).
+
+    Fired once per save, only for settings whose stored value really changed, inside the
+    transaction that stores them, so a method can re-sync at once (e.g. the roles category
+    enrolments synchronise).
+
+    :param site: the site.
+    :param method: the method's name.
+    :param names: the settings that changed.
     """

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     import click
     from marshmallow import Schema
 
-    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .changes import (
+        CourseAccess,
+        EnrolmentChanges,
+        InstanceChange,
+        ProfileChange,
+        RoleChange,
+    )
     from .methods import EnrolMethod
     from .models import Course, User
     from .site import Site
@@ -230,6 +236,15 @@ class Plugins:
 
     def courses_changed(self, *, site: Site, course_ids: tuple[int, ...]) -> None:
         self.pm.hook.courses_changed(site=site, course_ids=course_ids)
+
+    def course_deleted(self, *, site: Site, course_id: int) -> None:
+        self.pm.hook.course_deleted(site=site, course_id=course_id)
+
+    def instance_changed(self, *, site: Site, change: InstanceChange) -> None:
+        self.pm.hook.instance_changed(site=site, change=change)
+
+    def method_settings_changed(self, *, site: Site, method: str, names: tuple[str, ...]) -> None:
+        self.pm.hook.method_settings_changed(site=site, method=method, names=names)
 
     # --- introspection ---------------------------------------------------------------------
 

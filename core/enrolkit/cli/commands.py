@@ -2,9 +2,12 @@
 
 from . import (  # noqa: F401
     admin,
+    categories,
     changes,
     courses,
+    groups,
     mail,
+    pending,
     people,
     scaffold,
     system,

@@ -27,3 +27,8 @@ def role_assignments_changed(site, changes):
 @hookimpl
 def courses_changed(site, course_ids):
     sync.courses_changed(site, course_ids, "course created or moved")
+
+
+@hookimpl
+def method_settings_changed(site, method, names):
+    sync.settings_changed(site, method, names)

@@ -27,3 +27,8 @@ def cohort_members_changed(site, cohort_id, added, removed):
 @hookimpl
 def cohort_deleted(site, cohort_id):
     sync.cohort_deleted(site, cohort_id)
+
+
+@hookimpl
+def courses_changed(site, course_ids):
+    sync.courses_moved(site, course_ids)

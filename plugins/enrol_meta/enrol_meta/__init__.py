@@ -27,3 +27,18 @@ def enrolments_changed(site, changes):
 @hookimpl
 def role_assignments_changed(site, changes):
     sync.roles_changed(site, changes)
+
+
+@hookimpl
+def instance_changed(site, change):
+    sync.source_instance_changed(site, change)
+
+
+@hookimpl
+def method_settings_changed(site, method, names):
+    sync.settings_changed(site, method, names)
+
+
+@hookimpl
+def course_deleted(site, course_id):
+    sync.source_deleted(site, course_id)
