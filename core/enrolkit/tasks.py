@@ -6,9 +6,10 @@ of cron runners on one machine or many sharing PostgreSQL never run one task twi
 
 The lock is a lease: it lasts ``ENROLKIT_TASK_LEASE`` seconds (60 by default) and a thread of the
 runner, on a database connection of its own, renews it every third of that while the task runs.
-So the lock of a killed runner (SIGKILL, a lost node) is free again within one lease on any node,
-and a lock whose owner ran on this node and whose process is gone is taken over at once. An
-operator frees a lock by hand with ``enrolkit task unlock NAME`` (logged as ``task_unlocked``).
+So the lock of a killed runner (SIGKILL, a lost node) is free again within one lease on any node.
+A lock whose owner ran on this node is judged by its process instead: taken over at once when
+the process is gone, kept while it is alive (see :func:`lock_state`). An operator frees a lock by
+hand with ``enrolkit task unlock NAME`` (logged as ``task_unlocked``).
 
 Schedules are cron expressions in UTC. Scheduling decisions and lock times read ``clock.now()``
 (so ``ENROLKIT_NOW`` replays a day); durations are measured on the wall clock.
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from croniter import CroniterBadDateError, croniter
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import clock, log
@@ -158,22 +159,25 @@ def list_tasks(site: Site) -> list[TaskInfo]:
         .order_by(ScheduledTask.name)
     )
     now = site.now()
-    return [
-        TaskInfo(
-            name=row.name,
-            component=row.component,
-            schedule=row.schedule,
-            default_schedule=row.default_schedule,
-            enabled=row.enabled,
-            last_run=row.last_run,
-            next_run=row.next_run,
-            last_duration=row.last_duration,
-            last_result=row.last_result,
-            locked_by=row.lock_owner if row.lock_until >= now else "",
-            lock_until=row.lock_until if row.lock_until >= now else 0,
+    infos = []
+    for row in rows:
+        held = lock_state(row.lock_owner, row.lock_until, now) == HELD
+        infos.append(
+            TaskInfo(
+                name=row.name,
+                component=row.component,
+                schedule=row.schedule,
+                default_schedule=row.default_schedule,
+                enabled=row.enabled,
+                last_run=row.last_run,
+                next_run=row.next_run,
+                last_duration=row.last_duration,
+                last_result=row.last_result,
+                locked_by=row.lock_owner if held else "",
+                lock_until=row.lock_until if held else 0,
+            )
         )
-        for row in rows
-    ]
+    return infos
 
 
 def _row(site: Site, name: str) -> ScheduledTask:
@@ -263,6 +267,28 @@ def node_id() -> str:
 def runner_id() -> str:
     """``node:pid:random``: who holds a lock, readable by an admin looking for the process."""
     return f"{node_id()}:{os.getpid()}:{secrets.token_hex(4)}"[-200:]
+
+
+FREE, GONE, HELD = "free", "gone", "held"
+
+
+def lock_state(owner: str, until: int, now: int) -> str:
+    """Whether a task lock is ``free``, ``gone`` (its holder ran on this node and its process
+    has ended: free too, and worth logging) or ``held``.
+
+    A holder on this node is judged by its process, which is surer than its lease: one alive
+    keeps the lock even if a long write on SQLite delayed the renewal past the lease. A holder
+    elsewhere is judged by its lease alone.
+    """
+    if not owner:
+        return FREE
+    if _on_this_node(owner):
+        return GONE if owner_is_gone(owner) else HELD
+    return FREE if until < now else HELD
+
+
+def _on_this_node(owner: str) -> bool:
+    return owner.partition(":")[0] == node_id()
 
 
 def owner_is_gone(owner: str) -> bool:
@@ -386,18 +412,21 @@ class Runner:
         return result
 
     def _acquire(self, spec: TaskSpec, now: int, *, due_only: bool, enabled_only: bool) -> bool:
-        """One atomic UPDATE: the row is ours only if nobody holds an unexpired lock, or its
-        holder ran on this node and its process is gone (then the takeover is logged)."""
+        """Read the lock, judge it (:func:`lock_state`), and take it with one UPDATE that holds
+        only if the row still has the owner and expiry read: two runners judging the same lock
+        never both take it. Taking over a dead runner's lock is logged."""
         col = tasks_table.c
-        free = or_(col.lock_until < now, col.lock_owner == "")
         with self.writer.begin() as conn:
-            holder = conn.execute(select(col.lock_owner).where(col.name == spec.name)).scalar()
-            gone = bool(holder) and owner_is_gone(holder)
-            if gone:  # compared with the exact owner read, so a new holder is never displaced
-                free = or_(free, col.lock_owner == holder)
+            read = conn.execute(
+                select(col.lock_owner, col.lock_until).where(col.name == spec.name)
+            ).one_or_none()
+            holder, until = read if read is not None else ("", 0)
+            state = lock_state(holder, until, now)
+            if state == HELD:
+                return False
             stmt = (
                 update(tasks_table)
-                .where(col.name == spec.name, free)
+                .where(col.name == spec.name, col.lock_owner == holder, col.lock_until == until)
                 .values(lock_owner=self.owner, lock_until=now + self.lease)
             )
             if due_only:
@@ -405,7 +434,7 @@ class Runner:
             if enabled_only:
                 stmt = stmt.where(col.enabled.is_(True))
             taken = conn.execute(stmt).rowcount == 1
-        if taken and gone:
+        if taken and state == GONE:
             with self.runtime.site(origin="cron") as site, site.atomic():
                 log.record(
                     site,
@@ -433,10 +462,15 @@ class Runner:
                     tasks_table.c.name == spec.name
                 )
             ).one()
-        if owner and until >= now:
+        if lock_state(owner, until, now) != HELD:
+            return None
+        if until >= now:
             held = f"locked by {owner} until {clock.iso(until)}"
-            return TaskRun(spec.name, spec.component, LOCKED, held)
-        return None
+        else:
+            held = (
+                f"locked by {owner}, alive on this machine (its lease ran out {clock.iso(until)})"
+            )
+        return TaskRun(spec.name, spec.component, LOCKED, held)
 
     def _release(self, spec: TaskSpec, started_at: int, last_result: str, duration: float) -> bool:
         """Record the run and free the lock, if it is still ours."""
@@ -500,10 +534,10 @@ def unlock(site: Site, name: str, *, force: bool = False, by: str = "") -> str:
     with site.atomic():
         row = _row(site, name)
         holder, until = row.lock_owner, row.lock_until
-        if not holder or until < site.now():  # free, or a lease that ran out: nothing to free
+        state = lock_state(holder, until, site.now())
+        if state == FREE:  # nobody, or a lease that ran out elsewhere: nothing to free
             return ""
-        alive_here = holder.partition(":")[0] == node_id() and not owner_is_gone(holder)
-        if alive_here and not force:
+        if state == HELD and _on_this_node(holder) and not force:
             raise Refused(
                 f"task {name} is running in process {holder.split(':')[1]} on this machine "
                 f"(lock {holder}); stop that process first, or use --force"

@@ -166,6 +166,13 @@ def test_a_live_runner_on_this_machine_keeps_its_lock(tasks):
         other = tasks.run("cron", "--force", ENROLKIT_NOW=now)
         assert other.returncode == 0, other.stderr
         assert f"ektest_slow: skipped, locked by {owner} until" in other.stdout
+        # Its process is surer than its lease: alive here, it keeps the lock past the lease (a
+        # long write on SQLite may delay a renewal).
+        later = tasks.run("cron", "--force", ENROLKIT_NOW=str(int(now) + 3600))
+        assert (
+            f"ektest_slow: skipped, locked by {owner}, alive on this machine (its lease ran out "
+            "2026-09-01T08:01:00Z)" in later.stdout
+        ), later.stdout
         tasks.release()
         out, err = holder.communicate(timeout=60)
         assert holder.returncode == 0 and "ektest_slow: ok in" in out, err
