@@ -108,7 +108,7 @@ def _engine(ctx: click.Context) -> Engine | None:
     info = ctx.find_object(ScriptInfo)
     try:
         return info.load_app().extensions["enrolkit"].db if info is not None else None
-    except Exception:  # the app itself cannot be made: the message goes without the place
+    except (Exception, SystemExit):  # the app cannot be made: the message goes without the place
         return None
 
 
@@ -116,9 +116,12 @@ def quiet_exit_on_broken_pipe() -> None:
     """The reader of our output went away (``| head``): stop without a word, as ``cat`` does.
     Python would complain again when it flushes stdout at exit, so stdout now goes nowhere.
     The status is the shell's for a process ended by SIGPIPE (128 + 13)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file (a test runner's capture): nothing to do
+        pass
     sys.exit(128 + signal.SIGPIPE)
 
 
