@@ -52,6 +52,7 @@ class Tasks:
             ),
             "EKTEST_TASKS_LOG": str(self.record),
             "EKTEST_TASKS_RELEASE": str(self.release_file),
+            "EKTEST_TASKS_WAIT": "300",  # held until released, however slow the machine
         }
         environ.pop("ENROLKIT_NOW", None)
         environ.pop("ENROLKIT_TASK_LEASE", None)
