@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, csvfile, lengths, lookup
+from . import clock, csvfile, db, lengths, lookup
 from .csvfile import RowError
 from .errors import EnrolkitError
 from .models import Category, Course
@@ -69,6 +69,7 @@ def import_courses(
 ) -> tuple[int, int, list[RowError]]:
     """Create or update courses from CSV. Returns (created, updated, errors). Invalid rows are
     reported and skipped; with ``strict`` any error applies nothing."""
+    db.check_intact(site.session.get_bind().engine)  # never write into a damaged file
     created = updated = 0
     errors: list[RowError] = []
     moved: list[int] = []

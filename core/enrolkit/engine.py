@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Select, column, func, insert, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import db
 from .changes import EnrolmentChanges, RoleChange
 from .errors import EnrolkitError, NotFound
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
@@ -734,9 +735,10 @@ class _Run:
             self._write_roles_and_groups()
             self._log()
             self._refresh_statistics()
-        except SQLAlchemyError as exc:
+        except SQLAlchemyError as exc:  # the statement stays in the chain, out of the message
             raise EnrolkitError(
-                f"applying the plan for instance {self.instance.id} failed: {exc}"
+                f"applying the plan for instance {self.instance.id} failed: "
+                f"{db.describe(exc, self.session.get_bind().engine)}"
             ) from exc
         self._notify()
 

@@ -49,13 +49,14 @@ def register_methods(register: Callable[[EnrolMethod], None]) -> None:
 def register_tasks(register: Callable[..., None]) -> None:
     """Contribute scheduled tasks.
 
-    Call ``register(name, run, schedule="0 * * * *", component=..., lock_timeout=3600)``:
+    Call ``register(name, run, schedule="0 * * * *", component=...)``:
     ``name`` is unique on the site, ``run(site)`` does the work (``site.origin`` is ``cron``; it
     commits through ``site.atomic()``) and may return a one-line result, ``schedule`` is the
     default cron expression in UTC (the admin may change it; a bad one stops start-up). Each task
-    runs under a database lock, so two cron runners never run it twice at once; a lock older than
-    ``lock_timeout`` seconds is taken to belong to a killed runner and is taken over. An exception
-    marks the run failed (logged as ``task_failed``) and the task runs again at its next time.
+    runs under a database lock, so two cron runners never run it twice at once. The lock is a
+    lease the runner renews while the task runs: a killed runner's lock is free again within
+    ``ENROLKIT_TASK_LEASE`` seconds (60), at once on its own machine. An exception marks the run
+    failed (logged as ``task_failed``) and the task runs again at its next time.
 
     :param register: takes ``name``, ``run`` and the keyword arguments above.
     """

@@ -56,8 +56,6 @@ class TaskSpec:
     run: Callable[[Site], Any]
     schedule: str
     component: str
-    #: Seconds after which a runner's lock counts as dead (its process killed) and is taken over.
-    lock_timeout: int = 3600
 
 
 @dataclass(frozen=True)
@@ -143,14 +141,13 @@ class Plugins:
             run: Callable,
             schedule: str = "0 * * * *",
             component: str = "core",
-            lock_timeout: int = 3600,
         ):
             from .tasks import check_schedule
 
             if name in found:
                 raise PluginError(f"two plugins register the scheduled task {name!r}")
             schedule = check_schedule(schedule, where=f"default schedule of task {name!r}")
-            found[name] = TaskSpec(name, run, schedule, component, lock_timeout)
+            found[name] = TaskSpec(name, run, schedule, component)
 
         self.pm.hook.register_tasks(register=register)
         return found

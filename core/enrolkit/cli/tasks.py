@@ -1,11 +1,20 @@
-"""Scheduled tasks: ``enrolkit cron`` and ``enrolkit task list|run|set|enable|disable``."""
+"""Scheduled tasks: ``enrolkit cron`` and ``enrolkit task list|run|set|enable|disable|unlock``."""
 
 from __future__ import annotations
 
 import click
 
 from .. import clock
-from ..tasks import FAILED, OK, Runner, TaskInfo, list_tasks, set_enabled, set_schedule
+from ..tasks import (
+    FAILED,
+    OK,
+    Runner,
+    TaskInfo,
+    list_tasks,
+    set_enabled,
+    set_schedule,
+    unlock,
+)
 from . import cli, fail
 from .output import emit, json_option, open_site, runtime
 
@@ -105,3 +114,19 @@ def task_disable(name):
     with open_site() as site:
         info = set_enabled(site, name, False)
     click.echo(f"{info.name}: disabled")
+
+
+@task.command("unlock")
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="Free it even though its process on this machine is alive."
+)
+def task_unlock(name, force):
+    """Free a task's lock now, for a runner that died holding it (logged as task_unlocked).
+
+    A killed runner's lock frees itself within ENROLKIT_TASK_LEASE seconds (60), and at once
+    for the next runner on the same machine; this is for when waiting is not an option.
+    """
+    with open_site() as site:
+        holder = unlock(site, name, force=force)
+    click.echo(f"{name}: unlocked (was locked by {holder})" if holder else f"{name}: not locked")

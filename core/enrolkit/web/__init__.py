@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from .. import db
+from ..errors import EnrolkitError
 from ..runtime import Runtime
 
 #: Languages the interface is translated into; the first is the fallback.
@@ -127,5 +128,5 @@ def stored_secret_key(home: Path) -> str:
             os.unlink(temporary)
     key = path.read_text().strip()
     if not key:
-        raise RuntimeError(f"{path} is empty; delete it to make a new key")
+        raise EnrolkitError(f"{path} is empty; delete it to make a new key")
     return key
