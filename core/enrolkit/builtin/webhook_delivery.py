@@ -22,4 +22,4 @@ def run(site: Site) -> str:
 
 @hookimpl
 def register_tasks(register):
-    register("deliver_webhooks", run, schedule="* * * * *", component="core", lock_timeout=600)
+    register("deliver_webhooks", run, schedule="* * * * *", component="core")
