@@ -37,7 +37,21 @@ def main() -> None:
         runtime.upgrade()
         config = db.alembic_config(runtime.db, folders)
         if args.branch == "core":
-            command.revision(config, message=args.message, autogenerate=True)
+            # Plugins' branches are heads too: extend the core's own.
+            script = ScriptDirectory.from_config(config)
+            versions = Path(db.__file__).parent / "migrations" / "versions"
+            head = next(
+                h
+                for h in script.get_heads()
+                if Path(script.get_revision(h).path).parent == versions
+            )
+            command.revision(
+                config,
+                message=args.message,
+                autogenerate=True,
+                head=head,
+                version_path=str(versions),
+            )
             return
         package = importlib.import_module(args.branch)
         folder = Path(package.__file__).parent / "migrations"

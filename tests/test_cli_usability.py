@@ -52,13 +52,18 @@ def sql(url: str, statement: str, **params) -> list:
         engine.dispose()
 
 
+def imported_modules(result: subprocess.CompletedProcess) -> set[str]:
+    """The modules a run imported (``PYTHONPROFILEIMPORTTIME`` on stderr)."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
 def imported(result: subprocess.CompletedProcess) -> set[str]:
-    """The top-level packages a run imported (``PYTHONPROFILEIMPORTTIME`` on stderr)."""
-    names = set()
-    for line in result.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
-    return names
+    """The top-level packages a run imported."""
+    return {name.split(".")[0] for name in imported_modules(result)}
 
 
 # --- 1. speed: nothing loaded that the command does not use ----------------------------------
@@ -71,6 +76,8 @@ def test_help_and_a_listing_load_only_what_they_use(run):
     assert not imported(shown) & {
         "sqlalchemy", "flask", "flask_smorest", "alembic", "marshmallow", "waitress", "jinja2",
     }  # fmt: skip
+    # the integrations' modules (webhook delivery's hooks, SCIM, the change feed) load on use
+    assert not imported_modules(shown) & {"enrolkit.webhooks", "enrolkit.scim", "enrolkit.feed"}
     ok(run("db", "upgrade"))
     ok(run("demo"))
     listed = run("enrolment", "list", "MATH101", "--json", env=profile)

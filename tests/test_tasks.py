@@ -8,7 +8,6 @@ import importlib.metadata
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +32,6 @@ from enrolkit.tasks import (
 from sqlalchemy import create_engine, select, update
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
-PLUGIN_SOURCE = Path(__file__).parent / "plugins" / "ektest_tasks"
 
 
 class TaskPlugin:
@@ -352,36 +350,6 @@ def test_cron_command_reports_each_task_and_fails_when_one_failed(plugin_cli, pl
 # --- real processes racing for the lock (SQLite, and PostgreSQL when available) --------------
 
 
-@pytest.fixture(scope="session")
-def ektest_tasks_path(tmp_path_factory) -> str:
-    """The test plugin installed into a folder of its own, for subprocesses' PYTHONPATH (entry
-    points are found from sys.path). Built from a copy so the source tree stays clean."""
-    base = tmp_path_factory.mktemp("ektest_tasks")
-    source = base / "src"
-    shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    target = base / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    return str(target)
-
-
 @pytest.fixture
 def racing(any_db, make_runtime, tmp_path, ektest_tasks_path, clock):
     """Start ``enrolkit cron`` processes on one fresh database; read the plugin's record."""
@@ -447,6 +415,18 @@ def racing(any_db, make_runtime, tmp_path, ektest_tasks_path, clock):
             finally:
                 engine.dispose()
 
+        def set_owner(self, owner: str) -> None:
+            engine = create_engine(any_db.replace("postgresql://", "postgresql+psycopg://"))
+            try:
+                with engine.begin() as conn:
+                    conn.execute(
+                        update(ScheduledTask)
+                        .where(ScheduledTask.name == "ektest_slow")
+                        .values(lock_owner=owner)
+                    )
+            finally:
+                engine.dispose()
+
     return Racing()
 
 
@@ -484,6 +464,9 @@ def test_two_cron_processes_started_together_never_run_a_task_at_once(racing, cl
 
 
 def test_the_lock_of_a_killed_cron_process_expires(racing, clock):
+    """A runner killed on another machine: its lease (60 s, not renewed any more) runs out, then
+    the task is taken over. On the runner's own machine it is taken over at once, see
+    tests/security/test_security_locks.py."""
     now = clock.now()
     killed = racing.start("cron", "--force", now=now)
     try:
@@ -492,13 +475,15 @@ def test_the_lock_of_a_killed_cron_process_expires(racing, clock):
         killed.kill()  # SIGKILL: no chance to release the lock
         killed.communicate()
     owner, until = racing.lock()
-    assert f":{killed.pid}:" in owner and until == now + 3600
-    blocked = racing.run("cron", "--force", now=now + 3599)
+    assert f":{killed.pid}:" in owner and until == now + 60
+    elsewhere = "othernode" + owner[owner.index(":") :]
+    racing.set_owner(elsewhere)  # as if it had run on another machine
+    blocked = racing.run("cron", "--force", now=now + 59)
     assert blocked.returncode == 0, blocked.stderr
-    assert f"ektest_slow: skipped, locked by {owner} until" in blocked.stdout
+    assert f"ektest_slow: skipped, locked by {elsewhere} until" in blocked.stdout
     assert "ektest_quick: ok in" in blocked.stdout
     racing.release()
-    later = racing.run("cron", "--force", now=now + 3601)
+    later = racing.run("cron", "--force", now=now + 61)
     assert later.returncode == 0, later.stderr
     assert "ektest_slow: ok in" in later.stdout
     starts = [pid for event, pid in racing.events() if event == "slow-start"]

@@ -26,6 +26,7 @@ hookimpl = pluggy.HookimplMarker("enrolkit")
 _LAZY = {
     "CourseAccess": "changes",
     "EnrolmentChanges": "changes",
+    "InstanceChange": "changes",
     "ProfileChange": "changes",
     "RoleChange": "changes",
     "Change": "engine",
@@ -41,7 +42,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .changes import CourseAccess, EnrolmentChanges, InstanceChange, ProfileChange, RoleChange
     from .engine import Change, Plan
     from .errors import EnrolkitError, SettingsError
     from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, EnrolMethod, removal_field
@@ -70,6 +71,7 @@ __all__ = [
     "EnrolMethod",
     "EnrolkitError",
     "EnrolmentChanges",
+    "InstanceChange",
     "Plan",
     "ProfileChange",
     "RoleChange",

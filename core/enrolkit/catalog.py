@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, csvfile, lengths, lookup
+from . import clock, csvfile, db, lengths, lookup
 from .csvfile import RowError
 from .errors import EnrolkitError
 from .models import Category, Course
@@ -69,6 +69,7 @@ def import_courses(
 ) -> tuple[int, int, list[RowError]]:
     """Create or update courses from CSV. Returns (created, updated, errors). Invalid rows are
     reported and skipped; with ``strict`` any error applies nothing."""
+    db.check_intact(site.session.get_bind().engine)  # never write into a damaged file
     created = updated = 0
     errors: list[RowError] = []
     moved: list[int] = []
@@ -133,10 +134,54 @@ def _course_values(row: dict[str, str]) -> dict:
 
 
 def move_course(site: Site, course: Course, category: Category) -> None:
+    move_courses(site, [course], category)
+
+
+def move_courses(site: Site, courses: list[Course], category: Category) -> None:
+    """Move courses to ``category``; the methods that follow a course's category hear of it."""
+    if not courses:
+        return
     with site.atomic():
-        course.category_id = category.id
+        for course in courses:
+            course.category_id = category.id
         site.session.flush()
-        site.plugins.courses_changed(site=site, course_ids=(course.id,))
+        site.plugins.courses_changed(site=site, course_ids=tuple(c.id for c in courses))
+
+
+def move_category(site: Site, category: Category, parent: Category | None) -> None:
+    """Move a category (and everything below it) under ``parent``, or to the top. The courses
+    below have moved too, so the methods that follow a course's category hear of it now."""
+    if parent is not None and parent.path.startswith(category.path):
+        raise EnrolkitError(
+            f"cannot move {lookup.category_path(site.session, category.id)} into itself or "
+            f"one of its subcategories"
+        )
+    clash = select(Category.id).where(Category.name == category.name, Category.id != category.id)
+    clash = clash.where(Category.parent_id == parent.id if parent else Category.parent_id.is_(None))
+    if site.session.scalar(clash) is not None:
+        where = lookup.category_path(site.session, parent.id) if parent else "the top level"
+        raise EnrolkitError(f"{where} already has a category named {category.name!r}")
+    with site.atomic():
+        old_path, old_depth = category.path, category.depth
+        new_path = f"{parent.path if parent else '/'}{category.id}/"
+        shift = (parent.depth + 1 if parent else 1) - old_depth
+        for below in site.session.scalars(
+            select(Category).where(Category.path.startswith(old_path, autoescape=True))
+        ):
+            below.path = new_path + below.path[len(old_path) :]
+            below.depth += shift
+        category.parent_id = parent.id if parent else None
+        site.session.flush()
+        moved = tuple(
+            site.session.scalars(
+                select(Course.id)
+                .join(Category, Category.id == Course.category_id)
+                .where(Category.path.startswith(new_path, autoescape=True))
+                .order_by(Course.id)
+            )
+        )
+        if moved:
+            site.plugins.courses_changed(site=site, course_ids=moved)
 
 
 class ImportRefused(EnrolkitError):

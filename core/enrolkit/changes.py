@@ -41,6 +41,26 @@ class RoleChange:
 
 
 @dataclass(frozen=True)
+class InstanceChange:
+    """An enrolment instance was created, updated, enabled, disabled or deleted.
+
+    A plain record rather than the instance itself, so that a deleted instance can be described
+    too. ``enabled`` is the instance's state after the change (False once deleted)."""
+
+    KINDS = ("created", "updated", "enabled", "disabled", "deleted")
+
+    instance_id: int
+    course_id: int
+    method: str
+    kind: str
+    enabled: bool
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
 class CourseAccess:
     """A method's answer to a course view: ``granted``, ``confirm`` (offer "Enrol me") or ``denied``."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from . import clock, csvfile, lengths, lookup
+from . import clock, csvfile, db, lengths, lookup
 from .catalog import ImportRefused, check_category_path, ensure_category
 from .csvfile import RowError
 from .errors import EnrolkitError
@@ -20,6 +20,7 @@ COHORT_OPTIONAL = ("category", "description")
 def import_cohorts(
     site: Site, path: str | Path, *, strict: bool = False
 ) -> tuple[int, int, list[RowError]]:
+    db.check_intact(site.session.get_bind().engine)  # never write into a damaged file
     created = updated = 0
     errors: list[RowError] = []
     name = Path(path).name

@@ -7,8 +7,19 @@ import types
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import EnrolkitError
+
+#: Tables every enrolkit schema has: a database holding other tables but not these is not ours.
+CORE_TABLES = frozenset({"users", "courses", "enrol_instances", "user_enrolments"})
+
+
+class DatabaseUnusable(EnrolkitError):
+    """The database file is damaged, belongs to something else, or cannot be written."""
 
 
 def home() -> Path:
@@ -122,9 +133,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def upgrade(engine: Engine, plugin_folders: list[str] = ()) -> None:
     """Create or upgrade the schema with Alembic (``enrolkit db upgrade``): the core's
-    migrations and every plugin's branch (``register_migrations``), each to its head."""
+    migrations and every plugin's branch (``register_migrations``), each to its head.
+
+    A database holding another application's tables, or a damaged file, is refused before
+    anything is written into it."""
     from alembic import command
 
+    if schema_state(engine) == "foreign":
+        raise DatabaseUnusable(damaged_message(where(engine.url)))
+    check_intact(engine)
     command.upgrade(alembic_config(engine, plugin_folders), "heads")
 
 
@@ -141,3 +158,114 @@ def alembic_config(engine: Engine, plugin_folders: list[str] = ()):
     )
     config.attributes["engine"] = engine
     return config
+
+
+# --- what a user is told when the database itself is the problem ------------------------------
+
+
+def where(url: URL) -> str:
+    """The database as a person names it: the SQLite file's path, or the server and database
+    (never the password)."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def damaged_message(place: str) -> str:
+    """The one message for a database that is not usable as enrolkit's (``place``: see
+    :func:`where`)."""
+    return (
+        f"the database at {place} is damaged or is not an enrolkit database; restore it "
+        "from a backup, or point ENROLKIT_HOME or ENROLKIT_DATABASE_URL at an enrolkit database"
+    )
+
+
+def schema_state(engine: Engine) -> str:
+    """``empty`` (no tables: ``db upgrade`` may create the schema), ``enrolkit``, or ``foreign``
+    (another application's tables, or a schema too broken to be ours)."""
+    tables = set(inspect(engine).get_table_names())
+    if not tables:
+        return "empty"
+    return "enrolkit" if CORE_TABLES <= tables else "foreign"
+
+
+def check_intact(engine: Engine) -> None:
+    """Refuse a damaged SQLite file before a bulk write (``db upgrade``, the imports): SQLite
+    only notices a broken page when a statement reaches it, which may be halfway through an
+    import. ``PRAGMA quick_check`` reads every page (about a second per few hundred MB).
+    PostgreSQL checks its own pages; nothing to do there."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        rows = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check")]
+    if rows != ["ok"]:
+        raise DatabaseUnusable(damaged_message(where(engine.url)))
+
+
+#: SQLite's and PostgreSQL's words for each problem that lies with the database, not the request.
+_DAMAGED = ("file is not a database", "database disk image is malformed", "malformed database")
+_READ_ONLY = (
+    "attempt to write a readonly database",
+    "readonly database",
+    "unable to open database file",
+    "read-only transaction",
+    "permission denied",
+    "disk i/o error",
+    "database or disk is full",
+)
+_NO_SCHEMA = ("no such table", "does not exist")
+_BUSY = ("database is locked", "deadlock detected", "could not serialize", "lock timeout")
+
+
+def describe(exc: SQLAlchemyError, engine: Engine | None = None) -> str:
+    """One line for a person: what is wrong with the database and what to do. Never the SQL
+    statement or its parameters (SQLAlchemy's ``str(exc)`` carries both): only the first line
+    of the driver's own message."""
+    return problem(exc, engine) or f"database error: {_first_line(exc)}"
+
+
+def problem(exc: SQLAlchemyError, engine: Engine | None = None) -> str | None:
+    """The message for an error that lies with the database itself (damaged, another
+    application's, unreachable, read-only, without a schema), None for any other. ``engine``
+    names the database and tells a missing schema from another application's."""
+    lowered = _message(exc).lower()
+    first = _first_line(exc)
+    place = where(engine.url) if engine is not None else "the configured URL"
+    if any(word in lowered for word in _DAMAGED):
+        return damaged_message(place)
+    if "connection" in lowered or "could not connect" in lowered:
+        return f"cannot connect to the database at {place}: {first}"
+    if any(word in lowered for word in _READ_ONLY):
+        return (
+            f"cannot write to the database at {place}: {first}; check the permissions of the "
+            "database and of the folder that holds it"
+        )
+    if any(word in lowered for word in _NO_SCHEMA):
+        if engine is not None and _state_or_none(engine) == "foreign":
+            return damaged_message(place)
+        return "the database has no schema yet; run: enrolkit db upgrade"
+    return None
+
+
+def busy(exc: SQLAlchemyError) -> bool:
+    """A lock wait that timed out, a deadlock or a serialisation failure: trying again later
+    may succeed (the CLI exits 75, EX_TEMPFAIL)."""
+    lowered = _message(exc).lower()
+    return any(word in lowered for word in _BUSY)
+
+
+def _message(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return (str(original) if original is not None else str(exc)).strip()
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    message = _message(exc)
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
+def _state_or_none(engine: Engine) -> str | None:
+    try:
+        return schema_state(engine)
+    except SQLAlchemyError:
+        return None

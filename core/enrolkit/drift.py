@@ -130,28 +130,46 @@ def stale_instances(
     return sorted(stale.intersection(ids))
 
 
+#: How a held plan's outcome reads: what it would have done to enrolments.
+_WOULD = {"enrolled": "enrol", "updated": "update", "suspended": "suspend", "unenrolled": "unenrol"}
+
+
 @dataclass
 class SyncReport:
-    """What a full or partial re-sync did, for a task's one-line result."""
+    """What a full or partial re-sync did, for a task's one-line result. A plan the mass-removal
+    guard held changed nothing: it is reported apart, with what it would do, not as re-synced."""
 
     checked: int = 0
     synced: int = 0
-    held: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    #: (held plan id, what it would do), in the order they were held.
+    held: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
+        if outcome.held_plan_id is not None:
+            self.held.append((outcome.held_plan_id, would(outcome)))
+            return
         self.synced += 1
-        self.held += outcome.held_plan_id is not None
         for key, value in outcome.counts().items():
             self.counts[key] = self.counts.get(key, 0) + value
 
     def __str__(self) -> str:
         changes = ", ".join(f"{value} {key}" for key, value in self.counts.items() if value)
-        held = f"; {self.held} plan(s) held for approval" if self.held else ""
+        held = "".join(
+            f"{'; held as' if i == 0 else ','} plan {plan_id} ({what})"
+            for i, (plan_id, what) in enumerate(self.held)
+        )
         return (
             f"{self.checked} instance(s) checked, {self.synced} re-synced"
             f"{': ' + changes if changes else ''}{held}"
         )
+
+
+def would(outcome: Outcome) -> str:
+    """``would unenrol 100, suspend 3``: what a held plan would change in enrolments."""
+    counts = outcome.counts()
+    parts = [f"{verb} {counts[key]}" for key, verb in _WOULD.items() if counts[key]]
+    return "would " + ", ".join(parts) if parts else "would change roles or groups only"
 
 
 def resync(
@@ -181,4 +199,4 @@ def resync(
     return report
 
 
-__all__ = ["Desired", "SyncReport", "resync", "stale_instances"]
+__all__ = ["Desired", "SyncReport", "resync", "stale_instances", "would"]

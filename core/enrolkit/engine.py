@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Select, column, func, insert, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import db
 from .changes import EnrolmentChanges, RoleChange
 from .errors import EnrolkitError, NotFound
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
@@ -68,7 +69,8 @@ class Change:
     ``remove`` (the instance's removal action) act on the enrolment, and ``remove`` with a
     ``role_id`` also removes that role; ``unassign`` removes one role; ``leave`` takes the user
     out of ``group_id`` (a membership the instance owns), e.g. when a group template now names
-    another group.
+    another group. ``status`` (``enrol`` only) is the status the enrolment gets: active by
+    default; suspended to change the dates of a suspended enrolment without resuming it.
     """
 
     user_id: int
@@ -78,6 +80,7 @@ class Change:
     timeend: int | None = None
     group_id: int | None = None
     reason: str = ""
+    status: int = ACTIVE
 
     def __post_init__(self):
         if self.op not in OPS:
@@ -511,7 +514,7 @@ class _Run:
                 want[uid] = {
                     "timestart": change.timestart,
                     "timeend": change.timeend,
-                    "status": ACTIVE,
+                    "status": change.status,
                     "reason": reason,
                 }
                 role = change.role_id if change.role_id is not None else default_role
@@ -732,9 +735,10 @@ class _Run:
             self._write_roles_and_groups()
             self._log()
             self._refresh_statistics()
-        except SQLAlchemyError as exc:
+        except SQLAlchemyError as exc:  # the statement stays in the chain, out of the message
             raise EnrolkitError(
-                f"applying the plan for instance {self.instance.id} failed: {exc}"
+                f"applying the plan for instance {self.instance.id} failed: "
+                f"{db.describe(exc, self.session.get_bind().engine)}"
             ) from exc
         self._notify()
 

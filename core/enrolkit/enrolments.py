@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select
 
 from . import lengths, lookup
+from .changes import InstanceChange
 from .engine import Change, Outcome, Plan
 from .errors import EnrolkitError, Refused, SettingsError
 from .methods import UNENROL, EnrolMethod
@@ -133,14 +134,19 @@ def add_instance(
         )
     core = _core_values(site, method, raw, None)
     settings = _method_settings(site, method, course, raw, None)
+    if backfill and not core.get("enabled", True):
+        raise Refused("a disabled instance enrols nobody, so it has nothing to backfill")
     try:
         with site.atomic():
             instance = _create(site, course, method, core, settings)
-            plan = method.backfill(site, instance) if backfill else method.sync(site, instance)
+            plan = None
+            if instance.enabled:  # a disabled instance syncs nothing until it is enabled
+                plan = method.backfill(site, instance) if backfill else method.sync(site, instance)
             outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
             result = InstanceResult(instance, outcome, dry_run, _scheduled(site, instance))
             if dry_run:
                 raise _DryRun(result)
+            _changed(site, instance, "created")
             return result
     except _DryRun as done:
         return done.result
@@ -216,6 +222,7 @@ def update_instance(
     course = site.session.get(Course, instance.course_id)
     core = _core_values(site, method, raw, instance)
     settings = _method_settings(site, method, course, raw, instance.settings)
+    was_enabled = instance.enabled
     try:
         with site.atomic():
             for key, value in core.items():
@@ -224,8 +231,8 @@ def update_instance(
             instance.timemodified = site.now()
             site.session.flush()
             method.instance_saved(site, instance)
-            plan = method.sync(site, instance) if instance.enabled else None
-            outcome = site.engine.apply(plan, dry_run=dry_run) if plan else None
+            kind = _transition(was_enabled, instance.enabled)
+            outcome = _follow_enabled(site, method, instance, kind, dry_run=dry_run)
             from .log import record
 
             record(
@@ -238,17 +245,80 @@ def update_instance(
             )
             if dry_run:
                 raise _DryRun(InstanceResult(instance, outcome, dry_run=True))
+            _changed(site, instance, kind)
             return InstanceResult(instance, outcome)
     except _DryRun as done:
         return done.result
 
 
-def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
+def set_enabled(site: Site, instance: EnrolInstance, enabled: bool, reason: str) -> Outcome | None:
+    """Enable or disable an instance without touching its settings (e.g. when its source is
+    gone and its settings no longer validate): the same sync or disable plan, log and hook as
+    ``update_instance`` with ``enabled=on|off``."""
+    method = site.plugins.method(instance.method)
+    kind = _transition(instance.enabled, enabled)
+    if kind == "updated":
+        return None
+    with site.atomic():
+        instance.enabled = enabled
+        instance.timemodified = site.now()
+        site.session.flush()
+        outcome = _follow_enabled(site, method, instance, kind)
+        from .log import record
+
+        record(
+            site,
+            "enrol_instance_updated",
+            method.component,
+            course_id=instance.course_id,
+            instance_id=instance.id,
+            reason=f"{kind}: {reason}",
+        )
+        _changed(site, instance, kind)
+    return outcome
+
+
+def _transition(was_enabled: bool, enabled: bool) -> str:
+    if was_enabled == enabled:
+        return "updated"
+    return "enabled" if enabled else "disabled"
+
+
+def _follow_enabled(
+    site: Site, method: EnrolMethod, instance: EnrolInstance, kind: str, *, dry_run: bool = False
+) -> Outcome | None:
+    """An enabled instance is brought up to date; one just disabled gets the method's disable
+    plan; one that stays disabled syncs nothing."""
+    if instance.enabled:
+        plan = method.sync(site, instance)
+    elif kind == "disabled":
+        plan = method.disable(site, instance)
+    else:
+        plan = None
+    return site.engine.apply(plan, dry_run=dry_run) if plan else None
+
+
+def _changed(site: Site, instance: EnrolInstance, kind: str) -> None:
+    site.plugins.instance_changed(
+        site=site,
+        change=InstanceChange(
+            instance_id=instance.id,
+            course_id=instance.course_id,
+            method=instance.method,
+            kind=kind,
+            enabled=bool(instance.enabled) and kind != "deleted",
+        ),
+    )
+
+
+def delete_instance(
+    site: Site, instance: EnrolInstance, *, reason: str = "instance deleted"
+) -> Outcome:
     """Unenrol everyone of the instance, drop the groups it owns, then the instance."""
     method = site.plugins.method(instance.method)
     with site.atomic():
         outcome = site.engine.apply(
-            Plan(instance.id, reason="instance deleted", desired=[], removal=UNENROL, guard=False)
+            Plan(instance.id, reason=reason, desired=[], removal=UNENROL, guard=False)
         )
         for group in site.session.scalars(
             select(Group).where(Group.component == method.component, Group.itemid == instance.id)
@@ -266,6 +336,7 @@ def delete_instance(site: Site, instance: EnrolInstance) -> Outcome:
         )
         site.session.delete(instance)
         site.session.flush()
+        _changed(site, instance, "deleted")
     return outcome
 
 
@@ -305,20 +376,21 @@ def unenrol_manually(
     """Remove the user's enrolments in the course (or one instance). Refused, with nothing
     changed, when any of them belongs to a method that forbids manual unenrol."""
     stmt = (
-        select(EnrolInstance)
+        select(EnrolInstance, UserEnrolment.status)
         .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
         .where(EnrolInstance.course_id == course.id, UserEnrolment.user_id == user.id)
     )
     if instance_id is not None:
         stmt = stmt.where(EnrolInstance.id == instance_id)
-    instances = list(site.session.scalars(stmt))
-    if not instances:
+    found = [(instance, status) for instance, status in site.session.execute(stmt)]
+    if not found:
         where = f"instance {instance_id} of " if instance_id is not None else ""
         raise EnrolkitError(f"{user.username} is not enrolled in {where}{course.shortname}")
+    instances = [instance for instance, _status in found]
     refusals = []
-    for instance in instances:
+    for instance, status in found:
         method = site.plugins.methods.get(instance.method)
-        if method is not None and not method.manual_unenrol:
+        if method is not None and not method.may_unenrol_by_hand(status):
             refusals.append(method.refusal(site, instance))
     if refusals:
         raise Refused(

@@ -8,8 +8,7 @@ from marshmallow import ValidationError, fields
 
 from . import clock
 
-#: 9999-12-31T23:59:59Z: the last time every database and ISO 8601 can hold.
-MAX_TIME = 253402300799
+MAX_TIME = clock.MAX_TIME
 
 
 class Time(fields.Field):

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     import click
     from marshmallow import Schema
 
-    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .changes import (
+        CourseAccess,
+        EnrolmentChanges,
+        InstanceChange,
+        ProfileChange,
+        RoleChange,
+    )
     from .methods import EnrolMethod
     from .models import Course, User
     from .site import Site
@@ -43,13 +49,14 @@ def register_methods(register: Callable[[EnrolMethod], None]) -> None:
 def register_tasks(register: Callable[..., None]) -> None:
     """Contribute scheduled tasks.
 
-    Call ``register(name, run, schedule="0 * * * *", component=..., lock_timeout=3600)``:
+    Call ``register(name, run, schedule="0 * * * *", component=...)``:
     ``name`` is unique on the site, ``run(site)`` does the work (``site.origin`` is ``cron``; it
     commits through ``site.atomic()``) and may return a one-line result, ``schedule`` is the
     default cron expression in UTC (the admin may change it; a bad one stops start-up). Each task
-    runs under a database lock, so two cron runners never run it twice at once; a lock older than
-    ``lock_timeout`` seconds is taken to belong to a killed runner and is taken over. An exception
-    marks the run failed (logged as ``task_failed``) and the task runs again at its next time.
+    runs under a database lock, so two cron runners never run it twice at once. The lock is a
+    lease the runner renews while the task runs: a killed runner's lock is free again within
+    ``ENROLKIT_TASK_LEASE`` seconds (60), at once on its own machine. An exception marks the run
+    failed (logged as ``task_failed``) and the task runs again at its next time.
 
     :param register: takes ``name``, ``run`` and the keyword arguments above.
     """
@@ -247,4 +254,43 @@ def courses_changed(site: Site, course_ids: tuple[int, ...]) -> None:
 
     :param site: the site.
     :param course_ids: the courses created or moved.
+    """
+
+
+@hookspec
+def course_deleted(site: Site, course_id: int) -> None:
+    """A course is about to be deleted; its instances and enrolments are still readable.
+
+    The core then deletes the course's instances (each unenrolling its users and firing
+    ``instance_changed``), groups, roles and pending actions, in the same transaction.
+
+    :param site: the site.
+    :param course_id: the course being deleted.
+    """
+
+
+@hookspec
+def instance_changed(site: Site, change: InstanceChange) -> None:
+    """An enrolment instance was created, updated, enabled, disabled or deleted.
+
+    Fired once per change, after the instance's own plan (its sync, or what disabling it does)
+    and in the same transaction, so a method that follows another course (a meta link following
+    its source) reacts at once. A dry run does not fire it.
+
+    :param site: the site.
+    :param change: the instance id, course id, method, kind of change and whether it is enabled.
+    """
+
+
+@hookspec
+def method_settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
+    """Site-wide settings of a method changed (``enrolkit method set``, the web, the API).
+
+    Fired once per save, only for settings whose stored value really changed, inside the
+    transaction that stores them, so a method can re-sync at once (e.g. the roles category
+    enrolments synchronise).
+
+    :param site: the site.
+    :param method: the method's name.
+    :param names: the settings that changed.
     """

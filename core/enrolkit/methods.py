@@ -52,10 +52,16 @@ class EnrolMethod:
     multiple_instances: ClassVar[bool] = True
     #: Whether an admin or teacher may unenrol users of this method by hand.
     manual_unenrol: ClassVar[bool] = True
+    #: Whether a *suspended* enrolment may be unenrolled by hand even so (Moodle's cohort sync
+    #: and meta links: "Unenrol suspended users"); an active one stays the source's.
+    manual_unenrol_suspended: ClassVar[bool] = False
     #: Whether people may add instances by hand (False for methods that create their own).
     manual_instances: ClassVar[bool] = True
     #: Removal action used when the site setting ``removal`` is absent.
     default_removal: ClassVar[str] = UNENROL
+    #: Whether a disabled instance gives up the roles it assigned (Moodle's cohort sync and meta
+    #: links do, unless the removal action keeps roles: ``suspend`` or ``keep``).
+    roles_follow_enabled: ClassVar[bool] = False
 
     @property
     def component(self) -> str:
@@ -67,6 +73,12 @@ class EnrolMethod:
             f"this enrolment belongs to {self.title or self.name} (instance {instance.id}); "
             f"change its source instead"
         )
+
+    def may_unenrol_by_hand(self, status: int) -> bool:
+        """Whether an enrolment of this method in ``status`` may be removed by hand."""
+        from .models import SUSPENDED
+
+        return self.manual_unenrol or (self.manual_unenrol_suspended and status == SUSPENDED)
 
     def removal_action(self, site: Site, instance: EnrolInstance) -> str:
         """The removal action for ``instance``; the site setting ``removal`` by default."""
@@ -83,6 +95,27 @@ class EnrolMethod:
         Called when an instance is created or re-enabled, and by a method's own full-sync task.
         """
         return None
+
+    def disable(self, site: Site, instance: EnrolInstance) -> Plan | None:
+        """The plan applied when ``instance`` is disabled, or None.
+
+        Its enrolments stay (a disabled instance lets nobody in, and enabling it again restores
+        access); with :attr:`roles_follow_enabled` the roles it assigned go too, unless the
+        removal action keeps roles. Enabling runs :meth:`sync`, which gives them back."""
+        if not self.roles_follow_enabled or self.removal_action(site, instance) in (SUSPEND, KEEP):
+            return None
+        from sqlalchemy import select
+
+        from .engine import UNASSIGN, Change, Plan
+        from .models import RoleAssignment
+
+        owned = site.session.execute(
+            select(RoleAssignment.user_id, RoleAssignment.role_id).where(
+                RoleAssignment.component == self.component, RoleAssignment.itemid == instance.id
+            )
+        )
+        changes = [Change(user_id, op=UNASSIGN, role_id=role_id) for user_id, role_id in owned]
+        return Plan(instance.id, reason="instance disabled", changes=changes) if changes else None
 
     def backfill(self, site: Site, instance: EnrolInstance) -> Plan | None:
         """The first plan of a new instance when it is added with ``--backfill``, instead of

@@ -87,11 +87,25 @@ def cancel(site: Site, key: str) -> int:
     return result.rowcount
 
 
-def pending(site: Site, *, instance_id: int | None = None) -> list[PendingAction]:
-    """Pending actions, soonest first (optionally of one instance)."""
+def pending(
+    site: Site,
+    *,
+    instance_id: int | None = None,
+    course_id: int | None = None,
+    user_id: int | None = None,
+) -> list[PendingAction]:
+    """Pending actions, soonest first (optionally of one instance, one course, one user)."""
     stmt = select(PendingAction).where(PendingAction.status == PENDING)
     if instance_id is not None:
         stmt = stmt.where(PendingAction.instance_id == instance_id)
+    if course_id is not None:
+        stmt = stmt.where(
+            PendingAction.instance_id.in_(
+                select(EnrolInstance.id).where(EnrolInstance.course_id == course_id)
+            )
+        )
+    if user_id is not None:
+        stmt = stmt.where(PendingAction.user_id == user_id)
     return list(site.session.scalars(stmt.order_by(PendingAction.due, PendingAction.id)))
 
 

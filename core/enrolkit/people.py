@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, csvfile, lengths
+from . import clock, csvfile, db, lengths
 from .catalog import ImportRefused
 from .changes import ProfileChange
 from .csvfile import RowError
@@ -98,6 +98,7 @@ def import_users(
 ) -> tuple[int, int, list[RowError]]:
     """Create or update users from CSV; returns (created, updated, errors). Fires
     ``profile_changed`` once for every user whose profile changed."""
+    db.check_intact(site.session.get_bind().engine)  # never write into a damaged file
     created = updated = 0
     errors: list[RowError] = []
     changed_users: list[int] = []

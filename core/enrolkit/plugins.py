@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     import click
     from marshmallow import Schema
 
-    from .changes import CourseAccess, EnrolmentChanges, ProfileChange, RoleChange
+    from .changes import (
+        CourseAccess,
+        EnrolmentChanges,
+        InstanceChange,
+        ProfileChange,
+        RoleChange,
+    )
     from .methods import EnrolMethod
     from .models import Course, User
     from .site import Site
@@ -36,6 +42,7 @@ DEFAULT_PLUGINS = (
     "enrolkit.builtin.settings_form",
     "enrolkit.builtin.core_tasks",
     "enrolkit.builtin.mail_delivery",
+    "enrolkit.builtin.webhook_delivery",
     "enrolkit.builtin.conditions",
 )
 
@@ -50,8 +57,6 @@ class TaskSpec:
     run: Callable[[Site], Any]
     schedule: str
     component: str
-    #: Seconds after which a runner's lock counts as dead (its process killed) and is taken over.
-    lock_timeout: int = 3600
 
 
 @dataclass(frozen=True)
@@ -146,14 +151,13 @@ class Plugins:
             run: Callable,
             schedule: str = "0 * * * *",
             component: str = "core",
-            lock_timeout: int = 3600,
         ):
             from .tasks import check_schedule
 
             if name in found:
                 raise PluginError(f"two plugins register the scheduled task {name!r}")
             schedule = check_schedule(schedule, where=f"default schedule of task {name!r}")
-            found[name] = TaskSpec(name, run, schedule, component, lock_timeout)
+            found[name] = TaskSpec(name, run, schedule, component)
 
         self.pm.hook.register_tasks(register=register)
         return found
@@ -240,6 +244,15 @@ class Plugins:
 
     def courses_changed(self, *, site: Site, course_ids: tuple[int, ...]) -> None:
         self.pm.hook.courses_changed(site=site, course_ids=course_ids)
+
+    def course_deleted(self, *, site: Site, course_id: int) -> None:
+        self.pm.hook.course_deleted(site=site, course_id=course_id)
+
+    def instance_changed(self, *, site: Site, change: InstanceChange) -> None:
+        self.pm.hook.instance_changed(site=site, change=change)
+
+    def method_settings_changed(self, *, site: Site, method: str, names: tuple[str, ...]) -> None:
+        self.pm.hook.method_settings_changed(site=site, method=method, names=names)
 
     # --- introspection ---------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .plugins import Plugins
 
-ORIGINS = ("cli", "web", "api", "cron", "event")
+ORIGINS = ("cli", "web", "api", "cron", "event", "scim")
 
 CORE = "core"
 ENABLED_METHODS = "enabled_methods"
@@ -33,7 +33,7 @@ ENABLED_METHODS = "enabled_methods"
 class Site:
     session: Session
     plugins: Plugins
-    #: Where the current change comes from: cli, web, api, cron or event.
+    #: Where the current change comes from: cli, web, api, cron, event or scim.
     origin: str = "cli"
     #: Username of the person acting, when there is one.
     actor: str = ""
@@ -134,10 +134,40 @@ class Site:
             loaded = schema.load(raw)
         except ValidationError as exc:
             raise SettingsError(exc.messages, where=f"site settings of {name}") from None
+        self._check_roles(name, schema, loaded)
         dumped = method.site_schema().dump(loaded)
-        for key in loaded:
-            self.set_config(method.component, key, dumped.get(key, loaded[key]))
-        return self.method_settings(name)
+        with self.atomic():
+            try:
+                before = self.method_settings(name)
+            except SettingsError:  # a stored value a newer rule refuses: this save fixes it
+                before = {}
+            for key in loaded:
+                self.set_config(method.component, key, dumped.get(key, loaded[key]))
+            after = self.method_settings(name)
+            changed = tuple(key for key in loaded if before.get(key) != after.get(key))
+            if changed:
+                self.plugins.method_settings_changed(site=self, method=name, names=changed)
+        return after
+
+    def _check_roles(self, name: str, schema, loaded: dict) -> None:
+        """Every role a ``RoleList`` setting names exists: a misspelt role would otherwise
+        synchronise nothing, silently."""
+        from .fields import RoleList
+        from .models import Role
+
+        known = set(self.session.scalars(select(Role.shortname)))
+        errors = {
+            key: [
+                f"no role {', '.join(sorted(unknown))}; "
+                f"roles on this site: {', '.join(sorted(known))}"
+            ]
+            for key, field_ in schema.fields.items()
+            if isinstance(field_, RoleList) and key in loaded
+            for unknown in [set(loaded[key]) - known]
+            if unknown
+        }
+        if errors:
+            raise SettingsError(errors, where=f"site settings of {name}")
 
     # --- which methods are on -----------------------------------------------------------
 

@@ -2,18 +2,27 @@
 
 Plugins register tasks (``register_tasks``); ``enrolkit cron`` runs the due ones and exits. A
 running task holds a lock row in the database, taken with one conditional UPDATE, so any number
-of cron runners on one machine or many sharing PostgreSQL never run one task twice at once; the
-lock of a killed runner expires after the task's ``lock_timeout``. Schedules are cron expressions
-in UTC. Scheduling decisions read ``clock.now()`` (so ``ENROLKIT_NOW`` replays a day); durations
-are measured on the wall clock.
+of cron runners on one machine or many sharing PostgreSQL never run one task twice at once.
+
+The lock is a lease: it lasts ``ENROLKIT_TASK_LEASE`` seconds (60 by default) and a thread of the
+runner, on a database connection of its own, renews it every third of that while the task runs.
+So the lock of a killed runner (SIGKILL, a lost node) is free again within one lease on any node.
+A lock whose owner ran on this node is judged by its process instead: taken over at once when
+the process is gone, kept while it is alive (see :func:`lock_state`). An operator frees a lock by
+hand with ``enrolkit task unlock NAME`` (logged as ``task_unlocked``).
+
+Schedules are cron expressions in UTC. Scheduling decisions and lock times read ``clock.now()``
+(so ``ENROLKIT_NOW`` replays a day); durations are measured on the wall clock.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +30,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from croniter import CroniterBadDateError, croniter
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import clock, log
-from .errors import EnrolkitError, NotFound
+from .errors import EnrolkitError, NotFound, Refused
 from .models import ScheduledTask
 
 if TYPE_CHECKING:
@@ -35,6 +44,10 @@ if TYPE_CHECKING:
 
 OK, FAILED, LOCKED = "ok", "failed", "locked"
 tasks_table = ScheduledTask.__table__
+
+#: Seconds a task lock lasts unless renewed, when ``ENROLKIT_TASK_LEASE`` does not say.
+DEFAULT_LEASE = 60
+LEASE_RANGE = (2, 3600)
 
 
 class ScheduleError(EnrolkitError):
@@ -148,22 +161,25 @@ def list_tasks(site: Site) -> list[TaskInfo]:
         .order_by(ScheduledTask.name)
     )
     now = site.now()
-    return [
-        TaskInfo(
-            name=row.name,
-            component=row.component,
-            schedule=row.schedule,
-            default_schedule=row.default_schedule,
-            enabled=row.enabled,
-            last_run=row.last_run,
-            next_run=row.next_run,
-            last_duration=row.last_duration,
-            last_result=row.last_result,
-            locked_by=row.lock_owner if row.lock_until >= now else "",
-            lock_until=row.lock_until if row.lock_until >= now else 0,
+    infos = []
+    for row in rows:
+        held = lock_state(row.lock_owner, row.lock_until, now) == HELD
+        infos.append(
+            TaskInfo(
+                name=row.name,
+                component=row.component,
+                schedule=row.schedule,
+                default_schedule=row.default_schedule,
+                enabled=row.enabled,
+                last_run=row.last_run,
+                next_run=row.next_run,
+                last_duration=row.last_duration,
+                last_result=row.last_result,
+                locked_by=row.lock_owner if held else "",
+                lock_until=row.lock_until if held else 0,
+            )
         )
-        for row in rows
-    ]
+    return infos
 
 
 def _row(site: Site, name: str) -> ScheduledTask:
@@ -224,9 +240,83 @@ class TaskRun:
         return f"{self.name}: skipped, {self.result}"
 
 
+def lease_seconds() -> int:
+    """How long a task lock lasts without renewal: ``ENROLKIT_TASK_LEASE`` or 60 s. Shorter
+    frees a killed runner's tasks sooner; longer tolerates a database that stalls the renewal
+    (every third of the lease) for longer."""
+    text = os.environ.get("ENROLKIT_TASK_LEASE", "").strip()
+    if not text:
+        return DEFAULT_LEASE
+    low, high = LEASE_RANGE
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise EnrolkitError(
+            f"ENROLKIT_TASK_LEASE: {text[:20]!r} is not a number of seconds from {low} to {high}"
+        )
+    return int(text)
+
+
+def node_id() -> str:
+    """This machine as lock owners name it: the host name, and the PID namespace when there is
+    one to read, so two containers sharing a host name never judge each other's processes."""
+    host = socket.gethostname()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return host
+    return f"{host}/{namespace.removeprefix('pid:[').rstrip(']')}"
+
+
 def runner_id() -> str:
-    """``host:pid:random``: who holds a lock, readable by an admin looking for the process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-200:]
+    """``node:pid:random``: who holds a lock, readable by an admin looking for the process."""
+    return f"{node_id()}:{os.getpid()}:{secrets.token_hex(4)}"[-200:]
+
+
+FREE, GONE, HELD = "free", "gone", "held"
+
+
+def lock_state(owner: str, until: int, now: int) -> str:
+    """Whether a task lock is ``free``, ``gone`` (its holder ran on this node and its process
+    has ended: free too, and worth logging) or ``held``.
+
+    A holder on this node is judged by its process, which is surer than its lease: one alive
+    keeps the lock even if a long write on SQLite delayed the renewal past the lease. A holder
+    elsewhere is judged by its lease alone.
+    """
+    if not owner:
+        return FREE
+    if _on_this_node(owner):
+        return GONE if owner_is_gone(owner) else HELD
+    return FREE if until < now else HELD
+
+
+def _on_this_node(owner: str) -> bool:
+    return owner.partition(":")[0] == node_id()
+
+
+def owner_is_gone(owner: str) -> bool:
+    """Whether ``owner`` (see :func:`runner_id`) ran on this node and its process has ended.
+    An owner elsewhere, or one that cannot be read, is never judged gone: its lease decides."""
+    node, _, rest = owner.partition(":")
+    pid, _, _token = rest.partition(":")
+    if node != node_id() or not pid.isdigit():
+        return False
+    return not _process_alive(int(pid))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    try:  # killed but not yet reaped by its parent: gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 class Runner:
@@ -235,6 +325,7 @@ class Runner:
     def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
         self.runtime = runtime
         self.owner = owner or runner_id()
+        self.lease = lease_seconds()
         # Lock and bookkeeping statements write: on SQLite they take the write lock up front.
         self.writer = runtime.db.execution_options(enrolkit_write=True)
 
@@ -288,8 +379,10 @@ class Runner:
         if not self._acquire(spec, now, due_only=due_only, enabled_only=enabled_only):
             return self._why_not(spec, now)
         started_at, started = now, time.monotonic()
+        lease = _Lease(self, spec.name)
         try:
-            result = self._execute(spec)
+            with lease:
+                result = self._execute(spec)
             status, text = OK, "" if result is None else str(result)
         except Exception as exc:
             status, text = FAILED, describe_error(exc)
@@ -298,10 +391,11 @@ class Runner:
             raise
         duration = time.monotonic() - started
         last_result = (text or OK) if status == OK else f"{FAILED}: {text}"
-        if not self._release(spec, started_at, last_result, duration):
+        if not self._release(spec, started_at, last_result, duration) or lease.lost:
             print(
-                f"enrolkit: warning: task {name} outlived its lock ({spec.lock_timeout} s); "
-                "another runner may have started it",
+                f"enrolkit: warning: task {name} lost its lock while it ran (freed with "
+                f"`enrolkit task unlock`, or not renewed within {self.lease} s); another runner "
+                "may have started it",
                 file=sys.stderr,
             )
         if status == FAILED:
@@ -320,17 +414,46 @@ class Runner:
         return result
 
     def _acquire(self, spec: TaskSpec, now: int, *, due_only: bool, enabled_only: bool) -> bool:
-        """One atomic UPDATE: the row is ours only if nobody holds an unexpired lock."""
+        """Read the lock, judge it (:func:`lock_state`), and take it with one UPDATE that holds
+        only if the row still has the owner and expiry read: two runners judging the same lock
+        never both take it. Taking over a dead runner's lock is logged."""
+        col = tasks_table.c
+        with self.writer.begin() as conn:
+            read = conn.execute(
+                select(col.lock_owner, col.lock_until).where(col.name == spec.name)
+            ).one_or_none()
+            holder, until = read if read is not None else ("", 0)
+            state = lock_state(holder, until, now)
+            if state == HELD:
+                return False
+            stmt = (
+                update(tasks_table)
+                .where(col.name == spec.name, col.lock_owner == holder, col.lock_until == until)
+                .values(lock_owner=self.owner, lock_until=now + self.lease)
+            )
+            if due_only:
+                stmt = stmt.where(col.next_run <= now)
+            if enabled_only:
+                stmt = stmt.where(col.enabled.is_(True))
+            taken = conn.execute(stmt).rowcount == 1
+        if taken and state == GONE:
+            with self.runtime.site(origin="cron") as site, site.atomic():
+                log.record(
+                    site,
+                    "task_lock_taken_over",
+                    spec.component,
+                    reason=f"{spec.name}: the lock of {holder} (process gone) taken by {self.owner}",
+                )
+        return taken
+
+    def renew(self, name: str) -> bool:
+        """Extend our lock on ``name`` by one lease from now; False if it is no longer ours."""
         col = tasks_table.c
         stmt = (
             update(tasks_table)
-            .where(col.name == spec.name, or_(col.lock_until < now, col.lock_owner == ""))
-            .values(lock_owner=self.owner, lock_until=now + spec.lock_timeout)
+            .where(col.name == name, col.lock_owner == self.owner)
+            .values(lock_until=clock.now() + self.lease)
         )
-        if due_only:
-            stmt = stmt.where(col.next_run <= now)
-        if enabled_only:
-            stmt = stmt.where(col.enabled.is_(True))
         with self.writer.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
@@ -341,10 +464,15 @@ class Runner:
                     tasks_table.c.name == spec.name
                 )
             ).one()
-        if owner and until >= now:
+        if lock_state(owner, until, now) != HELD:
+            return None
+        if until >= now:
             held = f"locked by {owner} until {clock.iso(until)}"
-            return TaskRun(spec.name, spec.component, LOCKED, held)
-        return None
+        else:
+            held = (
+                f"locked by {owner}, alive on this machine (its lease ran out {clock.iso(until)})"
+            )
+        return TaskRun(spec.name, spec.component, LOCKED, held)
 
     def _release(self, spec: TaskSpec, started_at: int, last_result: str, duration: float) -> bool:
         """Record the run and free the lock, if it is still ours."""
@@ -364,6 +492,73 @@ class Runner:
                 )
             )
             return conn.execute(stmt).rowcount == 1
+
+
+class _Lease:
+    """Keeps a runner's lock alive while its task runs: a thread renews it every third of the
+    lease, on a database connection of its own (the task's transaction may be long). A renewal
+    that fails (a busy database) is tried again at the next beat; one that finds the lock no
+    longer ours stops, and :attr:`lost` says so."""
+
+    def __init__(self, runner: Runner, name: str) -> None:
+        self.runner, self.name = runner, name
+        self.interval = max(runner.lease / 3, 0.5)
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease:{name}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.runner.renew(self.name):
+                    self.lost = True
+                    return
+            except Exception:  # noqa: BLE001 - a lock wait or a dropped connection: next beat
+                continue
+
+
+def unlock(site: Site, name: str, *, force: bool = False, by: str = "") -> str:
+    """Free a task's lock by hand (``enrolkit task unlock``), logged as ``task_unlocked`` with
+    who did it and whose lock it was. Returns the former holder ('' if it was free).
+
+    A holder running on this node whose process is alive is refused unless ``force``: the task
+    is really running, and freeing its lock would let a second runner start it. (A holder on
+    another node cannot be checked from here; the operator is trusted to have looked.)
+    """
+    with site.atomic():
+        row = _row(site, name)
+        holder, until = row.lock_owner, row.lock_until
+        state = lock_state(holder, until, site.now())
+        if state == FREE:  # nobody, or a lease that ran out elsewhere: nothing to free
+            return ""
+        if state == HELD and _on_this_node(holder) and not force:
+            raise Refused(
+                f"task {name} is running in process {holder.split(':')[1]} on this machine "
+                f"(lock {holder}); stop that process first, or use --force"
+            )
+        row.lock_owner, row.lock_until = "", 0
+        who = by or site.actor or operator()
+        log.record(
+            site, "task_unlocked", row.component, reason=f"{name}: lock of {holder} freed by {who}"
+        )
+    return holder
+
+
+def operator() -> str:
+    """``user@host`` of the person at this shell, for the log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def describe_error(exc: Exception) -> str:

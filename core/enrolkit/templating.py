@@ -15,7 +15,6 @@ that enrols (``mail.queue_template``). See docs/templates.md.
 
 from __future__ import annotations
 
-import html as htmllib
 import json
 import re
 import time
@@ -43,6 +42,7 @@ from sqlalchemy import ColumnElement, String, case, exists, func, literal, selec
 from .errors import EnrolkitError
 from .models import STANDARD_FIELDS, Group, ProfileData, ProfileField, Role, User
 from .models import Course as CourseRow
+from .names import format_string
 from .site import Site
 
 #: Longest template source accepted, in characters.
@@ -662,14 +662,15 @@ def site_vars(site: Site) -> SimpleNamespace:
     """``site`` in templates: its name and base URL (config ``core``/``site_name``,
     ``site_url``)."""
     url = str(site.get_config("core", SITE_URL, DEFAULT_SITE_URL)).rstrip("/")
-    return SimpleNamespace(name=str(site.get_config("core", SITE_NAME, DEFAULT_SITE_NAME)), url=url)
+    name = format_string(str(site.get_config("core", SITE_NAME, DEFAULT_SITE_NAME)))
+    return SimpleNamespace(name=name, url=url)
 
 
 def course_vars(site: Site, course: CourseRow) -> SimpleNamespace:
     """``course`` in templates; methods pass it for other courses too (``completed_course``)."""
     return SimpleNamespace(
-        shortname=course.shortname,
-        fullname=course.fullname or course.shortname,
+        shortname=format_string(course.shortname),
+        fullname=format_string(course.fullname or course.shortname),
         idnumber=course.idnumber,
         url=f"{site_vars(site).url}/course/{course.id}",
         startdate=_date(course.startdate),
@@ -772,7 +773,7 @@ def context_for(
         course_vars(site, course),
         site_vars(site),
         user_id=user.id if user is not None else 0,
-        role=(role.name or role.shortname) if role is not None else "",
+        role=format_string(role.name or role.shortname) if role is not None else "",
         timestart=timestart,
         timeend=timeend,
         extra=extra,
@@ -1057,8 +1058,8 @@ def _constant_sizes(tree: nodes.Template) -> Iterator[TemplateProblem]:
 
 
 def welcome_subject(course_fullname: str) -> str:
-    """Moodle's subject, with entities in the course name decoded (``R&amp;D`` -> ``R&D``)."""
-    return f"Welcome to {htmllib.unescape(course_fullname)}"
+    """Moodle's subject, with the course name read as a name (``R&amp;D`` -> ``R&D``)."""
+    return f"Welcome to {format_string(course_fullname)}"
 
 
 def render_message(

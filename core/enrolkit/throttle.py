@@ -9,7 +9,7 @@ and pass. A window that has ended starts afresh.
 
 from __future__ import annotations
 
-from sqlalchemy import case, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import RateLimit
@@ -42,3 +42,14 @@ def take(site: Site, key: str, *, limit: int, window: int) -> int:
             return 0
         started = site.session.scalar(select(RateLimit.window_start).where(RateLimit.key == key))
     return max(1, (started or now) + window - now)
+
+
+def forget(site: Site, key: str, *, window: int) -> None:
+    """Start ``key`` afresh (a successful login clears its failures), dropping on the way the
+    keys whose window has ended, so the table holds the current windows only."""
+    with site.atomic():
+        site.session.execute(
+            delete(RateLimit).where(
+                (RateLimit.key == key) | (RateLimit.window_start <= site.now() - window)
+            )
+        )

@@ -7,7 +7,8 @@ read|write``); see :mod:`.tokens` for what a token may do. Errors are JSON:
 ``errors`` holds per-field messages by location (``json``, ``query``, ``files``).
 """
 
-#: What a token may do: ``read`` only GETs, ``write`` may change anything a site admin may. Here,
-#: not in :mod:`.tokens`, so the CLI's options name them without loading the database layer.
-READ, WRITE = "read", "write"
-SCOPES = (READ, WRITE)
+#: What a token may do: ``read`` only GETs, ``write`` may change anything a site admin may,
+#: ``scim`` provisions users and cohorts at ``/scim/v2`` and nothing else. Here, not in
+#: :mod:`.tokens`, so the CLI's options name them without loading the database layer.
+READ, WRITE, SCIM = "read", "write", "scim"
+SCOPES = (READ, WRITE, SCIM)

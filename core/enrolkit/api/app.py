@@ -44,7 +44,7 @@ class EnrolkitApi(Api):
 
 
 def blueprints() -> list:
-    from . import catalog, enrolling, flatfile, oversight, people
+    from . import catalog, enrolling, feed, flatfile, oversight, people, webhooks
 
     return [
         people.users,
@@ -61,6 +61,8 @@ def blueprints() -> list:
         oversight.task_bp,
         oversight.log_bp,
         oversight.plans,
+        webhooks.webhook_bp,
+        feed.changes_bp,
     ]
 
 

@@ -108,6 +108,8 @@ def authenticate():
     token = tokens.authenticate(site(), raw.strip())
     if token is None:
         return unauthorized("the token is unknown or revoked")
+    if token.scope == tokens.SCIM:
+        return error_body(403, f"token {token.name!r} has the scim scope: it serves /scim/v2 only")
     if request.method not in READ_METHODS and token.scope != tokens.WRITE:
         return error_body(
             403, f"token {token.name!r} has the read scope; this request needs the write scope"

@@ -562,3 +562,81 @@ class ProcessedFile(Schema):
     target = Str()
     timestarted = Int()
     timefinished = Int()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookIn(Schema):
+    url = Str(required=True, validate=validate.Length(min=1, max=2000))
+    events = fields.List(
+        Str(), required=True, validate=validate.Length(min=1), metadata={"description": "Events."}
+    )
+    course = Str(metadata={"description": "Only this course's events (shortname)."})
+    method = Str(load_default="", metadata={"description": "Only this method's events."})
+
+
+class Webhook(Schema):
+    id = Int()
+    url = Str()
+    events = fields.List(Str())
+    course_id = maybe(Int)
+    method = Str()
+    status = Str(metadata={"description": "active or disabled"})
+    disabled_reason = Str()
+    failing_since = Int()
+    created = Int()
+    waiting = Int(metadata={"description": "Events not yet accepted by the receiver."})
+
+
+class WebhookCreated(Webhook):
+    secret = Str(metadata={"description": "The whsec_ signing secret, shown this once."})
+
+
+class WebhookChange(Schema):
+    status = Str(required=True, validate=validate.OneOf(("active", "disabled")))
+
+
+class DeliveryQuery(Schema):
+    failed = Bool(load_default=False, metadata={"description": "Only failing batches."})
+
+
+class Delivery(Schema):
+    id = Int()
+    subscription_id = Int()
+    webhook_id = Str()
+    events = Int()
+    status = Str(metadata={"description": "pending or delivered"})
+    attempts = Int()
+    last_status = Int()
+    last_error = Str()
+    created = Int()
+    next_attempt = Int()
+    delivered = Int()
+
+
+# --- the change feed ---------------------------------------------------------------------------
+
+
+class ChangesQuery(Schema):
+    after = Str(metadata={"description": "The 'next' cursor of the previous page; none: start."})
+    limit = Int(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class Change(Schema):
+    cursor = Str(metadata={"description": "This change's position in the feed."})
+    time = Int()
+    event = Str()
+    user_id = maybe(Int)
+    username = maybe(Str)
+    course_id = maybe(Int)
+    course = maybe(Str)
+    instance_id = maybe(Int)
+    component = Str()
+    origin = Str()
+    reason = Str()
+
+
+class ChangesPage(Schema):
+    changes = fields.List(fields.Nested(Change))
+    next = Str(metadata={"description": "Pass as 'after' to get what follows."})

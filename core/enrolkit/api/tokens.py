@@ -20,7 +20,7 @@ from ..errors import EnrolkitError, NotFound, Refused
 from ..log import record
 from ..models import ApiToken
 from ..site import Site
-from . import READ, SCOPES, WRITE  # noqa: F401  (re-exported: tokens.READ and tokens.WRITE)
+from . import READ, SCIM, SCOPES, WRITE  # noqa: F401  (re-exported: tokens.READ, ...)
 
 #: Tokens start with this, so a leaked one is recognisable (and scanners can look for it).
 TOKEN_PREFIX = "ek_"

@@ -46,6 +46,19 @@ def course_import(file, strict):
         report_import("courses", *catalog.import_courses(site, file, strict=strict))
 
 
+@course.command("delete")
+@click.argument("shortname", metavar="COURSE")
+def course_delete(shortname):
+    """Delete a course with its enrolments, groups and roles; meta links whose source it is go
+    too."""
+    from .. import lookup
+    from ..deletion import delete_course
+
+    with open_site() as site:
+        unenrolled = delete_course(site, lookup.course(site.session, shortname))
+    click.echo(f"{shortname} deleted; {unenrolled} enrolment(s) removed")
+
+
 @course.command("view")
 @click.argument("username")
 @click.argument("shortname", metavar="COURSE")
@@ -382,3 +395,50 @@ def enrolment_remove(username, shortname, instance_id):
         f"{username} unenrolled from {shortname} "
         f"({len(outcomes)} enrolment{'s' if len(outcomes) != 1 else ''})"
     )
+
+
+def _edit_command(status: str | None, summary: str):
+    """A command that edits a manual enrolment; ``status`` names the status it sets (``ACTIVE``
+    or ``SUSPENDED`` of :mod:`enrolkit.models`, looked up when it runs so that defining the
+    command does not load the models), None to keep it."""
+
+    @click.argument("username")
+    @click.argument("shortname", metavar="COURSE")
+    @click.option("--start", help="New start: Unix seconds or ISO 8601.")
+    @click.option("--end", help="New end: Unix seconds or ISO 8601 (0: none).")
+    def command(username, shortname, start, end):
+        from .. import lookup, models
+        from ..manual_enrolments import edit_enrolment
+
+        with open_site() as site:
+            outcome = edit_enrolment(
+                site,
+                lookup.user(site.session, username),
+                lookup.course(site.session, shortname),
+                status=getattr(models, status) if status else None,
+                timestart=_time(start, "--start"),
+                timeend=clock.parse_time(end, field="--end") if end is not None else None,
+            )
+        click.echo(f"{username} in {shortname}: {_outcome_line(outcome)}")
+
+    command.__doc__ = summary
+    return command
+
+
+enrolment.command("suspend")(
+    _edit_command("SUSPENDED", "Suspend a manual enrolment (it stays, and grants nothing).")
+)
+enrolment.command("resume")(_edit_command("ACTIVE", "Resume a suspended manual enrolment."))
+enrolment.command("edit")(_edit_command(None, "Change the dates of a manual enrolment."))
+
+
+@enrolment.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@strict_option
+def enrolment_import(file, strict):
+    """Enrol users by hand from CSV: username,course[,role,start,end]."""
+    from ..manual_enrolments import import_enrolments
+
+    with open_site() as site:
+        enrolled, updated, errors = import_enrolments(site, file, strict=strict)
+    report_import("enrolments", enrolled, updated, errors)

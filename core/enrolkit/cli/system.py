@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from . import cli
+from . import cli, fail
 from .output import emit, json_option, open_site, plugins, runtime
 
 
@@ -62,11 +64,34 @@ def demo_command():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve_command(host, port, threads):
-    """Serve the web admin on a production WSGI server (waitress)."""
+    """Serve the web admin on a production WSGI server (waitress).
+
+    Checks first what every page needs, so a broken home fails here in one line instead of
+    answering 500 to every request: the database (reachable, enrolkit's, with its schema) and
+    the session key (``SECRET_KEY`` in config.py, or ``$ENROLKIT_HOME/secret_key``, made on
+    first start, which needs a writable home).
+    """
     from waitress import serve
 
-    from ..web import create_app
+    from .. import db as database
+    from ..web import create_app, stored_secret_key
 
+    engine = runtime(check_schema=False).db
+    state = database.schema_state(engine)
+    if state == "foreign":
+        fail(database.damaged_message(database.where(engine.url)))
+    if state == "empty":
+        fail("the database has no schema yet; run: enrolkit db upgrade")
     app = create_app(runtime=runtime())
+    if not app.config.get("SECRET_KEY"):
+        home = Path(app.instance_path)
+        try:
+            app.config["SECRET_KEY"] = stored_secret_key(home)
+        except OSError as exc:
+            fail(
+                f"cannot keep the session key in {home / 'secret_key'}: "
+                f"{exc.strerror}; make $ENROLKIT_HOME writable by this user, or set SECRET_KEY "
+                "in config.py"
+            )
     click.echo(f"enrolkit serving on http://{host}:{port}/")
     serve(app, host=host, port=port, threads=threads)

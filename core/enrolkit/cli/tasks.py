@@ -1,4 +1,4 @@
-"""Scheduled tasks: ``enrolkit cron`` and ``enrolkit task list|run|set|enable|disable``."""
+"""Scheduled tasks: ``enrolkit cron`` and ``enrolkit task list|run|set|enable|disable|unlock``."""
 
 from __future__ import annotations
 
@@ -124,3 +124,21 @@ def task_disable(name):
     with open_site() as site:
         info = set_enabled(site, name, False)
     click.echo(f"{info.name}: disabled")
+
+
+@task.command("unlock")
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="Free it even though its process on this machine is alive."
+)
+def task_unlock(name, force):
+    """Free a task's lock now, for a runner that died holding it (logged as task_unlocked).
+
+    A killed runner's lock frees itself within ENROLKIT_TASK_LEASE seconds (60), and at once
+    for the next runner on the same machine; this is for when waiting is not an option.
+    """
+    from ..tasks import unlock
+
+    with open_site() as site:
+        holder = unlock(site, name, force=force)
+    click.echo(f"{name}: unlocked (was locked by {holder})" if holder else f"{name}: not locked")

@@ -21,7 +21,7 @@ def token():
     type=click.Choice(SCOPES),
     default=READ,
     show_default=True,
-    help="read: GET only; write: any change a site admin may make.",
+    help="read: GET only; write: any change a site admin may make; scim: /scim/v2 only.",
 )
 def token_create(name, scope):
     """Make a token and print it. It is shown this once: only its digest is kept."""

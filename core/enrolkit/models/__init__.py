@@ -4,7 +4,6 @@ from .base import Base, Timestamp
 from .enrolment import ACTIVE, SUSPENDED, EnrolInstance, HeldPlan, LogEntry, UserEnrolment
 from .services import (
     ApiToken,
-    LoginThrottle,
     MailMessage,
     PendingAction,
     RateLimit,
@@ -31,6 +30,7 @@ from .site import (
     RoleAssignment,
     User,
 )
+from .webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "ACTIVE",
@@ -40,6 +40,9 @@ __all__ = [
     "SITE",
     "STANDARD_FIELDS",
     "ApiToken",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "Badge",
     "BadgeAward",
     "Base",
@@ -54,7 +57,6 @@ __all__ = [
     "GroupMember",
     "HeldPlan",
     "LogEntry",
-    "LoginThrottle",
     "MailMessage",
     "PendingAction",
     "ProfileData",

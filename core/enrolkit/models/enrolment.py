@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import NEVER_REUSED, Base, Timestamp
@@ -77,9 +89,24 @@ class LogEntry(Base):
     instance_id: Mapped[int | None] = mapped_column(Integer, default=None)
     origin: Mapped[str] = mapped_column(String(20), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: The writing transaction's id on PostgreSQL (0 elsewhere): the change feed hands out only
+    #: rows of transactions older than every one still running, so none commits behind a cursor.
+    #: Filled by the database default below, never by the application.
+    xact: Mapped[int] = mapped_column(BigInteger, server_default="0")
     __table_args__ = (
+        Index("ix_log_xact", "xact", "id"),
         Index("ix_log_component_event", "component", "event"),
         Index("ix_log_course", "course_id"),
         Index("ix_log_user", "user_id"),
         NEVER_REUSED,
     )
+
+
+#: PostgreSQL stamps each log row with its transaction id (``pg_current_xact_id``, 64 bits, never
+#: wraps). The migration that adds the column sets the same default.
+LOG_XACT_DEFAULT = (
+    "ALTER TABLE log ALTER COLUMN xact SET DEFAULT (pg_current_xact_id()::text::bigint)"
+)
+event.listen(
+    LogEntry.__table__, "after_create", DDL(LOG_XACT_DEFAULT).execute_if(dialect="postgresql")
+)

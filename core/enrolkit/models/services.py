@@ -24,19 +24,6 @@ class ScheduledTask(Base):
     lock_until: Mapped[int] = mapped_column(Timestamp, default=0)
 
 
-class LoginThrottle(Base):
-    """Login attempts per username and address in the current window (the failed-login limit).
-
-    One row per ``key``, changed by a single conditional upsert, so parallel attempts cannot
-    read the same count: see :mod:`enrolkit.web.auth`. The event log keeps the readable trail.
-    """
-
-    __tablename__ = "login_throttle"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    window_start: Mapped[int] = mapped_column(Timestamp, default=0, index=True)
-
-
 class PendingAction(Base):
     """A future-dated change (enrol or unenrol at ``due``) that a core task applies when due."""
 

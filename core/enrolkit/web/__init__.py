@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from .. import db
+from ..errors import EnrolkitError
 from ..runtime import Runtime
 
 #: Languages the interface is translated into; the first is the fallback.
@@ -80,6 +81,9 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     from ..api import app as api_app
 
     api_app.init_app(app)
+    from .. import scim
+
+    scim.mount(app)
     return app
 
 
@@ -125,5 +129,5 @@ def stored_secret_key(home: Path) -> str:
             os.unlink(temporary)
     key = path.read_text().strip()
     if not key:
-        raise RuntimeError(f"{path} is empty; delete it to make a new key")
+        raise EnrolkitError(f"{path} is empty; delete it to make a new key")
     return key

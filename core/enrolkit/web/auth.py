@@ -7,10 +7,10 @@ end is server-side, not a cookie the browser is trusted to forget. Logging out t
 the user's sessions on every device, as a password change does.
 
 Failed logins are written to the event log (``login_failed``, with username and address) for
-admins to read. The limit itself counts in ``login_throttle``: one conditional upsert reserves an
-attempt before the password is checked, or refuses it, so parallel attempts cannot all read the
-same count; a success clears the row. It holds across processes and web nodes sharing the
-database.
+admins to read. The limit itself counts with :mod:`enrolkit.throttle`: its one conditional upsert
+reserves an attempt before the password is checked, or refuses it, so parallel attempts cannot
+all read the same count; a success clears the key. It holds across processes and web nodes
+sharing the database.
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ from flask import (
 )
 from flask import session as cookie
 from flask_babel import gettext as _
-from sqlalchemy import case, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 
-from .. import people
+from .. import people, throttle
 from ..errors import EnrolkitError
 from ..log import record
-from ..models import LoginThrottle, User
+from ..models import User
 from .guards import close_site, login_required, public, site
 
 bp = Blueprint("auth", __name__)
@@ -92,44 +91,8 @@ def load_user() -> None:
 
 
 def _throttle_key(username: str, address: str) -> str:
-    return hashlib.sha256(f"{username}\0{address}".encode()).hexdigest()
-
-
-def _reserve_attempt(key: str, now: int, window: int, limit: int) -> bool:
-    """Count one attempt for ``key``, or refuse it when ``limit`` are already counted in the
-    window; one atomic statement, committed before the password is checked.
-
-    The upsert locks the row (PostgreSQL) or the database (SQLite) for its whole run and
-    re-checks its ``WHERE`` on the latest row, so of N parallel attempts at most ``limit`` are
-    let through. A window that has ended starts afresh.
-    """
-    s = site()
-    table = LoginThrottle.__table__
-    dialect = postgresql if s.session.bind.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(key=key, attempts=1, window_start=now)
-    expired = stmt.excluded.window_start - window >= table.c.window_start
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.key],
-        set_={
-            "attempts": case((expired, 1), else_=table.c.attempts + 1),
-            "window_start": case((expired, stmt.excluded.window_start), else_=table.c.window_start),
-        },
-        where=expired | (table.c.attempts < limit),
-    ).returning(table.c.attempts)
-    with s.atomic():
-        return s.session.execute(stmt).first() is not None
-
-
-def _forget_attempts(key: str, now: int, window: int) -> None:
-    """A success starts the count afresh; windows that have ended are dropped on the way, so the
-    table holds only the attempts of the current window."""
-    s = site()
-    with s.atomic():
-        s.session.execute(
-            delete(LoginThrottle).where(
-                (LoginThrottle.key == key) | (LoginThrottle.window_start <= now - window)
-            )
-        )
+    """The login limit's key in :mod:`enrolkit.throttle` (a digest: any length of username)."""
+    return "login:" + hashlib.sha256(f"{username}\0{address}".encode()).hexdigest()
 
 
 def _attempt(username: str, address: str) -> str:
@@ -171,8 +134,9 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
     address = request.remote_addr or "?"
     window = current_app.config["LOGIN_FAILURE_WINDOW"]
     key = _throttle_key(username[:100], address)
-    if not _reserve_attempt(key, s.now(), window, current_app.config["LOGIN_MAX_FAILURES"]):
-        minutes = max(1, window // 60)
+    wait = throttle.take(s, key, limit=current_app.config["LOGIN_MAX_FAILURES"], window=window)
+    if wait:
+        minutes = max(1, -(-wait // 60))
         return 429, _(
             "Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes
         )
@@ -195,7 +159,7 @@ def _attempt_login(username: str, password: str) -> tuple[int, str] | None:
         people.login(s, user)
     except EnrolkitError as exc:
         return 403, str(exc)
-    _forget_attempts(key, s.now(), window)
+    throttle.forget(s, key, window=window)
     cookie.clear()
     remember(user)
     flash(_("Welcome, %(name)s.", name=user.fullname), "success")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from flask import Flask, g, request
 from flask_babel import Babel
 
+from ..names import finalize as format_names
 from . import LANGUAGES
 
 
@@ -41,6 +42,7 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["day"] = lambda seconds: when(seconds, with_time=False)
+    app.jinja_env.finalize = format_names
 
     @app.context_processor
     def _language():

@@ -32,3 +32,10 @@ def courses_changed(site, course_ids):
     from . import sync
 
     sync.courses_changed(site, course_ids, "course created or moved")
+
+
+@hookimpl
+def method_settings_changed(site, method, names):
+    from . import sync
+
+    sync.settings_changed(site, method, names)

@@ -1,7 +1,8 @@
 """Category enrolments as SQL: who holds a synchronised role in a course's category or one of its
 parents is enrolled in the course with that role (one row per role held). Instances are created
-here, one per course, once someone qualifies; a course that loses every qualifying holder keeps
-its (then empty) instance."""
+here, one per course, once someone qualifies; as in Moodle, a course where nobody qualifies any
+more (no role synchronised, or no holder above it) loses its instance, once the sync has emptied
+it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from enrolkit import Plan
 from enrolkit.changes import RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
-from enrolkit.enrolments import ensure_instance
+from enrolkit.enrolments import delete_instance, ensure_instance
 from enrolkit.models import (
     ACTIVE,
     CATEGORY,
@@ -21,6 +22,7 @@ from enrolkit.models import (
     Role,
     RoleAssignment,
     User,
+    UserEnrolment,
 )
 from enrolkit.site import Site
 from sqlalchemy import Integer, Select, and_, cast, literal, null, select
@@ -114,14 +116,40 @@ def _instances(site: Site, course_ids: list[int] | None) -> list[EnrolInstance]:
     return list(site.session.scalars(stmt.order_by(EnrolInstance.id)))
 
 
-def courses_changed(site: Site, course_ids: Iterable[int], reason: str) -> None:
-    """Courses created or moved (or under a category whose roles changed): follow now."""
+def drop_unneeded_instances(site: Site, course_ids: Iterable[int] | None = None) -> int:
+    """Delete the (then empty) instances of courses where nobody qualifies any more, as Moodle's
+    ``enrol_category_sync_course`` does. An instance that still holds enrolments (a plan held by
+    the mass-removal guard) stays until they are gone. Returns how many were deleted."""
+    holders = _holders(site, Course.id).subquery()
+    stmt = select(EnrolInstance).where(
+        EnrolInstance.method == NAME,
+        EnrolInstance.course_id.not_in(select(holders.c.course_id)),
+        ~select(UserEnrolment.id).where(UserEnrolment.instance_id == EnrolInstance.id).exists(),
+    )
+    if course_ids is not None:
+        stmt = stmt.where(EnrolInstance.course_id.in_(list(course_ids)))
+    unneeded = list(site.session.scalars(stmt.order_by(EnrolInstance.id)))
+    for instance in unneeded:
+        delete_instance(site, instance)
+    return len(unneeded)
+
+
+def courses_changed(site: Site, course_ids: Iterable[int] | None, reason: str) -> None:
+    """Courses created or moved (or under a category whose roles changed), or all courses
+    (``None``) when the synchronised roles changed: follow now."""
     if not site.method_enabled(NAME):
         return
-    course_ids = sorted(set(course_ids))
+    course_ids = sorted(set(course_ids)) if course_ids is not None else None
     ensure_instances(site, course_ids)
     for instance in _instances(site, course_ids):
         site.engine.apply(plan(site, instance, reason))
+    drop_unneeded_instances(site, course_ids)
+
+
+def settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
+    """The synchronised roles changed: every course follows now, not at the hourly run."""
+    if method == NAME and "roles" in names:
+        courses_changed(site, None, "synchronised roles changed")
 
 
 def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
@@ -157,4 +185,7 @@ def full_sync(site: Site) -> str:
     report = resync(
         site, _instances(site, None), desired_for(site), lambda i: plan(site, i, "full sync")
     )
-    return f"{created} instance(s) created; {report}"
+    with site.atomic():
+        deleted = drop_unneeded_instances(site)
+    dropped = f", {deleted} deleted" if deleted else ""
+    return f"{created} instance(s) created{dropped}; {report}"

@@ -32,3 +32,10 @@ def cohort_deleted(site, cohort_id):
     from . import sync
 
     sync.cohort_deleted(site, cohort_id)
+
+
+@hookimpl
+def courses_changed(site, course_ids):
+    from . import sync
+
+    sync.courses_moved(site, course_ids)

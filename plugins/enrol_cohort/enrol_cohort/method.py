@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from enrolkit import UNENROL, EnrolMethod, Plan, SettingsError
-from enrolkit.models import Category, Cohort, Course, EnrolInstance, Group, Role
+from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
+from enrolkit.models import Category, Cohort, Course, EnrolInstance, Role
 from enrolkit.site import Site
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from . import sync as cohort_sync
-from .schemas import NEW_GROUP, NO_GROUP, CohortInstanceSettings, CohortSiteSettings
+from .schemas import CohortInstanceSettings, CohortSiteSettings
 
 
 class CohortMethod(EnrolMethod):
@@ -19,13 +20,16 @@ class CohortMethod(EnrolMethod):
     site_schema = CohortSiteSettings
     enabled_by_default = True
     manual_unenrol = False
+    manual_unenrol_suspended = True
     default_removal = UNENROL
+    roles_follow_enabled = True
 
     def refusal(self, site: Site, instance: EnrolInstance) -> str:
         cohort = instance.settings.get("cohort", "?")
         return (
             f"the enrolment comes from cohort {cohort} (instance {instance.id}); remove the user "
-            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME"
+            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME "
+            f"(a suspended cohort enrolment may be unenrolled by hand)"
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
@@ -35,19 +39,14 @@ class CohortMethod(EnrolMethod):
         cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == idnumber))
         if cohort is None:
             errors["cohort"] = [f"no cohort with idnumber {idnumber!r}"]
-        elif not _available(site, course, cohort):
+        elif not available(site, course, cohort):
             errors["cohort"] = [
                 f"cohort {idnumber} belongs to another category; a course may use site "
                 f"cohorts and cohorts of its own category or of a parent category"
             ]
-        group = settings["group"].strip()
-        if group.lower() in (NO_GROUP, NEW_GROUP):
-            group = group.lower()
-        elif _group(site, course.id, group) is None:
-            errors["group"] = [
-                f"{course.shortname} has no group {group!r}; give an existing group, "
-                f"{NO_GROUP} or {NEW_GROUP}"
-            ]
+        group, problem = check_group_setting(site, course, settings["group"])
+        if problem:
+            errors["group"] = [problem]
         if errors:
             raise SettingsError(errors, where=f"settings of {self.name}")
         return {**settings, "cohort": idnumber, "group": group}
@@ -57,7 +56,10 @@ class CohortMethod(EnrolMethod):
         asked for with ``group=new``."""
         self._refuse_duplicate(site, instance)
         if instance.settings.get("group") == NEW_GROUP:
-            _create_group(site, instance)
+            cohort_name = site.session.scalar(
+                select(Cohort.name).where(Cohort.idnumber == instance.settings["cohort"])
+            )
+            create_instance_group(site, instance, f"{cohort_name} cohort")
 
     def sync(self, site: Site, instance: EnrolInstance) -> Plan:
         return cohort_sync.plan(instance, "cohort instance saved")
@@ -90,7 +92,7 @@ class CohortMethod(EnrolMethod):
             )  # fmt: skip
 
 
-def _available(site: Site, course: Course, cohort: Cohort) -> bool:
+def available(site: Site, course: Course, cohort: Cohort) -> bool:
     """Site cohorts, and cohorts of the course's category or one of its parents."""
     if cohort.category_id is None:
         return True
@@ -98,44 +100,6 @@ def _available(site: Site, course: Course, cohort: Cohort) -> bool:
         return False
     path = site.session.scalar(select(Category.path).where(Category.id == course.category_id))
     return f"/{cohort.category_id}/" in (path or "")
-
-
-def _group(site: Site, course_id: int, name: str) -> Group | None:
-    return site.session.scalar(
-        select(Group).where(Group.course_id == course_id, Group.name == name)
-    )
-
-
-def _create_group(site: Site, instance: EnrolInstance) -> None:
-    """A group named "<cohort name> cohort" ("... (2)" when taken), owned by the instance; the
-    settings then name it, so later syncs and updates find it."""
-    cohort_name = site.session.scalar(
-        select(Cohort.name).where(Cohort.idnumber == instance.settings["cohort"])
-    )
-    base = f"{cohort_name} cohort"[: Group.NAME_LENGTH]
-    taken = set(
-        site.session.scalars(
-            select(Group.name).where(
-                Group.course_id == instance.course_id, Group.name.startswith(base, autoescape=True)
-            )
-        )
-    )
-    name, number = base, 1
-    while name in taken:
-        number += 1
-        suffix = f" ({number})"
-        name = base[: Group.NAME_LENGTH - len(suffix)] + suffix
-    site.session.add(
-        Group(
-            course_id=instance.course_id,
-            name=name,
-            component=instance.component,
-            itemid=instance.id,
-            timecreated=site.now(),
-        )
-    )
-    instance.settings = {**instance.settings, "group": name}
-    site.session.flush()
 
 
 __all__ = ["CohortMethod"]

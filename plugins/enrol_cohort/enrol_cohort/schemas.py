@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from enrolkit import SUSPEND, SUSPEND_NOROLES, UNENROL, removal_field
+from enrolkit.groups import group_setting_field
 from marshmallow import Schema, fields
-
-#: ``group=none``: no group; ``group=new``: a group named after the cohort, owned by the instance.
-NO_GROUP, NEW_GROUP = "none", "new"
 
 
 class CohortInstanceSettings(Schema):
@@ -18,13 +16,7 @@ class CohortInstanceSettings(Schema):
             "of its parents.",
         },
     )
-    group = fields.String(
-        load_default=NO_GROUP,
-        metadata={
-            "label": "Add to group",
-            "help": "none, new (a group named after the cohort), or the name of a course group.",
-        },
-    )
+    group = group_setting_field("the cohort")
 
 
 class CohortSiteSettings(Schema):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from enrolkit import UNENROL, Plan
 from enrolkit.drift import SyncReport, resync
 from enrolkit.engine import DESIRED_COLUMNS
-from enrolkit.enrolments import delete_instance
-from enrolkit.models import ACTIVE, Cohort, CohortMember, EnrolInstance, Group, User
+from enrolkit.enrolments import delete_instance, set_enabled
+from enrolkit.models import ACTIVE, Cohort, CohortMember, Course, EnrolInstance, Group, User
 from enrolkit.site import Site
 from sqlalchemy import Select, and_, literal, select
 
@@ -95,8 +95,33 @@ def cohort_deleted(site: Site, cohort_id: int) -> None:
             continue
         reason = f"cohort {instance.settings.get('cohort')} deleted"
         site.engine.apply(Plan(instance.id, reason, desired=[], removal=removal, guard=False))
-        instance.enabled = False
-        site.session.flush()
+        set_enabled(site, instance, False, reason)
+
+
+def courses_moved(site: Site, course_ids: tuple[int, ...]) -> None:
+    """Courses moved (with their category, or alone): an enabled instance whose cohort is no
+    longer available from the course's new place (a cohort of a category that is not one of the
+    course's ancestors) is disabled now, with the usual disable rule, and logged; it cannot be
+    enabled again until the course is back in the cohort's category."""
+    from .method import available
+
+    instances = site.session.scalars(
+        select(EnrolInstance)
+        .where(
+            EnrolInstance.method == NAME,
+            EnrolInstance.enabled.is_(True),
+            EnrolInstance.course_id.in_(course_ids),
+        )
+        .order_by(EnrolInstance.id)
+    )
+    for instance in list(instances):
+        course = site.session.get(Course, instance.course_id)
+        cohort = site.session.scalar(
+            select(Cohort).where(Cohort.idnumber == instance.settings.get("cohort"))
+        )
+        if cohort is not None and not available(site, course, cohort):
+            reason = f"course moved out of the category of cohort {cohort.idnumber}"
+            set_enabled(site, instance, False, reason)
 
 
 def full_sync(site: Site) -> str:

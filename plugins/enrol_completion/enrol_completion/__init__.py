@@ -61,14 +61,35 @@ def on_completion(site, user, course, timecompleted):
 @hookimpl
 def enrolments_changed(site, changes):
     """Users a completion instance enrolled or updated, at once or by a pending action, join its
-    group and get their welcome message."""
+    group (and with ``keepgroup`` the groups named like theirs in the completed course) and get
+    their welcome message; with ``unenrol_source`` the newly enrolled leave the completed
+    course."""
     arrived = changes.enrolled + changes.updated
     if changes.method != METHOD or not arrived:
         return
-    from enrolkit.models import EnrolInstance
+    from enrolkit.models import Course, EnrolInstance
 
-    from . import groups, welcome
+    from . import aftermath, groups, sources, welcome
 
     instance = site.session.get(EnrolInstance, changes.instance_id)
     groups.join(site, instance, arrived)
+    settings = instance.settings or {}
+    source = sources.source_of(site, instance.id)
+    if source is not None and settings.get("keepgroup", True):
+        aftermath.keep_groups(site, instance, source, arrived)
     welcome.send(site, instance, arrived)
+    if source is not None and settings.get("unenrol_source", False):
+        target = site.session.get(Course, instance.course_id)
+        aftermath.unenrol_from_source(site, source, target, changes.enrolled)
+
+
+@hookimpl
+def course_deleted(site, course_id):
+    """The completed course is being deleted: the instances waiting for it go, with their
+    enrolments and pending actions, as Moodle's ``before_course_deleted`` listener does."""
+    from enrolkit.enrolments import delete_instance
+
+    from . import sources
+
+    for instance in sources.waiting_for(site, course_id, enabled_only=False):
+        delete_instance(site, instance, reason="completed course deleted")

@@ -58,6 +58,22 @@ class CompletionInstanceSettings(Schema):
             "first needed. Empty = no group.",
         },
     )
+    keepgroup = fields.Boolean(
+        load_default=True,
+        metadata={
+            "label": "Keep groups",
+            "help": "Add the user to this course's groups named like their groups in the "
+            "completed course (groups are not created).",
+        },
+    )
+    unenrol_source = fields.Boolean(
+        load_default=False,
+        metadata={
+            "label": "Unenrol from the completed course",
+            "help": "Once enrolled here, the user is unenrolled from the completed course "
+            "(enrolments there that may be removed by hand).",
+        },
+    )
     welcome = fields.Boolean(
         load_default=True,
         metadata={"label": "Send a welcome message", "help": "Mail each user when enrolled."},

@@ -46,20 +46,17 @@ def source_of(site: Site, instance_id: int) -> Course | None:
     )
 
 
-def waiting_for(site: Site, course_id: int) -> list[EnrolInstance]:
-    """The enabled completion instances whose source is ``course_id`` (an index lookup)."""
-    return list(
-        site.session.scalars(
-            select(EnrolInstance)
-            .join(CompletionSource, CompletionSource.instance_id == EnrolInstance.id)
-            .where(
-                CompletionSource.source_id == course_id,
-                EnrolInstance.method == METHOD,
-                EnrolInstance.enabled.is_(True),
-            )
-            .order_by(EnrolInstance.course_id, EnrolInstance.sortorder, EnrolInstance.id)
-        )
+def waiting_for(site: Site, course_id: int, *, enabled_only: bool = True) -> list[EnrolInstance]:
+    """The (enabled) completion instances whose source is ``course_id`` (an index lookup)."""
+    stmt = (
+        select(EnrolInstance)
+        .join(CompletionSource, CompletionSource.instance_id == EnrolInstance.id)
+        .where(CompletionSource.source_id == course_id, EnrolInstance.method == METHOD)
+        .order_by(EnrolInstance.course_id, EnrolInstance.sortorder, EnrolInstance.id)
     )
+    if enabled_only:
+        stmt = stmt.where(EnrolInstance.enabled.is_(True))
+    return list(site.session.scalars(stmt))
 
 
 def links(site: Site, *, enabled_only: bool = True) -> list[tuple[int, int]]:

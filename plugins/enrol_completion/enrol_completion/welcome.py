@@ -20,6 +20,7 @@ from enrolkit.models import (
     User,
     UserEnrolment,
 )
+from enrolkit.names import format_string
 from enrolkit.site import Site
 from enrolkit.welcome import queue_welcomes
 from sqlalchemy import select
@@ -55,7 +56,7 @@ def send(site: Site, instance: EnrolInstance, user_ids: Sequence[int]) -> int:
     template = settings.get("welcome_template") or DEFAULT_TEMPLATE
     extra = {
         "completed_course": templating.course_vars(site, source),
-        "completed": source.fullname or source.shortname,
+        "completed": format_string(source.fullname or source.shortname),
     }
     queued = 0
     for start in range(0, len(user_ids), CHUNK):

@@ -49,3 +49,13 @@ def register_commands(cli):
     from .cli import flatfile
 
     cli.add_command(flatfile)
+
+
+@enrolkit.hookimpl
+def enrolments_changed(site, changes):
+    """New flat-file enrolments: the welcome to the user and the notice to the teacher, when the
+    site asks for them (``mail_students``, ``mail_teachers``)."""
+    if changes.method == NAME and changes.enrolled:
+        from .notices import new_enrolments
+
+        new_enrolments(site, changes.instance_id, changes.enrolled)

@@ -17,7 +17,7 @@ from enrolkit.errors import SettingsError
 from enrolkit.methods import REMOVAL_ACTIONS, SUSPEND_NOROLES, EnrolMethod
 from enrolkit.models import Role
 from enrolkit.site import Site
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import select
 
 from . import COMPONENT, NAME  # noqa: F401  (COMPONENT re-exported for the plugin's modules)
@@ -150,6 +150,21 @@ class FlatfileSiteSettings(Schema):
             "help": "When a file has rejected lines, mail every site admin the counts and errors.",
         },
     )
+    mail_students = fields.Boolean(
+        load_default=False,
+        metadata={
+            "label": "Mail the enrolled users",
+            "help": "Send each user a file newly enrols a welcome message (Moodle's mailstudents).",
+        },
+    )
+    mail_teachers = fields.Boolean(
+        load_default=False,
+        metadata={
+            "label": "Mail the course's teacher",
+            "help": "Tell the course's first editing teacher (or a site admin) about each new "
+            "enrolment (Moodle's mailteachers).",
+        },
+    )
     removal = _action_field(SUSPEND_NOROLES, "Removal action for del lines", REMOVAL_HELP)
     role_map = fields.String(
         load_default="",
@@ -174,6 +189,13 @@ class FlatfileSiteSettings(Schema):
             "help": "Lines read, and applied, per database transaction. Memory grows with it.",
         },
     )
+
+    @pre_load
+    def _moodle_names(self, data, **kwargs):
+        """Moodle's names of the three mail settings are accepted too."""
+        renamed = {"mailstudents": "mail_students", "mailteachers": "mail_teachers"}
+        renamed["mailadmins"] = "mail_admins"
+        return {renamed.get(key, key): value for key, value in data.items()}
 
 
 class FlatfileInstanceSettings(Schema):

@@ -26,6 +26,8 @@ def test_site_settings_and_their_defaults(site, home):
         "folder": "",
         "encoding": "utf-8",
         "mail_admins": True,
+        "mail_students": False,
+        "mail_teachers": False,
         "removal": "suspend_noroles",
         "role_map": "",
         "expiry_action": "suspend_noroles",

@@ -32,3 +32,24 @@ def role_assignments_changed(site, changes):
     from . import sync
 
     sync.roles_changed(site, changes)
+
+
+@hookimpl
+def instance_changed(site, change):
+    from . import sync
+
+    sync.source_instance_changed(site, change)
+
+
+@hookimpl
+def method_settings_changed(site, method, names):
+    from . import sync
+
+    sync.settings_changed(site, method, names)
+
+
+@hookimpl
+def course_deleted(site, course_id):
+    from . import sync
+
+    sync.source_deleted(site, course_id)

@@ -6,6 +6,7 @@ from collections import deque
 
 from enrolkit import SUSPEND_NOROLES, EnrolMethod, Plan, SettingsError
 from enrolkit.errors import Refused
+from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
 from enrolkit.models import COURSE, Course, EnrolInstance, Role, RoleAssignment, User
 from enrolkit.site import Site
 from sqlalchemy import or_, select
@@ -23,7 +24,9 @@ class MetaMethod(EnrolMethod):
     instance_schema = MetaInstanceSettings
     site_schema = MetaSiteSettings
     manual_unenrol = False
+    manual_unenrol_suspended = True
     default_removal = SUSPEND_NOROLES
+    roles_follow_enabled = True
 
     def default_role(self, site: Site) -> None:
         """A link copies the source's roles; it has no role of its own."""
@@ -33,7 +36,8 @@ class MetaMethod(EnrolMethod):
         source = instance.settings.get("source", "?")
         return (
             f"the enrolment mirrors course {source} (meta link, instance {instance.id}); "
-            f"unenrol the user from {source} instead"
+            f"unenrol the user from {source} instead (a suspended mirrored enrolment may be "
+            f"unenrolled by hand)"
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
@@ -54,12 +58,17 @@ class MetaMethod(EnrolMethod):
                     f"linking {shortname} into {course.shortname} would close the cycle "
                     f"{' -> '.join(cycle)}"
                 )
-        if problem:
-            raise SettingsError({"source": [problem]}, where=f"settings of {self.name}")
-        return {**settings, "source": shortname}
+        errors = {"source": [problem]} if problem else {}
+        group, group_problem = check_group_setting(site, course, settings["group"])
+        if group_problem:
+            errors["group"] = [group_problem]
+        if errors:
+            raise SettingsError(errors, where=f"settings of {self.name}")
+        return {**settings, "source": shortname, "group": group}
 
     def instance_saved(self, site: Site, instance: EnrolInstance) -> None:
-        """Refuse a second link to the same source (only the saved instance knows its id)."""
+        """Refuse a second link to the same source (only the saved instance knows its id);
+        create the group asked for with ``group=new`` (named after the source, as Moodle does)."""
         twin = site.session.scalar(
             select(EnrolInstance.id).where(
                 EnrolInstance.course_id == instance.course_id,
@@ -74,6 +83,11 @@ class MetaMethod(EnrolMethod):
                             f"(instance {twin})"]},
                 where=f"settings of {self.name}",
             )  # fmt: skip
+        if instance.settings.get("group") == NEW_GROUP:
+            source = site.session.scalar(
+                select(Course).where(Course.shortname == instance.settings["source"])
+            )
+            create_instance_group(site, instance, f"{source.fullname or source.shortname} course")
 
     def sync(self, site: Site, instance: EnrolInstance) -> Plan:
         return meta_sync.plan(site, instance, "link saved")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enrolkit import SUSPEND, SUSPEND_NOROLES, UNENROL, removal_field
 from enrolkit.fields import RoleList
+from enrolkit.groups import group_setting_field
 from marshmallow import Schema, fields
 
 
@@ -15,6 +16,7 @@ class MetaInstanceSettings(Schema):
             "help": "Shortname of the course whose enrolments this course mirrors.",
         },
     )
+    group = group_setting_field("the linked course")
 
 
 class MetaSiteSettings(Schema):

@@ -13,22 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from enrolkit import KEEP, SUSPEND, Plan
-from enrolkit.changes import RoleChange
+from enrolkit.changes import InstanceChange, RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
+from enrolkit.enrolments import delete_instance
+from enrolkit.groups import NEW_GROUP, NO_GROUP
 from enrolkit.models import (
     ACTIVE,
     COURSE,
     SUSPENDED,
     Course,
     EnrolInstance,
+    Group,
     Role,
     RoleAssignment,
     User,
     UserEnrolment,
 )
 from enrolkit.site import Site
-from sqlalchemy import Integer, Select, and_, case, cast, exists, func, null, select, true
+from sqlalchemy import Select, and_, case, exists, func, select, true
 from sqlalchemy.orm import aliased
 
 NAME = "meta"
@@ -115,7 +118,7 @@ def desired_for(site: Site) -> Callable[..., Select]:
                 else_=case((agg.c.any_open == 1, 0), else_=agg.c.any_end),
             ).label("timeend"),
             case((is_live, ACTIVE), else_=SUSPENDED).label("status"),
-            cast(null(), Integer).label("group_id"),
+            _group_of(agg.c.instance_id).label("group_id"),
         ).select_from(agg.outerjoin(role, role_join))
         if not settings["syncall"]:
             any_role = aliased(RoleAssignment, name="any_role")
@@ -125,6 +128,18 @@ def desired_for(site: Site) -> Callable[..., Select]:
         return stmt
 
     return desired
+
+
+def _group_of(link_id):
+    """The id of the target group the link's ``group`` setting names (none for ``none``)."""
+    link = aliased(EnrolInstance, name="grouped")
+    name = link.settings["group"].as_string()
+    return (
+        select(Group.id)
+        .join(link, and_(link.course_id == Group.course_id, Group.name == name))
+        .where(link.id == link_id, name.not_in((NO_GROUP, NEW_GROUP)))
+        .scalar_subquery()
+    )
 
 
 def plan(
@@ -183,6 +198,47 @@ def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
     for course_id, users in users_by_course.items():
         for link in links_from(site, {course_id}):
             site.engine.apply(plan(site, link, "source roles changed", users=tuple(users)))
+
+
+def source_instance_changed(site: Site, change: InstanceChange) -> None:
+    """An instance of a source course was enabled, disabled, changed or deleted: its users'
+    access there changed as a whole, so the links it feeds re-sync now (not at the next hourly
+    run). A link's own changes do not feed other links."""
+    if change.method == NAME or change.kind == "created" or not site.method_enabled(NAME):
+        return
+    for link in links_from(site, {change.course_id}):
+        site.engine.apply(plan(site, link, f"source instance {change.instance_id} {change.kind}"))
+
+
+def source_deleted(site: Site, course_id: int) -> None:
+    """A source course is being deleted: every link naming it goes, with its enrolments, logged
+    (enabled or not, and whether the method is enabled or not: a link to nothing can never be
+    used again)."""
+    shortname = select(Course.shortname).where(Course.id == course_id).scalar_subquery()
+    links = site.session.scalars(
+        select(EnrolInstance)
+        .where(EnrolInstance.method == NAME, SOURCE_KEY == shortname)
+        .order_by(EnrolInstance.id)
+    )
+    for link in list(links):
+        delete_instance(site, link, reason=f"source course {link.settings.get('source')} deleted")
+
+
+#: Site settings that change what every link mirrors.
+MIRRORING_SETTINGS = frozenset({"nosyncroles", "syncall", "removal"})
+
+
+def settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
+    """``nosyncroles``, ``syncall`` or ``removal`` changed: every enabled link re-syncs now."""
+    if method != NAME or not MIRRORING_SETTINGS & set(names) or not site.method_enabled(NAME):
+        return
+    links = site.session.scalars(
+        select(EnrolInstance)
+        .where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
+        .order_by(EnrolInstance.id)
+    )
+    for link in list(links):
+        site.engine.apply(plan(site, link, f"site settings changed ({', '.join(names)})"))
 
 
 def full_sync(site: Site) -> str:

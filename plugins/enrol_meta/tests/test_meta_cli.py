@@ -43,8 +43,9 @@ def test_link_mirror_and_refusals_from_the_cli(cli, site):
         "u2": "active",
         "u3": "active",
     }
+    # The site settings reach every link at once: the hourly sync finds nothing left to do.
     ok(cli("method", "set", "meta", "nosyncroles=teacher", "syncall=off"))
-    assert "1 re-synced" in ok(cli("task", "run", "meta_sync")).output
+    assert "0 re-synced" in ok(cli("task", "run", "meta_sync")).output
     rows = json.loads(ok(cli("enrolment", "list", "B", "--json")).stdout)
     assert {r["username"]: r["status"] for r in rows} == {
         "u1": "suspended",

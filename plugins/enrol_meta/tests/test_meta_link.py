@@ -154,9 +154,9 @@ def test_status_and_dates_aggregate_the_source_enrolments(msite):
     manual = ensure_instance(msite.site, a, "manual")
     msite.engine.apply(Plan(manual.id, "t", changes=[Change(bob.id, op="suspend")]))
     assert mirrored(msite, b)["u2"] == ("suspended", T2, 0, [])
-    # A disabled source instance counts as not active (seen by the next full sync).
+    # A disabled source instance counts as not active, at once (the full sync finds no drift).
     update_instance(msite.site, manual, {"enabled": "off"})
-    assert "1 re-synced" in full_sync(msite.site)
+    assert "0 re-synced" in full_sync(msite.site)
     assert mirrored(msite, b) == {
         "u1": ("active", T1, T2, ["student"]),
         "u2": ("suspended", T2, 0, []),

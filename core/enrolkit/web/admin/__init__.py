@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from ...models import Cohort, Course, HeldPlan, MailMessage, User
+from ...models import Cohort, Course, HeldPlan, MailMessage, User, WebhookSubscription
 from ..guards import admin_required, site
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -26,7 +26,13 @@ def index():
         "held": count(select(HeldPlan.id).where(HeldPlan.status == "held")),
         "queued": count(select(MailMessage.id).where(MailMessage.status == "queued")),
     }
-    return render_template("admin/index.html", counts=counts)
+    # Disabled by the delivery task (not by a person): the receiver needs fixing.
+    failing_webhooks = session.scalars(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.status == "disabled", WebhookSubscription.failing_since > 0)
+        .order_by(WebhookSubscription.id)
+    ).all()
+    return render_template("admin/index.html", counts=counts, failing_webhooks=failing_webhooks)
 
 
 from . import catalog, flatfile, methods, people, system  # noqa: E402, F401  (register views)

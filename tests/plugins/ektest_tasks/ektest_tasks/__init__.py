@@ -1,7 +1,7 @@
 """Two tasks that record each run in the file named by ``EKTEST_TASKS_LOG``.
 
 ``ektest_slow`` records its start, then waits until the file ``EKTEST_TASKS_RELEASE`` exists (at
-most 30 s), then records its end: a test holds it running for as long as it needs.
+most ``EKTEST_TASKS_WAIT`` seconds, 30 by default), then records its end: a test holds it running for as long as it needs.
 ``ektest_quick`` records one line.
 """
 
@@ -20,7 +20,7 @@ def _record(event: str) -> None:
 def slow(site):
     _record("slow-start")
     release = Path(os.environ["EKTEST_TASKS_RELEASE"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + float(os.environ.get("EKTEST_TASKS_WAIT", "30"))
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     _record("slow-end")
