@@ -4,7 +4,6 @@ logged in through the real login form, and an API client with a write token."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -14,9 +13,7 @@ from enrolkit.api import tokens
 from enrolkit.enrolments import enrol_manually
 from enrolkit.testing import SiteFactory
 from enrolkit.web import create_app
-
-PASSWORD = "correct-horse-battery"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+from security_web import PASSWORD, csrf_token, log_in
 
 
 @dataclass
@@ -64,23 +61,6 @@ def cast(sec_runtime) -> People:
 @pytest.fixture
 def sec_app(sec_runtime, cast):
     return create_app({"TESTING": True}, runtime=sec_runtime)
-
-
-def csrf_token(client) -> str:
-    """A valid CSRF token for this client's session, read from a page as a browser would."""
-    response = client.get("/login")
-    if response.status_code == 302:
-        response = client.get("/")
-    found = _TOKEN.search(response.get_data(as_text=True))
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def log_in(client, username: str, password: str = PASSWORD):
-    return client.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": csrf_token(client)},
-    )
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def paged_app(sec_runtime, cast):
 
 
 def test_query_arguments_never_reach_url_for(paged_app, cast):
-    from conftest import log_in
+    from security_web import log_in
 
     client = paged_app.test_client()
     assert log_in(client, "admin").status_code == 302
@@ -102,7 +102,7 @@ def test_a_300_character_upload_name_is_a_422_on_the_api(api):
 
 
 def test_a_300_character_upload_name_is_a_form_error_on_the_web(as_user, sec_runtime):
-    from conftest import csrf_token
+    from security_web import csrf_token
 
     with sec_runtime.site() as site, site.atomic():
         site.set_method_enabled("flatfile", True)

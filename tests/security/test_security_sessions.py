@@ -10,8 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from conftest import PASSWORD, csrf_token, log_in
 from enrolkit import db
+from security_web import PASSWORD, csrf_token, log_in
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 

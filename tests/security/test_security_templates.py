@@ -166,7 +166,9 @@ def test_the_site_sets_the_render_time_limit(ae):
     ae.set_config("core", templating.TIME_LIMIT_KEY, 0.05)
     assert templating.time_limit(ae.site) == 0.05
     user, course = ae.user("jean"), ae.course("MATH101")
-    with pytest.raises(TemplateError, match=r"time limit: .* 0.05 s"):
+    # The loop is stopped by whichever limit it reaches first: the 0.05 s deadline on a busy
+    # machine, the work limit on a quiet one. Either way the render never runs on.
+    with pytest.raises(TemplateError, match=SORT_STOPPED.pattern.removeprefix("line 1: ")):
         templating.render_welcome(ae.site, SORT_LOOP_10K, user=user, course=course)
 
 
