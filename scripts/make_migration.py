@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--tables", help="comma-separated tables of the plugin", default="")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        runtime = Runtime(f"sqlite:///{tmp}/gen.db", Plugins())
+        plugins = Plugins()
+        plugins.load_all()  # the plugins' code, models included, loads on first use
+        runtime = Runtime(f"sqlite:///{tmp}/gen.db", plugins)
         folders = runtime.plugins.migration_folders()
         runtime.upgrade()
         config = db.alembic_config(runtime.db, folders)

@@ -451,17 +451,12 @@ class RosterPlugin:
 
 @pytest.fixture
 def roster_cli(make_runtime):
-    from click.testing import CliRunner
-    from enrolkit.cli import cli as group
-    from enrolkit.cli import commands  # noqa: F401
-    from enrolkit.testing import SiteFactory, _script_info
-    from enrolkit.web import create_app
+    from enrolkit.testing import SiteFactory, run_cli
 
     runtime = make_runtime(plugins=(RosterPlugin(),))
-    app = create_app({"TESTING": True}, runtime=runtime)
 
     def run(*args):
-        return CliRunner().invoke(group, list(args), obj=_script_info(app))
+        return run_cli(runtime, *args)
 
     with runtime.site() as site:
         run.site = SiteFactory(site)

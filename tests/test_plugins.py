@@ -103,12 +103,30 @@ def test_plugin_list_shows_the_installed_distribution(installed, tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert {"name": "ektest", "distribution": "ektest-plugin", "version": "0.3.1",
-            "hooks": ["enrolments_changed", "on_cron", "register_methods"]} in rows  # fmt: skip
+            "hooks": ["enrolments_changed", "on_cron", "register_commands",
+                      "register_methods"]} in rows  # fmt: skip
     assert all(r["distribution"] == "enrolkit" for r in rows[: len(BUILTINS)])
     assert {r["name"] for r in rows} >= set(BUILTINS)
     # Loading the plugins called its register_methods in that process; nothing was traced.
     assert logged(log) == ["register_methods"]
     assert "[enrolkit hook]" not in done.stderr
+
+
+def test_hook_register_commands_example_works_as_written(installed, tmp_path):
+    """docs/hooks.md's example (a plain click group whose command opens a site), installed in
+    a real distribution: listed by --help and run by the real command, no Flask involved."""
+    (tmp_path / "users.csv").write_text(
+        "username,email,firstname,lastname\nann,ann@example.org,Ann,A\nbob,bob@example.org,Bob,B\n"
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return run_enrolkit(*args, paths=[installed[GOOD]], home=tmp_path)
+
+    assert "  ektest " in cli("--help").stdout
+    assert cli("db", "upgrade").returncode == 0
+    assert cli("user", "import", str(tmp_path / "users.csv")).returncode == 0
+    ran = cli("ektest", "users")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "2\n", "")
 
 
 def test_hook_enrolments_changed_in_an_installed_plugin(installed, tmp_path):
@@ -215,11 +233,14 @@ class ImpostorPlugin:
 
 
 def test_hook_register_methods_refuses_a_taken_method_name():
+    # Methods are collected on first use (start-up stays light); the web app and `plugin list`
+    # collect them at once with load_all.
+    plugins = Plugins(entry_points=False, extra=(ImpostorPlugin(),), trace=False)
     with pytest.raises(PluginError) as raised:
-        Plugins(entry_points=False, extra=(ImpostorPlugin(),), trace=False)
+        plugins.load_all()
     message = str(raised.value)
     assert "'manual'" in message
-    assert "enrolkit.builtin.manual.ManualMethod" in message
+    assert "enrolkit.builtin.manual_method.ManualMethod" in message
     assert f"{__name__}.Impostor" in message
 
 

@@ -9,7 +9,6 @@ import types
 import enrolkit
 import pytest
 from enrolkit import rules
-from enrolkit.builtin.conditions import PROFILE_OPS
 from enrolkit.models import (
     Badge,
     BadgeAward,
@@ -23,6 +22,7 @@ from enrolkit.models import (
 )
 from enrolkit.plugins import PluginError
 from enrolkit.rules import ConditionType, RuleError
+from enrolkit.rules.standard import PROFILE_OPS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select

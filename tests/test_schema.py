@@ -12,7 +12,9 @@ from enrolkit.runtime import Runtime
 
 def test_migrations_match_the_models(any_db):
     # Every installed plugin loads, so its tables are on Base and its migrations registered.
-    runtime = Runtime(any_db, Plugins())
+    plugins = Plugins()
+    plugins.load_all()  # the plugins' modules import their code (and models) on first use
+    runtime = Runtime(any_db, plugins)
     try:
         runtime.upgrade()
         with runtime.db.connect() as conn:

@@ -98,11 +98,11 @@ def at(when: str) -> int:
 # --- registry and schedules ------------------------------------------------------------------
 
 
-def test_new_tasks_get_their_default_schedule_and_next_time(rt):
+def test_new_tasks_get_their_default_schedule_and_are_due_at_once(rt):
     tasks = infos(rt)
     assert tasks["t_good"].schedule == tasks["t_good"].default_schedule == "0 3 * * *"
-    assert tasks["t_good"].next_run == at("2026-09-02T03:00:00Z")
-    assert tasks["t_flaky"].next_run == at("2026-09-01T08:15:00Z")
+    # Never run: due now, so a fresh site's first cron runs everything (issue 16).
+    assert tasks["t_good"].next_run == tasks["t_flaky"].next_run == at("2026-09-01T08:07:00Z")
     assert (tasks["t_good"].enabled, tasks["t_good"].last_run, tasks["t_good"].component) == (
         True,
         0,
@@ -110,11 +110,14 @@ def test_new_tasks_get_their_default_schedule_and_next_time(rt):
     )
     assert tasks["apply_pending_actions"].schedule == "* * * * *"
     assert tasks["enforce_end_dates"].schedule == "*/10 * * * *"
-    assert tasks["enforce_end_dates"].next_run == at("2026-09-01T08:10:00Z")
+    assert tasks["enforce_end_dates"].next_run == at("2026-09-01T08:07:00Z")
 
 
 def test_cron_runs_a_task_when_due_then_moves_its_next_run(rt, plugin, clock):
     runner = Runner(rt)
+    assert mine(runner.cron())["t_good"].status == OK  # the first cron: never run, so due
+    assert infos(rt)["t_good"].next_run == at("2026-09-02T03:00:00Z")
+    plugin.events.clear()
     clock.set("2026-09-02T02:59:59Z")
     assert "t_good" not in mine(runner.cron())
     clock.set("2026-09-02T03:00:00Z")
@@ -280,16 +283,10 @@ def test_a_held_lock_is_skipped_until_it_expires(rt, plugin, clock):
 
 @pytest.fixture
 def plugin_cli(rt):
-    from click.testing import CliRunner
-    from enrolkit.cli import cli as group
-    from enrolkit.cli import commands  # noqa: F401
-    from enrolkit.web import create_app
-    from flask.cli import ScriptInfo
-
-    app = create_app({"TESTING": True}, runtime=rt)
+    from enrolkit.testing import run_cli
 
     def run(*args: str):
-        return CliRunner().invoke(group, list(args), obj=ScriptInfo(create_app=lambda: app))
+        return run_cli(rt, *args)
 
     return run
 
@@ -303,7 +300,7 @@ def test_task_list_set_enable_disable_run(plugin_cli, clock):
         "schedule": "0 3 * * *",
         "enabled": True,
         "last_run": 0,
-        "next_run": at("2026-09-02T03:00:00Z"),
+        "next_run": at("2026-09-01T08:07:00Z"),  # never run: due at once
         "duration": 0.0,
         "last_result": "",
         "default_schedule": "0 3 * * *",
@@ -311,7 +308,8 @@ def test_task_list_set_enable_disable_run(plugin_cli, clock):
         "lock_until": 0,
     }
     table = plugin_cli("task", "list").output
-    assert "t_good" in table and "2026-09-02T03:00:00Z" in table
+    good_row = next(line for line in table.splitlines() if line.startswith("t_good "))
+    assert "  —  " in good_row and "2026-09-01 08:07" in good_row  # never ran; due: a date
     result = plugin_cli("task", "set", "t_good", "*/5 * * * *")
     assert result.exit_code == 0
     assert result.output == "t_good: schedule '*/5 * * * *', next run 2026-09-01T08:10:00Z\n"
@@ -332,6 +330,9 @@ def test_task_list_set_enable_disable_run(plugin_cli, clock):
 
 
 def test_cron_command_reports_each_task_and_fails_when_one_failed(plugin_cli, plugin, clock):
+    first = plugin_cli("cron")  # a fresh site: every task runs once
+    assert first.exit_code == 1
+    assert "t_good: ok in" in first.output and "t_flaky: failed after" in first.output
     clock.set("2026-09-01T08:08:00Z")
     quiet = plugin_cli("cron")
     assert quiet.exit_code == 0 and "t_flaky" not in quiet.output

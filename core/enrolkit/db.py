@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL
@@ -46,8 +48,24 @@ def create_private_file(path: Path) -> None:
         pass
 
 
+def instance_config() -> dict[str, Any]:
+    """The settings of ``$ENROLKIT_HOME/config.py`` (its upper-case names), read as Flask's
+    ``from_pyfile`` reads it, so the web app and the CLI (which does not load Flask) agree."""
+    path = home() / "config.py"
+    module = types.ModuleType("config")
+    module.__file__ = str(path)
+    try:
+        source = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {}
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return {key: value for key, value in vars(module).items() if key.isupper()}
+
+
 def database_url() -> str:
-    url = os.environ.get("ENROLKIT_DATABASE_URL")
+    """``DATABASE_URL`` of ``config.py``, else ``ENROLKIT_DATABASE_URL``, else the SQLite file
+    of the data home."""
+    url = instance_config().get("DATABASE_URL") or os.environ.get("ENROLKIT_DATABASE_URL")
     if url:
         return url
     return f"sqlite:///{home() / 'enrolkit.db'}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from marshmallow import ValidationError
 from sqlalchemy import and_, func, or_, select
 
 from . import lengths, lookup
@@ -90,6 +89,8 @@ def _core_values(site: Site, method: EnrolMethod, raw: dict, current: EnrolInsta
 def _method_settings(
     site: Site, method: EnrolMethod, course: Course, raw: dict, current: dict | None
 ) -> dict:
+    from marshmallow import ValidationError
+
     own = {key: value for key, value in raw.items() if key not in CORE_KEYS}
     if method.instance_schema is None:
         if own:

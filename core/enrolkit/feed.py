@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, text, tuple_
 
 from .errors import EnrolkitError
+from .integrations import DEFAULT_LIMIT, EVENTS, MAX_LIMIT
 from .models import Course, LogEntry, User
 from .site import Site
-from .webhooks import EVENTS
 
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 100
 _VERSION = "v1"
 
 

@@ -111,9 +111,11 @@ def register_migrations(register: Callable[[str], None]) -> None:
 def on_login(site: Site, user: User) -> None:
     """A user logged in to the site.
 
-    Fires after ``user.lastlogin`` is updated, inside the login's transaction, for every login
-    (web, API, ``enrolkit user login``). Methods return nothing; they apply plans through
-    ``site.engine``. Keep it fast: it runs on every login.
+    Fires after the login (``user.lastlogin`` and its log entry) is committed, in a transaction
+    of its own, for every login (web, API, ``enrolkit user login``): when the hook's work fails
+    or its process dies, the login stays recorded and a scheduled task can catch the user up.
+    Methods return nothing; they apply plans through ``site.engine``. Keep it fast: it runs on
+    every login.
 
     :param site: the site (database session, plugins, origin).
     :param user: the user who logged in.

@@ -45,19 +45,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import templating
 from .errors import EnrolkitError
 from .models import MailMessage
+from .outbox import DEFAULT_LIMIT, FAILED, QUEUED, SENT
 from .site import Site
 
 log = logging.getLogger(__name__)
-
-QUEUED, SENT, FAILED = "queued", "sent", "failed"
-STATUSES = (QUEUED, SENT, FAILED)
 
 SMTP_URL_ENV = "ENROLKIT_SMTP_URL"
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 60
 #: How long a delivery run owns the messages it picked, so a parallel run leaves them alone.
 LEASE = 600
-DEFAULT_LIMIT = 500
 DEFAULT_TIMEOUT = 30.0
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}

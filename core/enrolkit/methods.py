@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from marshmallow import Schema, fields, validate
-
 if TYPE_CHECKING:
+    from marshmallow import Schema, fields
+
     from .engine import Plan
     from .models import Course, EnrolInstance
     from .site import Site
@@ -18,6 +18,8 @@ REMOVAL_ACTIONS = (UNENROL, SUSPEND, SUSPEND_NOROLES, KEEP)
 
 def removal_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> fields.String:
     """The site setting every syncing method has: what to do when a user leaves the source."""
+    from marshmallow import fields, validate
+
     return fields.String(
         load_default=default,
         validate=validate.OneOf(choices),
@@ -127,6 +129,11 @@ class EnrolMethod:
     def instance_saved(self, site: Site, instance: EnrolInstance) -> None:
         """An instance was created, or its settings were changed, in the current transaction:
         keep the method's own tables in step (e.g. an index of the courses instances name)."""
+
+    def site_enabled(self, site: Site) -> None:
+        """The method was just enabled on the site, in the current transaction: prepare what
+        it needs to work (the flat file makes its drop folder). Raise an ``EnrolkitError`` to
+        refuse the enabling; it is then not recorded."""
 
     def display_name(self, instance: EnrolInstance) -> str:
         return instance.name or self.title or self.name

@@ -202,15 +202,22 @@ def profile_values(site: Site, user_id: int) -> dict[str, str]:
 
 
 def login(site: Site, user: User) -> None:
-    """A site login: record it and fire ``on_login`` in the same transaction."""
+    """A site login: record it, then fire ``on_login``.
+
+    The login (``lastlogin`` and its log entry) commits on its own, before the hooks' work: when
+    that work fails, or its process is killed, the login is still known, and the hourly
+    auto-enrol task, which enrols matching users who have logged in, catches the user up. A
+    caller's enclosing transaction (``site.atomic``) holds both, as before.
+    """
+    from .log import record
+
     if user.suspended:
         raise EnrolkitError(f"{user.username} is suspended and cannot log in")
     with site.atomic():
         user.lastlogin = clock.now()
         site.session.flush()
-        from .log import record
-
         record(site, "user_loggedin", "core", user_id=user.id)
+    with site.atomic():
         site.plugins.on_login(site=site, user=user)
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -83,7 +84,9 @@ class Plugins:
             raw = os.environ.get("ENROLKIT_DISABLE_PLUGINS", "")
             disable = tuple(name.strip() for name in raw.split(",") if name.strip())
         self.disabled = disable
-        self._dists: dict[str, tuple[str, str]] = {}
+        #: Each entry-point plugin's entry point; its distribution is read only by ``list``
+        #: (reading a distribution's metadata costs more than loading a light plugin).
+        self._entry_points: dict[str, importlib.metadata.EntryPoint] = {}
         for name in disable:
             self.pm.set_blocked(name)
         for module_name in DEFAULT_PLUGINS:
@@ -99,9 +102,6 @@ class Plugins:
             raise PluginError(_describe_unknown_hook(self.pm, exc.plugin)) from None
         if trace if trace is not None else os.environ.get("ENROLKIT_TRACE_HOOKS"):
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
-        self.methods: dict[str, EnrolMethod] = self._collect_methods()
-        self.tasks: dict[str, TaskSpec] = self._collect_tasks()
-        self.conditions: dict[str, Any] = self._collect_conditions()
 
     def _load_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -115,11 +115,20 @@ class Plugins:
                     f"fix or uninstall it, or set ENROLKIT_DISABLE_PLUGINS={ep.name}"
                 ) from exc
             self.pm.register(plugin, name=ep.name)
-            self._dists[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+            self._entry_points[ep.name] = ep
 
     # --- registries filled by the register_* hooks --------------------------------------------
+    # Each is collected on first use: loading the plugins only imports their (light) modules, so
+    # ``enrolkit --help`` does not import every method's code; ``load_all`` collects them at once.
 
-    def _collect_methods(self) -> dict[str, EnrolMethod]:
+    def load_all(self) -> None:
+        """Collect every registry now, so that a long-running process (the web app) stops at
+        start on a plugin's mistake (a taken method name) rather than at its first use."""
+        for registry in ("methods", "tasks", "conditions"):
+            getattr(self, registry)
+
+    @cached_property
+    def methods(self) -> dict[str, EnrolMethod]:
         found: dict[str, EnrolMethod] = {}
 
         def register(method: EnrolMethod) -> None:
@@ -133,7 +142,8 @@ class Plugins:
         self.pm.hook.register_methods(register=register)
         return found
 
-    def _collect_tasks(self) -> dict[str, TaskSpec]:
+    @cached_property
+    def tasks(self) -> dict[str, TaskSpec]:
         found: dict[str, TaskSpec] = {}
 
         def register(
@@ -152,7 +162,8 @@ class Plugins:
         self.pm.hook.register_tasks(register=register)
         return found
 
-    def _collect_conditions(self) -> dict[str, Any]:
+    @cached_property
+    def conditions(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
 
         def register(condition_type: Any) -> None:
@@ -253,7 +264,11 @@ class Plugins:
             if plugin is None:
                 continue
             hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
-            distribution, version = self._dists.get(name, core)
+            ep = self._entry_points.get(name)
+            if ep is None:
+                distribution, version = core
+            else:
+                distribution, version = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
             infos.append(PluginInfo(name, distribution, version, hooks))
         return sorted(infos, key=lambda info: (info.distribution != "enrolkit", info.name))
 

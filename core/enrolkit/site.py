@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -107,6 +106,8 @@ class Site:
 
     def method_settings(self, name: str) -> dict:
         """A method's site settings: stored values over the schema's defaults."""
+        from marshmallow import ValidationError
+
         method = self.plugins.method(name)
         stored = self.stored_method_settings(name)
         if method.site_schema is None:
@@ -120,6 +121,8 @@ class Site:
 
     def set_method_settings(self, name: str, raw: dict[str, Any]) -> dict:
         """Validate ``raw`` (strings from the CLI or a form) and store it; return all settings."""
+        from marshmallow import ValidationError
+
         method = self.plugins.method(name)
         if method.site_schema is None:
             raise SettingsError(
@@ -176,11 +179,14 @@ class Site:
         return [name for name in stored if name in self.plugins.methods]
 
     def set_method_enabled(self, name: str, enabled: bool) -> None:
-        self.plugins.method(name)
-        current = [n for n in self.enabled_methods() if n != name]
+        method = self.plugins.method(name)
+        was = self.enabled_methods()
+        current = [n for n in was if n != name]
         if enabled:
             current.append(name)
         self.set_config(CORE, ENABLED_METHODS, current)
+        if enabled and name not in was:
+            method.site_enabled(self)
 
     def method_enabled(self, name: str) -> bool:
         return name in self.enabled_methods()

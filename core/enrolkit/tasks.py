@@ -102,7 +102,9 @@ class TaskInfo:
 def sync(site: Site) -> None:
     """Bring ``scheduled_tasks`` in line with the registered tasks, and commit.
 
-    A new task gets its default schedule, due at the schedule's next time. An admin's schedule
+    A new task gets its default schedule and is due at once: a task that has never run runs at
+    the next ``enrolkit cron`` (a fresh site's first cron does everything, a file dropped before
+    it does not wait for the hour), then at its schedule's times. An admin's schedule
     (one that differs from the stored default) survives a plugin changing its default; an
     unchanged one follows the new default. Rows of uninstalled tasks stay, so reinstalling a
     plugin keeps the admin's choices.
@@ -136,7 +138,7 @@ def _new_row(spec: TaskSpec, now: int) -> dict:
         "default_schedule": spec.schedule,
         "enabled": True,
         "last_run": 0,
-        "next_run": next_time(spec.schedule, now),
+        "next_run": now,  # never run: due now
         "last_duration": 0.0,
         "last_result": "",
         "lock_owner": "",

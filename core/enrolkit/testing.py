@@ -176,9 +176,9 @@ def make_runtime(tmp_path) -> Iterator:
         disable: tuple[str, ...] = (),
     ) -> Runtime:
         url = url or f"sqlite:///{tmp_path / f'site{len(made)}.db'}"
-        runtime = Runtime(
-            url, Plugins(entry_points=entry_points, extra=tuple(plugins), disable=disable)
-        )
+        loaded = Plugins(entry_points=entry_points, extra=tuple(plugins), disable=disable)
+        loaded.load_all()  # a plugin's mistake fails the test at once, as it stops the web app
+        runtime = Runtime(url, loaded)
         Base.metadata.create_all(runtime.db)
         runtime.bootstrap()
         made.append(runtime)
@@ -237,25 +237,24 @@ def clock(monkeypatch) -> Clock:
 @pytest.fixture
 def cli(runtime):
     """Run an ``enrolkit`` command in-process: ``cli("user", "login", "jean")`` -> Result."""
-    from click.testing import CliRunner
-
-    from .cli import cli as group
-    from .cli import commands  # noqa: F401
-    from .web import create_app
-
-    runtime.plugins.register_commands(cli=group)
-    app = create_app({"TESTING": True}, runtime=runtime)
 
     def run(*args: str, input: str | None = None):
-        return CliRunner().invoke(group, list(args), obj=_script_info(app), input=input)
+        return run_cli(runtime, *args, input=input)
 
     return run
 
 
-def _script_info(app):
-    from flask.cli import ScriptInfo
+def run_cli(runtime: Runtime, *args: str, input: str | None = None):
+    """Run an ``enrolkit`` command in-process on ``runtime`` (its plugins' commands included):
+    what the ``cli`` fixture does, for a test that makes its own runtime."""
+    from click.testing import CliRunner
 
-    return ScriptInfo(create_app=lambda: app)
+    from .cli import cli as group
+    from .cli import commands  # noqa: F401
+    from .cli.output import CliState
+
+    runtime.plugins.register_commands(cli=group)
+    return CliRunner().invoke(group, list(args), obj=CliState(runtime=runtime), input=input)
 
 
 @pytest.fixture

@@ -44,21 +44,26 @@ from sqlalchemy import delete, func, select, update
 from .changes import EnrolmentChanges, RoleChange
 from .clock import iso
 from .errors import EnrolkitError, NotFound
+from .integrations import (  # noqa: F401  (EVENTS and the event names: webhooks.EVENTS, ...)
+    ASSIGNED,
+    BATCH_SIZE,
+    ENROLLED,
+    EVENTS,
+    UNASSIGNED,
+    UNENROLLED,
+    UPDATED,
+)
 from .log import record
 from .models import COURSE, Course, User, WebhookDelivery, WebhookEvent, WebhookSubscription
 from .site import Site
 
 log = logging.getLogger(__name__)
 
-ENROLLED, UNENROLLED, UPDATED = "user_enrolled", "user_unenrolled", "user_enrolment_updated"
-ASSIGNED, UNASSIGNED = "role_assigned", "role_unassigned"
-EVENTS = (ENROLLED, UNENROLLED, UPDATED, ASSIGNED, UNASSIGNED)
 ACTIVE, DISABLED = "active", "disabled"
 PENDING, DELIVERED = "pending", "delivered"
 
 ALLOW_ENV = "ENROLKIT_WEBHOOK_ALLOW"
 SECRET_PREFIX = "whsec_"
-BATCH_SIZE = 100
 BACKOFF_BASE = 60
 BACKOFF_MAX = 3600
 DISABLE_AFTER = 86400

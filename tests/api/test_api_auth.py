@@ -91,17 +91,14 @@ def test_errors_under_the_api_are_json_and_web_pages_keep_theirs(api, app):
 
 
 def test_token_commands_show_the_token_once_and_revoke_it(make_runtime, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-    from enrolkit.cli import cli as group
-    from enrolkit.cli import commands  # noqa: F401
+    from enrolkit.testing import run_cli
     from enrolkit.web import create_app
-    from flask.cli import ScriptInfo
 
     runtime = make_runtime()
     app = create_app({"TESTING": True}, runtime=runtime)
 
     def run(*args):
-        return CliRunner().invoke(group, list(args), obj=ScriptInfo(create_app=lambda: app))
+        return run_cli(runtime, *args)
 
     made = run("token", "create", "lms", "--scope", "write")
     assert made.exit_code == 0, made.output

@@ -236,3 +236,32 @@ def test_a_held_plan_shows_its_diff_and_is_approved(world, client_as, post, web_
             select(func.count()).where(UserEnrolment.instance_id == instance.id)
         )
     assert left == 0
+
+
+def test_a_method_that_refuses_to_be_enabled_says_why_and_stays_off(
+    post, make_runtime, login, hashed_password
+):
+    class Refusing(enrolkit.EnrolMethod):
+        name, title = "refusing", "Refusing"
+
+        def site_enabled(self, site):
+            raise enrolkit.EnrolkitError("the drop folder cannot be made")
+
+    class Plugin:
+        @enrolkit.hookimpl
+        def register_methods(self, register):
+            register(Refusing())
+
+    from enrolkit.web import create_app
+
+    runtime = make_runtime(plugins=(Plugin(),))
+    with runtime.site() as raw, raw.atomic():
+        SiteFactory(raw).user("boss", siteadmin=True, password_hash=hashed_password)
+    client = create_app({"TESTING": True}, runtime=runtime).test_client()
+    login(client, "boss")
+    response = post(client, "/admin/methods/refusing/toggle")
+    assert response.status_code in (302, 303)
+    page = client.get("/admin/methods").get_data(as_text=True)
+    assert "the drop folder cannot be made" in page
+    with runtime.site() as site:
+        assert not site.method_enabled("refusing")

@@ -20,10 +20,8 @@ from ..errors import EnrolkitError, NotFound, Refused
 from ..log import record
 from ..models import ApiToken
 from ..site import Site
+from . import READ, SCIM, SCOPES, WRITE  # noqa: F401  (re-exported: tokens.READ, ...)
 
-READ, WRITE, SCIM = "read", "write", "scim"
-#: ``scim`` tokens provision users and cohorts at ``/scim/v2`` and nothing else.
-SCOPES = (READ, WRITE, SCIM)
 #: Tokens start with this, so a leaked one is recognisable (and scanners can look for it).
 TOKEN_PREFIX = "ek_"
 NAME_LENGTH = 100

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import hookimpl
-from ..mail import deliver
-from ..site import Site
+
+if TYPE_CHECKING:
+    from ..site import Site
 
 
 def run(site: Site) -> str:
     """Deliver due mail; without ``ENROLKIT_SMTP_URL`` say that it stays queued."""
+    from ..mail import deliver
+
     return str(deliver(site))
 
 

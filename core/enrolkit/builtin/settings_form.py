@@ -6,10 +6,14 @@ Labels, help texts and choices come from field metadata (``label``, ``help``, ``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from markupsafe import Markup, escape
-from marshmallow import fields
 
 from .. import hookimpl
+
+if TYPE_CHECKING:
+    from marshmallow import fields
 
 
 @hookimpl
@@ -32,6 +36,8 @@ def _default(field: fields.Field):
 
 
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
+    from marshmallow import fields
+
     meta = field.metadata
     label = meta.get("label") or name.replace("_", " ").capitalize()
     ident = f"f-{name}"

@@ -1,52 +1,37 @@
-"""The ``enrolkit`` command line (a Flask ``FlaskGroup``: ``run``, ``shell`` and ``routes`` come
-with it). Each command group lives in its own module; errors print one line and exit non-zero.
+"""The ``enrolkit`` command line: a plain click group. Each command group lives in its own module;
+errors print one line and exit non-zero.
+
+A command answers in a fraction of a second only if it imports nothing it does not use: the
+command modules import click and :mod:`.output` at the top and what a command needs inside it,
+the plugins' modules are light (see ``docs/writing-a-method.md``), and Flask is imported by
+``serve`` alone. ``benchmarks/bench_cli.py`` measures it.
 
 Every error reaches a person through :meth:`EnrolkitGroup.invoke`, the one place that turns it
 into a line: an :class:`EnrolkitError`'s message, a database problem said in words (never the SQL
 statement, see :func:`enrolkit.db.describe`), or, for a bug, its type and message with exit 70.
 ``ENROLKIT_DEBUG=1`` shows the traceback instead. Output cut short by the reader (``enrolkit log
-| head``) ends the command quietly, as Unix tools do.
+| head``) ends the command quietly, as Unix tools do. Nothing here imports SQLAlchemy: only a
+command that loaded it can raise its errors.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
 from typing import TYPE_CHECKING
 
 import click
-from flask.cli import FlaskGroup, ScriptInfo
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from .. import clock, db
+from .. import clock
 from ..errors import EnrolkitError
 
 if TYPE_CHECKING:
-    from ..plugins import Plugins
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import SQLAlchemyError
 
 
-def _create_app(plugins: Plugins | None = None):
-    from ..runtime import Runtime
-    from ..web import create_app
-
-    try:
-        app = create_app(runtime=Runtime(plugins=plugins) if plugins is not None else None)
-    except EnrolkitError as exc:  # a broken plugin: one line, even for --help
-        fail(str(exc))
-    except OSError as exc:  # the SQLite file's folder cannot be made (a read-only home)
-        fail(
-            f"cannot create {exc.filename}: {exc.strerror}; check ENROLKIT_HOME and its permissions"
-        )
-    url = app.config["DATABASE_URL"]
-    if plugins is not None and url:  # config.py names the database, as create_app honours
-        app.extensions["enrolkit"] = Runtime(url, plugins)
-    return app
-
-
-class EnrolkitGroup(FlaskGroup):
+class EnrolkitGroup(click.Group):
     """Turns the errors a user can act on into one line on stderr and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
@@ -59,7 +44,7 @@ class EnrolkitGroup(FlaskGroup):
         except Exception as exc:
             if _show_traceback(exc):
                 raise
-            fail(*explain(exc, _engine(ctx)))
+            fail(*explain(exc, _engine(ctx, exc)))
 
 
 def _show_traceback(exc: Exception) -> bool:
@@ -75,6 +60,8 @@ def explain(exc: Exception, engine: Engine | None = None) -> tuple[str, int]:
     for a busy database, 70 (EX_SOFTWARE) for a bug. ``engine`` names the database."""
     found = _database_error(exc)
     if found is not None:
+        from .. import db  # loaded already: the error came from SQLAlchemy
+
         if db.busy(found):
             return f"the database is busy ({db.describe(found)}); try again", 75
         said = db.problem(found, engine)
@@ -93,7 +80,12 @@ def explain(exc: Exception, engine: Engine | None = None) -> tuple[str, int]:
 
 
 def _database_error(exc: BaseException) -> SQLAlchemyError | None:
-    """The database error behind ``exc``: itself, or one it was raised from or while handling."""
+    """The database error behind ``exc``: itself, or one it was raised from or while handling.
+    Only a command that loaded SQLAlchemy can raise one, so this never imports it."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, SQLAlchemyError):
@@ -103,12 +95,17 @@ def _database_error(exc: BaseException) -> SQLAlchemyError | None:
     return None
 
 
-def _engine(ctx: click.Context) -> Engine | None:
-    """The site's database engine, to name the database in messages (None without an app)."""
-    info = ctx.find_object(ScriptInfo)
+def _engine(ctx: click.Context, exc: Exception) -> Engine | None:
+    """The site's database engine, to name the database in a message about it (None for any
+    other error, or when the runtime cannot be made: the message goes without the place)."""
+    from .output import CliState
+
+    state = ctx.find_object(CliState)
+    if state is None or _database_error(exc) is None:
+        return None
     try:
-        return info.load_app().extensions["enrolkit"].db if info is not None else None
-    except (Exception, SystemExit):  # the app cannot be made: the message goes without the place
+        return state.runtime(check_schema=False).db
+    except (Exception, SystemExit):
         return None
 
 
@@ -132,10 +129,6 @@ def fail(message: str, code: int = 1):
 
 cli = EnrolkitGroup(
     name="enrolkit",
-    create_app=_create_app,
-    add_version_option=False,
-    load_dotenv=False,
-    set_debug_flag=False,
     help="enrolkit: enrolment automation. Data home: $ENROLKIT_HOME (default ./instance).",
 )
 
@@ -143,18 +136,18 @@ cli = EnrolkitGroup(
 def main() -> None:
     from ..plugins import Plugins
     from . import commands  # noqa: F401  (registers the command groups)
+    from .output import CliState
 
     # Plugins load once, before parsing, so their commands are there (``--help`` included); the
-    # app, made lazily by FlaskGroup, gets the same plugins.
+    # commands' runtime, made on first use, gets the same plugins.
     try:
         clock.now()  # a bad ENROLKIT_NOW: one line before anything reads the time
         plugins = Plugins()
     except EnrolkitError as exc:  # a broken plugin: one line, even for --help
         fail(str(exc))
     plugins.register_commands(cli=cli)
-    cli.create_app = functools.partial(_create_app, plugins)
     try:
-        cli.main(prog_name="enrolkit")
+        cli.main(prog_name="enrolkit", obj=CliState(plugins))
     except SystemExit:
         try:  # output still buffered when the reader has gone: quiet, as above
             sys.stdout.flush()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from sqlalchemy import select
 
-from .. import clock, lookup
-from ..log import query
-from ..models import Course, EnrolInstance, HeldPlan, User
+from .. import clock
 from . import cli
-from .output import emit, json_option, open_site
+from .output import emit, instance_names, json_option, open_site, when
 
 
 @cli.group()
@@ -19,13 +16,17 @@ def plan():
     """Plans held by the mass-removal guard."""
 
 
-def _plan_row(site, held: HeldPlan) -> dict:
+def _plan_row(site, held) -> dict:
+    from ..models import Course, EnrolInstance
+
     inst = site.session.get(EnrolInstance, held.instance_id)
     course = site.session.get(Course, inst.course_id) if inst else None
+    method = site.plugins.methods.get(inst.method) if inst else None
     return {
         "id": held.id,
         "status": held.status,
         "instance": held.instance_id,
+        "instance_name": (method.display_name(inst) if method else inst.name) if inst else None,
         "method": inst.method if inst else None,
         "course": course.shortname if course else None,
         "created": held.timecreated,
@@ -35,16 +36,32 @@ def _plan_row(site, held: HeldPlan) -> dict:
     }
 
 
+def _why(summary: dict) -> str:
+    """The guard's own words for holding a plan (its summary's ``why``)."""
+    return str(summary.get("why", "")) if isinstance(summary, dict) else ""
+
+
 @plan.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include approved and discarded plans.")
 @json_option
 def plan_list(show_all, as_json):
     """Held plans (newest first)."""
+    from sqlalchemy import select
+
+    from ..models import HeldPlan
+
     with open_site() as site:
         stmt = select(HeldPlan).order_by(HeldPlan.id.desc())
         if not show_all:
             stmt = stmt.where(HeldPlan.status == "held")
-        emit([_plan_row(site, h) for h in site.session.scalars(stmt)], as_json)
+        rows = [_plan_row(site, h) for h in site.session.scalars(stmt)]
+    if as_json:
+        emit(rows, as_json)
+        return
+    for row in rows:
+        row["why"] = _why(row["summary"])
+    columns = ["id", "status", "course", "method", "instance_name", "created", "origin", "why"]
+    emit(rows, as_json, columns, times=("created",))
 
 
 @plan.command("show")
@@ -52,6 +69,11 @@ def plan_list(show_all, as_json):
 @json_option
 def plan_show(plan_id, as_json):
     """A held plan and the users it would remove."""
+    from sqlalchemy import select
+
+    from .. import lookup
+    from ..models import HeldPlan, User
+
     with open_site() as site:
         held = site.session.get(HeldPlan, plan_id)
         if held is None:
@@ -68,9 +90,11 @@ def plan_show(plan_id, as_json):
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
-    for key in ("id", "status", "course", "method", "instance", "origin", "reason"):
+    for key in ("id", "status", "course", "method", "origin", "reason"):
         click.echo(f"{key}: {row[key]}")
-    click.echo(f"why held: {row['summary'].get('why', '')}")
+    click.echo(f"instance: {row['instance_name']} (id {row['instance']})")
+    click.echo(f"created: {when(row['created'])} UTC")
+    click.echo(f"why held: {_why(row['summary'])}")
     for key in ("would_unenrol", "would_suspend"):
         if row[key]:
             click.echo(
@@ -110,6 +134,9 @@ def plan_discard(plan_id):
 @json_option
 def log_command(component, event, shortname, username, since, until, limit, as_json):
     """The event log, newest first."""
+    from .. import lookup
+    from ..log import query
+
     with open_site() as site:
         course_id = lookup.course(site.session, shortname).id if shortname else None
         user_id = lookup.user(site.session, username).id if username else None
@@ -136,7 +163,8 @@ def log_command(component, event, shortname, username, since, until, limit, as_j
             }
             for entry, user, course in rows
         ]
-    if not as_json:
-        for row in out:
-            row["time"] = clock.iso(row["time"])
-    emit(out, as_json)
+        if not as_json:
+            names = instance_names(site, (row["instance"] for row in out))
+            for row in out:
+                row["instance"] = names.get(row["instance"], "")
+    emit(out, as_json, times=("time",))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import catalog, lookup
 from . import cli
 from .output import open_site
 
@@ -19,6 +18,8 @@ def category():
 @click.option("--to", "parent", help="New parent category path (default: the top level).")
 def category_move(path, parent):
     """Move a category, with its subcategories and courses, under another one."""
+    from .. import catalog, lookup
+
     with open_site() as site:
         found = lookup.category(site.session, path)
         target = lookup.category(site.session, parent) if parent else None
@@ -32,6 +33,7 @@ def category_move(path, parent):
 @click.option("--delete-content", is_flag=True, help="Delete its subcategories, courses, cohorts.")
 def category_delete(path, move_to, delete_content):
     """Delete a category (Moodle's choice for its content: move it, or delete it)."""
+    from .. import lookup
     from ..deletion import delete_category
 
     with open_site() as site:

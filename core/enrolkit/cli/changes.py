@@ -6,8 +6,7 @@ import json
 
 import click
 
-from .. import feed
-from ..clock import iso
+from .. import integrations
 from . import cli
 from .output import emit, json_option, open_site
 
@@ -16,8 +15,8 @@ from .output import emit, json_option, open_site
 @click.option("--after", metavar="CURSOR", help="The 'next' cursor of the previous call.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, feed.MAX_LIMIT),
-    default=feed.DEFAULT_LIMIT,
+    type=click.IntRange(1, integrations.MAX_LIMIT),
+    default=integrations.DEFAULT_LIMIT,
     show_default=True,
 )
 @json_option
@@ -26,11 +25,13 @@ def changes(after, limit, as_json):
 
     With --json: {"changes": [...], "next": CURSOR}. Without: a table, and the next cursor on
     stderr. Pass the next cursor back with --after to get only what follows."""
+    from .. import feed
+
     with open_site() as site:
         page = feed.changes(site, after, limit)
     if as_json:
         click.echo(json.dumps({"changes": page.changes, "next": page.next}, indent=2))
         return
-    rows = [{**change, "time": iso(change["time"])} for change in page.changes]
-    emit(rows, False, columns=["time", "event", "username", "course", "component", "reason"])
+    columns = ["time", "event", "username", "course", "component", "reason"]
+    emit(page.changes, False, columns=columns, times=("time",))
     click.echo(f"next: {page.next}", err=True)

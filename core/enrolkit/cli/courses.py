@@ -6,19 +6,9 @@ import json
 
 import click
 
-from .. import access, catalog, clock, lookup
-from ..enrolments import (
-    add_instance,
-    delete_instance,
-    enrol_manually,
-    list_enrolments,
-    parse_settings,
-    unenrol_manually,
-    update_instance,
-)
-from ..models import ACTIVE, SUSPENDED, Course, EnrolInstance, Role
+from .. import clock
 from . import cli
-from .output import emit, json_option, open_site
+from .output import emit, instance_names, json_option, open_site
 from .people import report_import, strict_option
 
 
@@ -50,6 +40,8 @@ def course():
 def course_import(file, strict):
     """Create or update courses from CSV: shortname,fullname[,idnumber,category,startdate,
     enddate,enablecompletion]; missing categories are created."""
+    from .. import catalog
+
     with open_site() as site:
         report_import("courses", *catalog.import_courses(site, file, strict=strict))
 
@@ -59,6 +51,7 @@ def course_import(file, strict):
 def course_delete(shortname):
     """Delete a course with its enrolments, groups and roles; meta links whose source it is go
     too."""
+    from .. import lookup
     from ..deletion import delete_course
 
     with open_site() as site:
@@ -72,6 +65,8 @@ def course_delete(shortname):
 @json_option
 def course_view(username, shortname, as_json):
     """Open a course as a user (fires on_course_view): granted, denied or confirm."""
+    from .. import access, lookup
+
     with open_site() as site:
         decision = access.view_course(
             site, lookup.user(site.session, username), lookup.course(site.session, shortname)
@@ -89,6 +84,8 @@ def course_view(username, shortname, as_json):
 @click.argument("shortname", metavar="COURSE")
 def course_enrol_me(username, shortname):
     """Confirm the self-enrolment a course offers ("Enrol me")."""
+    from .. import access, lookup
+
     with open_site() as site:
         decision = access.enrol_me(
             site, lookup.user(site.session, username), lookup.course(site.session, shortname)
@@ -102,6 +99,8 @@ def course_enrol_me(username, shortname):
 @click.option("--time", "when", help="When (Unix seconds or ISO 8601); default now.")
 def course_complete(username, shortname, when):
     """Record a course completion (fires on_completion)."""
+    from .. import access, lookup
+
     with open_site() as site:
         timecompleted = _time(when, "--time") or clock.now()
         new = access.complete_course(
@@ -127,8 +126,11 @@ def completion():
 @json_option
 def completion_list(shortname, as_json):
     """Who completed a course, and when."""
+    from .. import access, lookup
+
     with open_site() as site:
-        emit(access.completions(site, lookup.course(site.session, shortname)), as_json)
+        rows = access.completions(site, lookup.course(site.session, shortname))
+    emit(rows, as_json, times=("timecompleted",))
 
 
 @cli.group()
@@ -178,6 +180,8 @@ def method_disable(name):
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
 def method_set(name, assignments):
     """Change a method's site settings (validated by its schema)."""
+    from ..enrolments import parse_settings
+
     with open_site() as site, site.atomic():
         settings = site.set_method_settings(name, parse_settings(assignments))
     click.echo(json.dumps(settings, default=str))
@@ -201,6 +205,9 @@ def instance():
 def instance_add(shortname, method_name, assignments, dry_run, backfill):
     """Add a method to a course; prints the new instance id (then the first sync's changes on
     stderr). With --dry-run: the changes, then one line per user (who would be enrolled)."""
+    from .. import lookup
+    from ..enrolments import add_instance, parse_settings
+
     with open_site() as site:
         result = add_instance(
             site,
@@ -251,7 +258,9 @@ def _who(site, result) -> list[str]:
     return lines
 
 
-def _instance_row(site, inst: EnrolInstance) -> dict:
+def _instance_row(site, inst) -> dict:
+    from ..models import Course, Role
+
     role = site.session.get(Role, inst.role_id) if inst.role_id else None
     method = site.plugins.methods.get(inst.method)
     return {
@@ -272,6 +281,9 @@ def instance_list(shortname, as_json):
     """The course's instances in order."""
     from sqlalchemy import select
 
+    from .. import lookup
+    from ..models import EnrolInstance
+
     with open_site() as site:
         found = lookup.course(site.session, shortname)
         rows = [
@@ -291,6 +303,9 @@ def instance_list(shortname, as_json):
 @click.option("--dry-run", is_flag=True)
 def instance_update(instance_id, assignments, dry_run):
     """Change an instance's settings (then re-sync it)."""
+    from .. import lookup
+    from ..enrolments import parse_settings, update_instance
+
     with open_site() as site:
         result = update_instance(
             site,
@@ -305,6 +320,9 @@ def instance_update(instance_id, assignments, dry_run):
 @click.argument("instance_id", metavar="ID")
 def instance_delete(instance_id):
     """Delete an instance and unenrol its users."""
+    from .. import lookup
+    from ..enrolments import delete_instance
+
     with open_site() as site:
         outcome = delete_instance(site, lookup.instance(site.session, instance_id))
     click.echo(f"instance {instance_id} deleted; {len(outcome.unenrolled)} unenrolled")
@@ -319,9 +337,18 @@ def enrolment():
 @click.argument("shortname", metavar="COURSE")
 @json_option
 def enrolment_list(shortname, as_json):
-    """One row per user and instance."""
+    """One row per user and instance (the instance by id and times in Unix seconds with --json,
+    by name and as dates in the table)."""
+    from .. import lookup
+    from ..enrolments import list_enrolments
+
     with open_site() as site:
-        emit(list_enrolments(site, lookup.course(site.session, shortname)), as_json)
+        rows = list_enrolments(site, lookup.course(site.session, shortname))
+        if not as_json:
+            names = instance_names(site, (row["instance"] for row in rows))
+            for row in rows:
+                row["instance"] = names[row["instance"]]
+    emit(rows, as_json, times=("timestart", "timeend", "timecreated"))
 
 
 @enrolment.command("add")
@@ -332,6 +359,9 @@ def enrolment_list(shortname, as_json):
 @click.option("--end", help="Unix seconds or ISO 8601.")
 def enrolment_add(username, shortname, role_name, start, end):
     """Enrol a user by hand."""
+    from .. import lookup
+    from ..enrolments import enrol_manually
+
     with open_site() as site:
         found_role = lookup.role(site.session, role_name) if role_name else None
         outcome = enrol_manually(
@@ -351,6 +381,9 @@ def enrolment_add(username, shortname, role_name, start, end):
 @click.option("--instance", "instance_id", type=int, help="Only this instance.")
 def enrolment_remove(username, shortname, instance_id):
     """Unenrol a user by hand (refused where a method owns the enrolment)."""
+    from .. import lookup
+    from ..enrolments import unenrol_manually
+
     with open_site() as site:
         outcomes = unenrol_manually(
             site,
@@ -364,12 +397,17 @@ def enrolment_remove(username, shortname, instance_id):
     )
 
 
-def _edit_command(status: int | None, summary: str):
+def _edit_command(status: str | None, summary: str):
+    """A command that edits a manual enrolment; ``status`` names the status it sets (``ACTIVE``
+    or ``SUSPENDED`` of :mod:`enrolkit.models`, looked up when it runs so that defining the
+    command does not load the models), None to keep it."""
+
     @click.argument("username")
     @click.argument("shortname", metavar="COURSE")
     @click.option("--start", help="New start: Unix seconds or ISO 8601.")
     @click.option("--end", help="New end: Unix seconds or ISO 8601 (0: none).")
     def command(username, shortname, start, end):
+        from .. import lookup, models
         from ..manual_enrolments import edit_enrolment
 
         with open_site() as site:
@@ -377,7 +415,7 @@ def _edit_command(status: int | None, summary: str):
                 site,
                 lookup.user(site.session, username),
                 lookup.course(site.session, shortname),
-                status=status,
+                status=getattr(models, status) if status else None,
                 timestart=_time(start, "--start"),
                 timeend=clock.parse_time(end, field="--end") if end is not None else None,
             )
@@ -388,9 +426,9 @@ def _edit_command(status: int | None, summary: str):
 
 
 enrolment.command("suspend")(
-    _edit_command(SUSPENDED, "Suspend a manual enrolment (it stays, and grants nothing).")
+    _edit_command("SUSPENDED", "Suspend a manual enrolment (it stays, and grants nothing).")
 )
-enrolment.command("resume")(_edit_command(ACTIVE, "Resume a suspended manual enrolment."))
+enrolment.command("resume")(_edit_command("ACTIVE", "Resume a suspended manual enrolment."))
 enrolment.command("edit")(_edit_command(None, "Change the dates of a manual enrolment."))
 
 

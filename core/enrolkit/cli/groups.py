@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import groups, lookup
 from . import cli
 from .output import emit, json_option, open_site
 
@@ -20,6 +19,8 @@ def group():
 @click.option("--idnumber", default="", help="An id for other systems.")
 def group_add(shortname, name, idnumber):
     """Create a group in a course."""
+    from .. import groups, lookup
+
     with open_site() as site:
         groups.add_group(site, lookup.course(site.session, shortname), name, idnumber)
     click.echo(f"group {name!r} added to {shortname}")
@@ -30,6 +31,8 @@ def group_add(shortname, name, idnumber):
 @click.argument("name")
 def group_remove(shortname, name):
     """Delete a group made by hand, and its memberships."""
+    from .. import groups, lookup
+
     with open_site() as site:
         found = groups.find(site, lookup.course(site.session, shortname), name)
         count = groups.remove_group(site, found)
@@ -41,6 +44,8 @@ def group_remove(shortname, name):
 @json_option
 def group_list(shortname, as_json):
     """The course's groups: name, idnumber, members, owner."""
+    from .. import groups, lookup
+
     with open_site() as site:
         emit(groups.list_groups(site, lookup.course(site.session, shortname)), as_json)
 
@@ -51,14 +56,12 @@ def group_list(shortname, as_json):
 @json_option
 def group_members(shortname, name, as_json):
     """The group's members and who added each (by hand, or a sync instance)."""
-    from .. import clock
+    from .. import groups, lookup
 
     with open_site() as site:
         found = groups.find(site, lookup.course(site.session, shortname), name)
         rows = groups.members(site, found)
-    if not as_json:
-        rows = [{**row, "timeadded": clock.iso(row["timeadded"])} for row in rows]
-    emit(rows, as_json)
+    emit(rows, as_json, times=("timeadded",))
 
 
 def _members_command(add: bool):
@@ -66,6 +69,8 @@ def _members_command(add: bool):
     @click.argument("name")
     @click.argument("usernames", nargs=-1, required=True, metavar="USERNAME...")
     def command(shortname, name, usernames):
+        from .. import groups, lookup
+
         with open_site() as site:
             found = groups.find(site, lookup.course(site.session, shortname), name)
             users = [lookup.user(site.session, username) for username in usernames]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import click
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
-from .. import mail
-from ..clock import iso
-from ..models import MailMessage
+import click
+
+from .. import outbox
 from . import cli, fail
 from .output import emit, json_option, open_site
+
+if TYPE_CHECKING:
+    from ..models import MailMessage
 
 
 @cli.group("mail")
@@ -19,9 +21,13 @@ def mail_group():
 
 @mail_group.command("list")
 @json_option
-@click.option("--status", type=click.Choice(mail.STATUSES), help="Only messages in this state.")
+@click.option("--status", type=click.Choice(outbox.STATUSES), help="Only messages in this state.")
 def mail_list(as_json, status):
     """Every message in the outbox, oldest first (times in Unix seconds with --json)."""
+    from sqlalchemy import select
+
+    from ..models import MailMessage
+
     query = select(MailMessage).order_by(MailMessage.id)
     if status:
         query = query.where(MailMessage.status == status)
@@ -30,12 +36,13 @@ def mail_list(as_json, status):
     if as_json:
         emit([_row(m) for m in messages], as_json=True)
         return
-    rows = [
-        {**_row(m), "created": iso(m.created), "next_attempt": iso(m.next_attempt)}
-        for m in messages
-    ]
     columns = ["id", "status", "to", "subject", "created", "attempts", "next_attempt", "last_error"]
-    emit(rows, as_json=False, columns=columns)
+    emit(
+        [_row(m) for m in messages],
+        as_json=False,
+        columns=columns,
+        times=("created", "next_attempt"),
+    )
 
 
 def _row(message: MailMessage) -> dict:
@@ -58,12 +65,14 @@ def _row(message: MailMessage) -> dict:
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    default=mail.DEFAULT_LIMIT,
+    default=outbox.DEFAULT_LIMIT,
     show_default=True,
     help="Most messages to send in this run.",
 )
 def mail_send(limit):
     """Deliver due messages now over ENROLKIT_SMTP_URL (what the deliver_mail task does)."""
+    from .. import mail
+
     with open_site() as site:
         result = mail.deliver(site, limit=limit)
     if not result.configured:

@@ -4,11 +4,7 @@ next month, an enrolment delayed after a completion)."""
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
-from .. import clock, lookup
-from ..models import Course, EnrolInstance, Role, User
-from ..pending import pending
 from . import cli
 from .output import emit, json_option, open_site
 
@@ -28,6 +24,9 @@ def pending_group():
 @json_option
 def pending_list(shortname, username, as_json):
     """Pending actions, soonest first. Tables show dates; --json gives Unix seconds."""
+    from .. import lookup
+    from ..pending import pending
+
     with open_site() as site:
         course = lookup.course(site.session, shortname) if shortname else None
         user = lookup.user(site.session, username) if username else None
@@ -35,12 +34,16 @@ def pending_list(shortname, username, as_json):
             site, course_id=course.id if course else None, user_id=user.id if user else None
         )
         names = _names(site, actions)
-        rows = [_row(action, names, as_json) for action in actions]
-    emit(rows, as_json, COLUMNS)
+        rows = [_row(action, names) for action in actions]
+    emit(rows, as_json, COLUMNS, times=("due", "start", "end"))
 
 
 def _names(site, actions) -> dict[str, dict[int, str]]:
     """Usernames, course shortnames (per instance) and role shortnames the rows show."""
+    from sqlalchemy import select
+
+    from ..models import Course, EnrolInstance, Role, User
+
     users = {a.user_id for a in actions}
     instances = {a.instance_id for a in actions}
     roles = {a.role_id for a in actions if a.role_id}
@@ -61,20 +64,17 @@ def _names(site, actions) -> dict[str, dict[int, str]]:
     }
 
 
-def _row(action, names, as_json: bool) -> dict:
-    def when(seconds: int):
-        return seconds if as_json else (clock.iso(seconds) if seconds else "")
-
+def _row(action, names) -> dict:
     return {
         "id": action.id,
-        "due": when(action.due),
+        "due": action.due,
         "action": action.action,
         "user": names["user"].get(action.user_id, ""),
         "course": names["course"].get(action.instance_id, ""),
         "method": action.method,
         "instance": action.instance_id,
         "role": names["role"].get(action.role_id, "") if action.role_id else "",
-        "start": when(action.timestart),
-        "end": when(action.timeend),
+        "start": action.timestart,
+        "end": action.timeend,
         "reason": action.reason,
     }

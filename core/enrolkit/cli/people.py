@@ -6,8 +6,6 @@ import sys
 
 import click
 
-from .. import badges, cohorts, lookup, people, roles
-from ..enrolments import parse_settings
 from . import cli, fail
 from .output import open_site
 
@@ -36,6 +34,8 @@ def user():
 def user_import(file, strict):
     """Create or update users from CSV: username,email,firstname,lastname[,idnumber,auth,lang,
     department,institution,city,country,suspended,profile_field_<shortname>...]."""
+    from .. import people
+
     with open_site() as site:
         report_import("users", *people.import_users(site, file, strict=strict))
 
@@ -45,6 +45,9 @@ def user_import(file, strict):
 @click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
 def user_set(username, assignments):
     """Change profile fields (fires the profile-changed hook)."""
+    from .. import lookup, people
+    from ..enrolments import parse_settings
+
     with open_site() as site:
         changed = people.set_fields(
             site, lookup.user(site.session, username), parse_settings(assignments)
@@ -56,6 +59,8 @@ def user_set(username, assignments):
 @click.argument("username")
 def user_login(username):
     """Record a site login (fires on_login)."""
+    from .. import lookup, people
+
     with open_site() as site:
         people.login(site, lookup.user(site.session, username))
         click.echo(f"{username} logged in")
@@ -65,6 +70,8 @@ def user_login(username):
 @click.argument("username")
 def user_passwd(username):
     """Set a password read from stdin (first line)."""
+    from .. import lookup, people
+
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         fail("no password on stdin; e.g. echo 'secret-pass' | enrolkit user passwd USERNAME")
@@ -83,6 +90,8 @@ def cohort():
 @strict_option
 def cohort_import(file, strict):
     """Create or update cohorts from CSV: idnumber,name[,category,description]."""
+    from .. import cohorts
+
     with open_site() as site:
         report_import("cohorts", *cohorts.import_cohorts(site, file, strict=strict))
 
@@ -92,6 +101,8 @@ def cohort_import(file, strict):
 @click.argument("usernames", nargs=-1, required=True)
 def cohort_add(idnumber, usernames):
     """Add users to a cohort (fires cohort_members_changed once)."""
+    from .. import cohorts, lookup
+
     with open_site() as site:
         found = lookup.cohort(site.session, idnumber)
         added = cohorts.add_members(site, found, cohorts.users_by_name(site, usernames))
@@ -103,6 +114,8 @@ def cohort_add(idnumber, usernames):
 @click.argument("usernames", nargs=-1, required=True)
 def cohort_remove(idnumber, usernames):
     """Remove users from a cohort."""
+    from .. import cohorts, lookup
+
     with open_site() as site:
         found = lookup.cohort(site.session, idnumber)
         removed = cohorts.remove_members(site, found, cohorts.users_by_name(site, usernames))
@@ -113,6 +126,8 @@ def cohort_remove(idnumber, usernames):
 @click.argument("idnumber")
 def cohort_delete(idnumber):
     """Delete a cohort (methods syncing it react through cohort_deleted)."""
+    from .. import cohorts, lookup
+
     with open_site() as site:
         cohorts.delete_cohort(site, lookup.cohort(site.session, idnumber))
         click.echo(f"cohort {idnumber} deleted")
@@ -129,6 +144,8 @@ def _role_command(assign: bool):
     @click.option("--category", metavar="PATH", help="Category path, 'Parent / Child'.")
     @click.option("--course", metavar="SHORTNAME")
     def command(role_name, username, category, course):
+        from .. import lookup, roles
+
         with open_site() as site, site.atomic():
             level, instanceid = roles.context_of(site, category, course)
             found_role = lookup.role(site.session, role_name)
@@ -156,6 +173,8 @@ def badge():
 @click.argument("username")
 def badge_award(name, username):
     """Award a badge (created on first award)."""
+    from .. import badges, lookup
+
     with open_site() as site:
         done = badges.award(site, name, lookup.user(site.session, username))
         click.echo(f"{name} {'awarded to' if done else 'already held by'} {username}")

@@ -1,4 +1,4 @@
-"""Site-level commands: the database, the demo site, the server, plugins and the log."""
+"""Site-level commands: the database, the demo site, the server and plugins."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import cli, fail
-from .output import emit, json_option, open_site, runtime
+from .output import emit, json_option, open_site, plugins, runtime
 
 
 @cli.group()
@@ -18,8 +18,9 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the schema (Alembic), then the preset roles."""
-    runtime().upgrade()
-    click.echo(f"database ready: {runtime().db.url.render_as_string(hide_password=True)}")
+    made = runtime(check_schema=False)
+    made.upgrade()
+    click.echo(f"database ready: {made.db.url.render_as_string(hide_password=True)}")
 
 
 @cli.group()
@@ -30,7 +31,10 @@ def plugin():
 @plugin.command("list")
 @json_option
 def plugin_list(as_json):
-    """Every plugin: name, distribution, version and the hooks it implements."""
+    """Every plugin: name, distribution, version and the hooks it implements (each plugin's
+    methods, tasks and condition types are loaded, so a broken one is reported here)."""
+    loaded = plugins()
+    loaded.load_all()
     rows = [
         {
             "name": p.name,
@@ -38,7 +42,7 @@ def plugin_list(as_json):
             "version": p.version,
             "hooks": list(p.hooks),
         }
-        for p in runtime().plugins.list()
+        for p in loaded.list()
     ]
     emit(rows, as_json)
 
@@ -67,19 +71,18 @@ def serve_command(host, port, threads):
     the session key (``SECRET_KEY`` in config.py, or ``$ENROLKIT_HOME/secret_key``, made on
     first start, which needs a writable home).
     """
-    from flask import current_app
     from waitress import serve
 
     from .. import db as database
-    from ..web import stored_secret_key
+    from ..web import create_app, stored_secret_key
 
-    app = current_app._get_current_object()
-    engine = app.extensions["enrolkit"].db
+    engine = runtime(check_schema=False).db
     state = database.schema_state(engine)
     if state == "foreign":
         fail(database.damaged_message(database.where(engine.url)))
     if state == "empty":
         fail("the database has no schema yet; run: enrolkit db upgrade")
+    app = create_app(runtime=runtime())
     if not app.config.get("SECRET_KEY"):
         home = Path(app.instance_path)
         try:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .. import clock
-from ..tasks import (
-    FAILED,
-    OK,
-    Runner,
-    TaskInfo,
-    list_tasks,
-    set_enabled,
-    set_schedule,
-    unlock,
-)
 from . import cli, fail
 from .output import emit, json_option, open_site, runtime
+
+if TYPE_CHECKING:
+    from ..tasks import TaskInfo
 
 
 @cli.command("cron")
@@ -27,6 +22,8 @@ def cron(force):
     A task another runner is running is skipped (and said so). Exits non-zero when a task
     failed; the failure is logged (event task_failed) and the task runs again at its next time.
     """
+    from ..tasks import FAILED, Runner
+
     failed = []
     ran = 0
     for outcome in Runner(runtime()).cron(force=force):
@@ -49,14 +46,13 @@ def task():
 
 
 def _row(info: TaskInfo, as_json: bool) -> dict:
-    when = (lambda t: t) if as_json else clock.iso
     row = {
         "name": info.name,
         "component": info.component,
         "schedule": info.schedule,
         "enabled": info.enabled,
-        "last_run": when(info.last_run),
-        "next_run": when(info.next_run),
+        "last_run": info.last_run,
+        "next_run": info.next_run,
         "duration": info.last_duration,
         "last_result": info.last_result,
     }
@@ -73,14 +69,22 @@ def _row(info: TaskInfo, as_json: bool) -> dict:
 @json_option
 def task_list(as_json):
     """Every task: schedule (UTC), enabled, last and next run, duration (s) and last result."""
+    from ..tasks import list_tasks
+
     with open_site() as site:
-        emit([_row(info, as_json) for info in list_tasks(site)], as_json)
+        emit(
+            [_row(info, as_json) for info in list_tasks(site)],
+            as_json,
+            times=("last_run", "next_run"),
+        )
 
 
 @task.command("run")
 @click.argument("name")
 def task_run(name):
     """Run one task now (even if disabled), under its lock."""
+    from ..tasks import OK, Runner
+
     outcome = Runner(runtime()).run(name)
     if outcome.status == OK:
         click.echo(outcome.line())
@@ -93,6 +97,8 @@ def task_run(name):
 @click.argument("schedule", metavar='"CRON EXPR"')
 def task_set(name, schedule):
     """Change a task's schedule: 5 cron fields in UTC, e.g. "*/10 * * * *"."""
+    from ..tasks import set_schedule
+
     with open_site() as site:
         info = set_schedule(site, name, schedule)
     click.echo(f"{info.name}: schedule {info.schedule!r}, next run {clock.iso(info.next_run)}")
@@ -102,6 +108,8 @@ def task_set(name, schedule):
 @click.argument("name")
 def task_enable(name):
     """Let cron run a task again (from its next scheduled time)."""
+    from ..tasks import set_enabled
+
     with open_site() as site:
         info = set_enabled(site, name, True)
     click.echo(f"{info.name}: enabled, next run {clock.iso(info.next_run)}")
@@ -111,6 +119,8 @@ def task_enable(name):
 @click.argument("name")
 def task_disable(name):
     """Stop cron from running a task (``task run`` still can)."""
+    from ..tasks import set_enabled
+
     with open_site() as site:
         info = set_enabled(site, name, False)
     click.echo(f"{info.name}: disabled")
@@ -127,6 +137,8 @@ def task_unlock(name, force):
     A killed runner's lock frees itself within ENROLKIT_TASK_LEASE seconds (60), and at once
     for the next runner on the same machine; this is for when waiting is not an option.
     """
+    from ..tasks import unlock
+
     with open_site() as site:
         holder = unlock(site, name, force=force)
     click.echo(f"{name}: unlocked (was locked by {holder})" if holder else f"{name}: not locked")

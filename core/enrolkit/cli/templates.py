@@ -10,9 +10,7 @@ from contextlib import contextmanager
 
 import click
 
-from .. import clock, lookup, templating
-from ..enrolments import parse_settings
-from ..templating import TemplateError
+from .. import clock
 from . import cli
 from .output import open_site
 
@@ -43,6 +41,8 @@ def _source(file, text) -> str | None:
 @contextmanager
 def _reported() -> Iterator[None]:
     """Template problems go to stderr as ``line N: message``, then exit status 1."""
+    from ..templating import TemplateError
+
     try:
         yield
     except TemplateError as exc:
@@ -79,6 +79,9 @@ def preview():
 def preview_welcome(shortname, username, file, text, role, start, end, variables, as_json):
     """A welcome message: subject, text part and HTML part. Without --file or --text, the
     default message."""
+    from .. import lookup, templating
+    from ..enrolments import parse_settings
+
     source = _source(file, text) or ""
     with open_site() as site, _reported():
         mail = templating.preview_welcome(
@@ -103,6 +106,9 @@ def preview_welcome(shortname, username, file, text, role, start, end, variables
 @_with_source
 def preview_group(username, file, text):
     """The group a user would join, e.g. --text 'Groupe_{profile_field_department}'."""
+    from .. import lookup, templating
+    from ..templating import TemplateError
+
     source = _source(file, text)
     if source is None:
         raise click.UsageError("give the template with --text or --file")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..api import tokens
-from ..clock import iso
+from ..api import READ, SCOPES
 from . import cli
 from .output import emit, json_option, open_site
 
@@ -19,13 +18,15 @@ def token():
 @click.argument("name")
 @click.option(
     "--scope",
-    type=click.Choice(tokens.SCOPES),
-    default=tokens.READ,
+    type=click.Choice(SCOPES),
+    default=READ,
     show_default=True,
     help="read: GET only; write: any change a site admin may make; scim: /scim/v2 only.",
 )
 def token_create(name, scope):
     """Make a token and print it. It is shown this once: only its digest is kept."""
+    from ..api import tokens
+
     with open_site() as site:
         raw = tokens.create(site, name, scope)
     click.echo(raw)
@@ -40,6 +41,8 @@ def token_create(name, scope):
 @click.argument("name")
 def token_revoke(name):
     """Revoke a token: requests carrying it are refused from now on."""
+    from ..api import tokens
+
     with open_site() as site:
         tokens.revoke(site, name)
     click.echo(f"token {name!r} revoked")
@@ -49,9 +52,8 @@ def token_revoke(name):
 @json_option
 def token_list(as_json):
     """Every token: name, scope, when it was made, whether it is revoked (never the token)."""
+    from ..api import tokens
+
     with open_site() as site:
         rows = tokens.listing(site)
-    if not as_json:
-        for row in rows:
-            row["created"] = iso(row["created"])
-    emit(rows, as_json)
+    emit(rows, as_json, times=("created",))

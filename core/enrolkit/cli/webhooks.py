@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .. import lookup, webhooks
-from ..clock import iso
+from .. import integrations
 from . import cli
 from .output import emit, json_option, open_site
 
@@ -20,12 +19,14 @@ def webhook():
 @click.option(
     "--events",
     required=True,
-    help=f"Comma-separated events: {','.join(webhooks.EVENTS)}.",
+    help=f"Comma-separated events: {','.join(integrations.EVENTS)}.",
 )
 @click.option("--course", "shortname", metavar="SHORTNAME", help="Only this course's events.")
 @click.option("--method", default="", help="Only events of this enrolment method.")
 def webhook_add(url, events, shortname, method):
     """Subscribe URL to events and print its signing secret (shown this once)."""
+    from .. import lookup, webhooks
+
     with open_site() as site:
         course_id = lookup.course(site.session, shortname).id if shortname else None
         subscription, secret = webhooks.add(site, url, events, course_id=course_id, method=method)
@@ -42,12 +43,11 @@ def webhook_add(url, events, shortname, method):
 @json_option
 def webhook_list(as_json):
     """Every subscription: URL, events, filters, status, events waiting (never the secret)."""
+    from .. import webhooks
+
     with open_site() as site:
         rows = webhooks.listing(site)
     if not as_json:
-        for row in rows:
-            row["created"] = iso(row["created"])
-            row["failing_since"] = iso(row["failing_since"]) if row["failing_since"] else ""
         columns = ["id", "status", "url", "events", "course_id", "method", "waiting"]
         emit(rows, as_json, columns=columns + ["disabled_reason"])
         return
@@ -58,6 +58,8 @@ def webhook_list(as_json):
 @click.argument("subscription_id", type=click.IntRange(min=1))
 def webhook_disable(subscription_id):
     """Stop queueing and sending events to a subscription."""
+    from .. import webhooks
+
     with open_site() as site:
         webhooks.set_enabled(site, subscription_id, False)
     click.echo(f"webhook {subscription_id} disabled")
@@ -67,6 +69,8 @@ def webhook_disable(subscription_id):
 @click.argument("subscription_id", type=click.IntRange(min=1))
 def webhook_enable(subscription_id):
     """Resume a disabled subscription where it stopped (its waiting batch goes first)."""
+    from .. import webhooks
+
     with open_site() as site:
         webhooks.set_enabled(site, subscription_id, True)
     click.echo(f"webhook {subscription_id} enabled")
@@ -76,6 +80,8 @@ def webhook_enable(subscription_id):
 @click.argument("subscription_id", type=click.IntRange(min=1))
 def webhook_remove(subscription_id):
     """Delete a subscription, its waiting events and its deliveries."""
+    from .. import webhooks
+
     with open_site() as site:
         webhooks.remove(site, subscription_id)
     click.echo(f"webhook {subscription_id} removed")
@@ -88,19 +94,19 @@ def webhook_remove(subscription_id):
 @json_option
 def webhook_deliveries(subscription_id, failed, limit, as_json):
     """Deliveries (batches), newest first, of one subscription or all."""
+    from .. import webhooks
+
     with open_site() as site:
         rows = webhooks.deliveries(site, subscription_id, failed=failed, limit=limit)
-    if not as_json:
-        for row in rows:
-            for key in ("created", "next_attempt", "delivered"):
-                row[key] = iso(row[key]) if row[key] else ""
-    emit(rows, as_json)
+    emit(rows, as_json, times=("created", "next_attempt", "delivered"))
 
 
 @webhook.command("replay")
 @click.argument("delivery_id", type=click.IntRange(min=1))
 def webhook_replay(delivery_id):
     """Send a delivery again at the next run, with the same webhook-id and body."""
+    from .. import webhooks
+
     with open_site() as site:
         webhooks.replay(site, delivery_id)
     click.echo(f"delivery {delivery_id} will be sent again at the next run")
@@ -110,11 +116,13 @@ def webhook_replay(delivery_id):
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1000),
-    default=webhooks.BATCH_SIZE,
+    default=integrations.BATCH_SIZE,
     show_default=True,
     help="Events per request for batches made now.",
 )
 def webhook_send(batch_size):
     """Deliver the due batches now (what the deliver_webhooks task does every minute)."""
+    from .. import webhooks
+
     with open_site("cron") as site:
         click.echo(str(webhooks.deliver(site, batch_size=batch_size)))

@@ -15,14 +15,34 @@ def include_object(obj, name, type_, reflected, compare_to):
     return table is not None and table.name in only_tables
 
 
-with engine.connect() as connection:
+def run(connection, sqlite: bool) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
         include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
     connection.commit()
+
+
+with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    if not sqlite:
+        run(connection, sqlite)
+    else:
+        # A batch migration rebuilds a table: dropping the old one must not cascade to, or be
+        # refused by, the rows that refer to it. SQLite ignores this pragma inside a transaction,
+        # so it is set on the driver's connection before the migration's transaction begins.
+        driver = connection.connection.driver_connection
+        driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            run(connection, sqlite)
+        finally:
+            driver.execute("PRAGMA foreign_keys=ON")

@@ -14,6 +14,11 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+#: The table options of every table whose ids the log, a setting, a held plan or a message key
+#: refers to: on SQLite, AUTOINCREMENT, so a deleted row's id is never given to a new one (the
+#: log would mix the two); PostgreSQL's sequences never reuse an id anyway. New such tables use it.
+NEVER_REUSED = {"sqlite_autoincrement": True}
+
 #: Unix seconds (Moodle's convention). BigInteger so the schema outlives 2038.
 Timestamp = BigInteger
 

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamp
+from .base import NEVER_REUSED, Base, Timestamp
 
 ACTIVE, SUSPENDED = 0, 1
 
@@ -37,7 +37,7 @@ class EnrolInstance(Base):
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     timecreated: Mapped[int] = mapped_column(Timestamp, default=0)
     timemodified: Mapped[int] = mapped_column(Timestamp, default=0)
-    __table_args__ = (Index("ix_enrol_instances_method", "method", "enabled"),)
+    __table_args__ = (Index("ix_enrol_instances_method", "method", "enabled"), NEVER_REUSED)
 
     @property
     def component(self) -> str:
@@ -61,6 +61,7 @@ class HeldPlan(Base):
     """A plan the mass-removal guard stopped, waiting for an admin to approve or discard it."""
 
     __tablename__ = "held_plans"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("enrol_instances.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20), default="held", index=True)
@@ -97,6 +98,7 @@ class LogEntry(Base):
         Index("ix_log_component_event", "component", "event"),
         Index("ix_log_course", "course_id"),
         Index("ix_log_user", "user_id"),
+        NEVER_REUSED,
     )
 
 

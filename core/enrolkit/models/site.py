@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamp
+from .base import NEVER_REUSED, Base, Timestamp
 
 #: Context levels, as Moodle names them.
 SITE, CATEGORY, COURSE = "site", "category", "course"
@@ -28,6 +28,7 @@ STANDARD_FIELDS = (
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     idnumber: Mapped[str] = mapped_column(String(255), default="", index=True)
@@ -87,11 +88,12 @@ class Category(Base):
     #: Materialised path of ids, "/3/7/" for category 7 under 3: subtree queries are a LIKE.
     path: Mapped[str] = mapped_column(String(255), default="", index=True)
     depth: Mapped[int] = mapped_column(Integer, default=1)
-    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+    __table_args__ = (UniqueConstraint("parent_id", "name"), NEVER_REUSED)
 
 
 class Course(Base):
     __tablename__ = "courses"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shortname: Mapped[str] = mapped_column(String(255), unique=True)
     fullname: Mapped[str] = mapped_column(String(255), default="")
@@ -106,6 +108,7 @@ class Course(Base):
 
 class Role(Base):
     __tablename__ = "roles"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shortname: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(255), default="")
@@ -141,7 +144,7 @@ class Group(Base):
     component: Mapped[str] = mapped_column(String(100), default="")
     itemid: Mapped[int] = mapped_column(Integer, default=0)
     timecreated: Mapped[int] = mapped_column(Timestamp, default=0)
-    __table_args__ = (UniqueConstraint("course_id", "name"),)
+    __table_args__ = (UniqueConstraint("course_id", "name"), NEVER_REUSED)
 
     #: Moodle's groups.name column length; templates are cut to it.
     NAME_LENGTH = 254
@@ -166,6 +169,7 @@ class GroupMember(Base):
 
 class Cohort(Base):
     __tablename__ = "cohorts"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     idnumber: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(254))

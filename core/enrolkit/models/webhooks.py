@@ -5,14 +5,16 @@ from __future__ import annotations
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamp
+from .base import NEVER_REUSED, Base, Timestamp
 
 
 class WebhookSubscription(Base):
     """Where to send which events. The secret signs every request, so it is kept as issued (a
-    digest could not sign); it is shown once, when the subscription is made."""
+    digest could not sign); it is shown once, when the subscription is made. The log names a
+    subscription by id ("webhook 3 to ..."), so ids are never reused."""
 
     __tablename__ = "webhook_subscriptions"
+    __table_args__ = NEVER_REUSED
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     #: Comma-separated event names.

@@ -24,7 +24,7 @@ Semantics (Moodle's, ``availability/classes/tree.php``):
   everyone, so its negation is true.
 
 Condition types come from the ``register_conditions`` hook (``site.plugins.conditions``); the
-built-in ones live in :mod:`enrolkit.builtin.conditions`. Each evaluates for one user in Python
+built-in ones live in :mod:`enrolkit.rules.standard`. Each evaluates for one user in Python
 (:meth:`Rule.matches`, a few queries whatever the rule's size), compiles to one SQL condition over
 ``users`` (:meth:`Rule.sql`, a whole site in one query) and explains itself
 (:meth:`Rule.explain`). :meth:`Rule.prefilter` gives the standard-field equalities every match

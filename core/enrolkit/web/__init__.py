@@ -55,7 +55,7 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
         PREVIEW_WINDOW=60,
         PAGE_SIZE=50,
     )
-    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_mapping(db.instance_config())
     if config:
         app.config.from_mapping(config)
     if app.config["SESSION_COOKIE_SECURE"] is None:
@@ -63,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     if not app.config.get("SECRET_KEY") and app.testing:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.extensions["enrolkit"] = runtime or Runtime(app.config["DATABASE_URL"])
+    runtime_of(app).plugins.load_all()  # a plugin's mistake stops the app at start
 
     home_templates = Path(app.instance_path) / "templates"
     app.jinja_loader = ChoiceLoader([FileSystemLoader(str(home_templates)), app.jinja_loader])
@@ -77,9 +78,9 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     views.init_app(app)
     for blueprint in (auth.bp, people.bp, course.bp, admin.bp):
         app.register_blueprint(blueprint)
-    from .. import api
+    from ..api import app as api_app
 
-    api.init_app(app)
+    api_app.init_app(app)
     from .. import scim
 
     scim.mount(app)

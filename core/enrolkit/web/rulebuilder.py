@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ..builtin.conditions import PROFILE_OPS
 from ..models import STANDARD_FIELDS, Badge, Cohort, Course, ProfileField
 from ..rules import RuleError, parse
+from ..rules.standard import PROFILE_OPS
 from ..site import Site
 
 #: Most suggestions offered per list (names are still typed freely).

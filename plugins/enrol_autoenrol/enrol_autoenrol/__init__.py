@@ -15,19 +15,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from enrolkit import hookimpl
-from enrolkit.models import EnrolInstance
 
-from . import groups, login, tasks, view, welcome
-from .cli import rule as rule_command
-from .matching import NAME
-from .method import AutoenrolMethod
-from .prefilter import PrefilterPair
+#: The method's name (:data:`.matching.NAME`), here so the hooks need not import the method.
+NAME = "autoenrol"
 
 __all__ = ["AutoenrolMethod", "PrefilterPair"]
 
 
+def __getattr__(name: str):
+    """The public classes, imported on first use: this module stays light for start-up."""
+    if name == "AutoenrolMethod":
+        from .method import AutoenrolMethod
+
+        return AutoenrolMethod
+    if name == "PrefilterPair":
+        from .prefilter import PrefilterPair
+
+        return PrefilterPair
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def register_methods(register):
+    from .method import AutoenrolMethod
+
     register(AutoenrolMethod())
 
 
@@ -38,6 +49,8 @@ def register_migrations(register):
 
 @hookimpl
 def register_tasks(register):
+    from . import tasks
+
     register(
         "autoenrol_enrolments",
         tasks.process_enrolments,
@@ -51,22 +64,32 @@ def register_tasks(register):
 
 @hookimpl
 def register_commands(cli):
-    cli.add_command(rule_command)
+    from .cli import rule
+
+    cli.add_command(rule)
 
 
 @hookimpl
 def on_login(site, user):
+    from . import login
+
     login.on_login(site, user)
 
 
 @hookimpl
 def on_course_view(site, user, course, enrolled):
+    from . import view
+
     return view.on_course_view(site, user, course, enrolled)
 
 
 @hookimpl
 def enrolments_changed(site, changes):
     if changes.method == NAME and changes.enrolled:
+        from enrolkit.models import EnrolInstance
+
+        from . import welcome
+
         welcome.send(site, site.session.get(EnrolInstance, changes.instance_id), changes.enrolled)
 
 
@@ -74,4 +97,6 @@ def enrolments_changed(site, changes):
 def profile_changed(site, change):
     """Users whose profile changed move to the groups their new values name, at once."""
     if site.method_enabled(NAME):
+        from . import groups
+
         groups.profile_changed(site, change.user_ids, change.fields)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 
 import click
-from enrolkit import lookup
 from enrolkit.cli.output import json_option, open_site
 from enrolkit.errors import EnrolkitError
-from flask.cli import AppGroup
 
-from .matching import NAME
+from . import NAME
 
 
-@click.group("rule", cls=AppGroup)
+@click.group("rule")
 def rule() -> None:
     """Auto-enrol rules."""
 
@@ -25,6 +23,8 @@ def rule() -> None:
 def rule_test(instance_id: str, username: str, as_json: bool) -> None:
     """Explain, condition by condition, why USERNAME matches the rule of auto-enrol INSTANCE or
     not, and what else would stop a new enrolment now. Changes nothing."""
+    from enrolkit import lookup
+
     with open_site() as site:
         instance = lookup.instance(site.session, instance_id)
         if instance.method != NAME:

@@ -20,9 +20,9 @@ from enrolkit.rules.explain import GROUP
 from enrolkit.site import Site
 from sqlalchemy import func, select
 
+from . import NAME
 from .schema import SITE
 
-NAME = "autoenrol"
 COMPONENT = "enrol_autoenrol"
 
 

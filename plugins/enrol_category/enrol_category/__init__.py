@@ -5,30 +5,37 @@ from __future__ import annotations
 
 from enrolkit import hookimpl
 
-from . import sync
-from .method import CategoryMethod
-
 
 @hookimpl
 def register_methods(register):
+    from .method import CategoryMethod
+
     register(CategoryMethod())
 
 
 @hookimpl
 def register_tasks(register):
+    from . import sync
+
     register("category_sync", sync.full_sync, schedule="30 * * * *", component="enrol_category")
 
 
 @hookimpl
 def role_assignments_changed(site, changes):
+    from . import sync
+
     sync.roles_changed(site, changes)
 
 
 @hookimpl
 def courses_changed(site, course_ids):
+    from . import sync
+
     sync.courses_changed(site, course_ids, "course created or moved")
 
 
 @hookimpl
 def method_settings_changed(site, method, names):
+    from . import sync
+
     sync.settings_changed(site, method, names)

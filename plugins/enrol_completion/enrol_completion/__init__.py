@@ -12,17 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from enrolkit import hookimpl
-from enrolkit.models import Course, EnrolInstance
 
-from . import aftermath, groups, reaction, sources, welcome
-from .method import CompletionMethod
-from .sources import METHOD, CompletionSource
+#: The method's name (:data:`.sources.METHOD`), here so the hooks need not import the method.
+METHOD = "completion"
 
 __all__ = ["CompletionMethod", "CompletionSource"]
 
 
+def __getattr__(name: str):
+    """The public classes, imported on first use: this module stays light for start-up."""
+    if name == "CompletionMethod":
+        from .method import CompletionMethod
+
+        return CompletionMethod
+    if name == "CompletionSource":
+        from .sources import CompletionSource
+
+        return CompletionSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def register_methods(register):
+    from .method import CompletionMethod
+
     register(CompletionMethod())
 
 
@@ -40,6 +53,8 @@ def register_commands(cli):
 
 @hookimpl
 def on_completion(site, user, course, timecompleted):
+    from . import reaction
+
     reaction.completed(site, user, course, timecompleted)
 
 
@@ -52,6 +67,10 @@ def enrolments_changed(site, changes):
     arrived = changes.enrolled + changes.updated
     if changes.method != METHOD or not arrived:
         return
+    from enrolkit.models import Course, EnrolInstance
+
+    from . import aftermath, groups, sources, welcome
+
     instance = site.session.get(EnrolInstance, changes.instance_id)
     groups.join(site, instance, arrived)
     settings = instance.settings or {}
@@ -69,6 +88,8 @@ def course_deleted(site, course_id):
     """The completed course is being deleted: the instances waiting for it go, with their
     enrolments and pending actions, as Moodle's ``before_course_deleted`` listener does."""
     from enrolkit.enrolments import delete_instance
+
+    from . import sources
 
     for instance in sources.waiting_for(site, course_id, enabled_only=False):
         delete_instance(site, instance, reason="completed course deleted")

@@ -15,7 +15,7 @@ from enrolkit.site import Site
 from sqlalchemy import ForeignKey, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-METHOD = "completion"
+from . import METHOD
 
 
 class CompletionSource(Base):

@@ -10,17 +10,32 @@ from pathlib import Path
 
 import enrolkit
 
-from .method import COMPONENT, NAME, FlatfileMethod
-from .task import run_task
+NAME = "flatfile"
+COMPONENT = f"enrol_{NAME}"
+
+__all__ = ["COMPONENT", "NAME", "FlatfileMethod"]
+
+
+def __getattr__(name: str):
+    """The method class, imported on first use: this module stays light for start-up."""
+    if name == "FlatfileMethod":
+        from .method import FlatfileMethod
+
+        return FlatfileMethod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @enrolkit.hookimpl
 def register_methods(register):
+    from .method import FlatfileMethod
+
     register(FlatfileMethod())
 
 
 @enrolkit.hookimpl
 def register_tasks(register):
+    from .task import run_task
+
     register("flatfile_sync", run_task, schedule="0 * * * *", component=COMPONENT)
 
 
@@ -34,9 +49,6 @@ def register_commands(cli):
     from .cli import flatfile
 
     cli.add_command(flatfile)
-
-
-__all__ = ["COMPONENT", "NAME", "FlatfileMethod"]
 
 
 @enrolkit.hookimpl

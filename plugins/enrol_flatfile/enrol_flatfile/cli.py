@@ -7,20 +7,19 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from enrolkit.cli.output import open_site
-from flask.cli import AppGroup
 
-from .method import load_settings
-from .processor import FileResult, copy_in, no_progress, process
-from .report import more_line
+if TYPE_CHECKING:
+    from .processor import FileResult
 
 #: Files at least this big show a progress bar when the command runs on a terminal.
 PROGRESS_MIN_BYTES = 256 * 1024
 
 
-@click.group("flatfile", cls=AppGroup)
+@click.group("flatfile")
 def flatfile():
     """Flat-file enrolment: apply the enrolment files of the drop folder."""
 
@@ -37,8 +36,12 @@ def process_command(file, dry_run, copy, as_json):
     Each applied file is renamed <name>.done; rejected lines go to <name>.errors.csv beside it
     and, when the site says so, to the admins by mail. A run that was interrupted is finished by
     the next one, each line applied once. A file that changes while it is applied is left in
-    place, and the output says what was applied.
+    place, and the output says what was applied. Exits with status 2 when lines were rejected
+    (as ``enrolkit user import`` does), after applying the good ones.
     """
+    from .method import load_settings
+    from .processor import copy_in, no_progress, process
+
     if copy and file is None:
         raise click.UsageError("--copy needs the FILE to copy into the drop folder")
     if copy and dry_run:
@@ -63,9 +66,13 @@ def process_command(file, dry_run, copy, as_json):
                 click.echo(json.dumps(results, indent=2))
         if not results and not as_json:
             click.echo(f"no file to apply in {load_settings(site).folder}")
+    if any(result["counts"].get("rejected") for result in results):
+        sys.exit(2)
 
 
 def _echo(result: FileResult) -> None:
+    from .report import more_line
+
     renamed = f" -> {result.renamed_to.name}" if result.renamed_to else ""
     click.echo(result.summary() + renamed)
     if result.note:

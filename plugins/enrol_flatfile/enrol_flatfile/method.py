@@ -20,8 +20,7 @@ from enrolkit.site import Site
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import select
 
-NAME = "flatfile"
-COMPONENT = f"enrol_{NAME}"
+from . import COMPONENT, NAME  # noqa: F401  (COMPONENT re-exported for the plugin's modules)
 
 REMOVAL_HELP = (
     "What a del line does to the enrolment once it has removed the line's role: unenrol, "
@@ -216,6 +215,26 @@ class FlatfileMethod(EnrolMethod):
     def default_role(self, site: Site) -> str | None:
         """None: every line of a file names its role."""
         return None
+
+    def site_enabled(self, site: Site) -> None:
+        """Make the drop folder, readable by this account only (0700), so that files can be
+        dropped as soon as the method is on. A folder that exists is left as it is."""
+        folder = load_settings(site).folder
+        if folder.is_dir():
+            return
+        try:
+            folder.mkdir(parents=True)
+            folder.chmod(0o700)
+        except OSError as exc:
+            raise SettingsError(
+                {
+                    "folder": [
+                        f"cannot create the drop folder {folder}: {exc.strerror}; choose another "
+                        "with: enrolkit method set flatfile folder=PATH"
+                    ]
+                },
+                where="site settings of flatfile",
+            ) from None
 
 
 @dataclass(frozen=True)

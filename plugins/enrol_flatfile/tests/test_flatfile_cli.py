@@ -31,7 +31,7 @@ def test_process_prints_a_summary_and_the_rejected_lines(cli, people):
         HEADER + "add,ann,MATH101,student,,\nadd,cy,MATH101,student,,\n"
     )
     result = cli("flatfile", "process")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # lines were rejected, as `user import` says
     assert result.output == (
         "enrol.csv: 2 line(s), 1 applied, 0 scheduled, 1 rejected; enrolled 1, updated 0, "
         "suspended 0, unenrolled 0, roles added 1, removed 0 -> enrol.csv.done\n"
@@ -46,7 +46,7 @@ def test_process_json_prints_the_counts_and_the_errors(cli, people):
     (people / "a.csv").write_text(HEADER + "add,ann,MATH101,student,,\nadd,cy,MATH101,student,,\n")
     (people / "b.csv").write_text(HEADER + "add,bob,MATH101,student,,\n")
     result = cli("flatfile", "process", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # a.csv had a rejected line
     first, second = json.loads(result.output)
     assert first["file"] == "a.csv" and second["file"] == "b.csv"
     assert first["counts"] == {
@@ -153,7 +153,7 @@ def test_a_large_file_shows_a_progress_bar_on_a_terminal(real):
     )
     os.close(secondary)
     screen = _read_until_exit(main, proc)
-    assert proc.returncode == 0, screen
+    assert proc.returncode == 2, screen  # every line was rejected
     assert "reading big.csv" in screen and "100%" in screen
     assert "big.csv: 12000 line(s), 0 applied, 0 scheduled, 12000 rejected" in screen
 

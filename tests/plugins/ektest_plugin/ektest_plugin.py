@@ -1,15 +1,18 @@
 """A tiny enrolkit plugin, installed by the core's tests as a real distribution.
 
-It contributes the enrolment method ``ektest`` (its sync enrols every user of the site) and
-records the hooks it receives, one line each, in the file named by ``EKTEST_LOG`` so that a test
-in another process can see them fire.
+It contributes the enrolment method ``ektest`` (its sync enrols every user of the site), the
+command group of docs/hooks.md's ``register_commands`` example, as written there, and records
+the hooks it receives, one line each, in the file named by ``EKTEST_LOG`` so that a test in
+another process can see them fire.
 """
 
 from __future__ import annotations
 
 import os
 
+import click
 import enrolkit
+from enrolkit.cli.output import open_site
 from enrolkit.models import User
 from sqlalchemy import select
 
@@ -45,3 +48,26 @@ def on_cron(now):
 @enrolkit.hookimpl
 def enrolments_changed(changes):
     _record(f"enrolments_changed {changes.method} enrolled={len(changes.enrolled)}")
+
+
+# docs/hooks.md, register_commands, the example as written:
+
+
+@click.group("ektest")
+def ektest():
+    """The test plugin's commands."""
+
+
+@ektest.command("users")
+def users():
+    """How many users the site has."""
+    from enrolkit.models import User
+    from sqlalchemy import func, select
+
+    with open_site() as site:
+        click.echo(site.session.scalar(select(func.count()).select_from(User)))
+
+
+@enrolkit.hookimpl
+def register_commands(cli):
+    cli.add_command(ektest)

@@ -57,8 +57,12 @@ def toggle_method(name: str):
     s = site()
     _method(name)
     on = not s.method_enabled(name)
-    with s.atomic():
-        s.set_method_enabled(name, on)
+    try:
+        with s.atomic():
+            s.set_method_enabled(name, on)
+    except EnrolkitError as exc:  # the method refused to be enabled (e.g. no drop folder)
+        flash(str(exc), "error")
+        return redirect(url_for("admin.methods"))
     flash(
         _("%(name)s enabled.", name=name) if on else _("%(name)s disabled.", name=name), "success"
     )
