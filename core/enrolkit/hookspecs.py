@@ -123,19 +123,22 @@ def on_login(site: Site, user: User) -> None:
 
 
 @hookspec
-def on_course_view(site: Site, user: User, course: Course, enrolled: bool) -> CourseAccess | None:
+def on_course_view(
+    site: Site, user: User, course: Course, enrolled: bool
+) -> CourseAccess | list[CourseAccess] | None:
     """A user opened a course.
 
-    Every method may answer with a :class:`CourseAccess`. The core grants access when the user is
-    enrolled (``enrolled`` is then true, and methods usually return None) or when any answer is
-    ``granted``; otherwise it offers the first ``confirm``, otherwise it denies with the reasons of
-    the ``denied`` answers.
+    Every method may answer with a :class:`CourseAccess`, or a list of them (one per instance).
+    The core grants access when the user is enrolled (``enrolled`` is then true, and methods
+    usually return None) or when any answer is ``granted``; otherwise it offers every
+    ``confirm`` (each with its own "Enrol me", in the order given), otherwise it denies with the
+    reasons of the ``denied`` answers.
 
     :param site: the site.
     :param user: the viewer.
     :param course: the course opened.
     :param enrolled: whether the user already has an active, current enrolment in the course.
-    :return: a decision, or None to stay silent.
+    :return: a decision, a list of decisions, or None to stay silent.
     """
 
 
