@@ -28,17 +28,19 @@ class TooManyAttempts(Refused):
         self.retry_after = retry_after
 
 
-def load(method: EnrolMethod, data: dict) -> dict:
-    """``data`` loaded by the method's ``enrol_me_schema`` (unknown keys refused)."""
+def load(site: Site, method: EnrolMethod, instance: EnrolInstance, data: dict) -> dict:
+    """``data`` loaded by the method's enrol-me schema for ``instance`` (unknown keys
+    refused)."""
     from marshmallow import ValidationError
 
-    where = f"enrolment input of {method.title or method.name}"
-    if method.enrol_me_schema is None:
+    where = f"enrolment input of {method.display_name(instance)}"
+    schema = method.enrol_me_schema_for(site, instance)
+    if schema is None:
         if data:
             raise SettingsError({key: ["unknown field"] for key in data}, where=where)
         return {}
     try:
-        return method.enrol_me_schema().load(data)
+        return schema().load(data)
     except ValidationError as exc:
         raise SettingsError(exc.messages, where=where) from None
 
@@ -68,7 +70,7 @@ def confirm(site: Site, instance: EnrolInstance, user: User, data: dict) -> None
                 f"too many attempts to enrol in this course; try again in {minutes} minute(s)",
                 retry_after=wait,
             )
-    loaded = load(method, data)
+    loaded = load(site, method, instance, data)
     try:
         with site.atomic():
             if takes_data(method):
@@ -105,9 +107,10 @@ def fields_of(site: Site, instance_id: int | None) -> list[dict]:
 
     instance = site.session.get(EnrolInstance, instance_id) if instance_id else None
     method = site.plugins.methods.get(instance.method) if instance else None
-    if method is None or method.enrol_me_schema is None:
+    schema_class = method.enrol_me_schema_for(site, instance) if method else None
+    if schema_class is None:
         return []
-    schema = method.enrol_me_schema()
+    schema = schema_class()
     return [
         {
             "name": name,

@@ -90,6 +90,11 @@ class Secret(fields.Field):
     def _serialize(self, value, attr, obj, **kwargs) -> str:
         return Hashed(value) if value else ""
 
+    def shown(self, value) -> str:
+        """What people see of a stored value: whether it is set (a subclass holding several
+        secrets may say which)."""
+        return SET if value else NOT_SET
+
 
 class SecretInput(fields.String):
     """Something a person types and nobody sees, such as an enrolment key asked by "Enrol me":
@@ -116,5 +121,5 @@ def shown(schema, settings: dict | None) -> dict:
         return out
     for name, field in schema().fields.items():
         if isinstance(field, Secret) and name in out:
-            out[name] = SET if out[name] else NOT_SET
+            out[name] = field.shown(out[name])
     return out

@@ -15,6 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from flask import Blueprint
     from marshmallow import Schema
 
     from .changes import (
@@ -86,6 +87,22 @@ def register_commands(cli: click.Group) -> None:
     opens a site; raise :class:`enrolkit.EnrolkitError` for errors a user can act on.
 
     :param cli: the ``enrolkit`` click group.
+    """
+
+
+@hookspec
+def register_blueprints(register: Callable[[Blueprint], None]) -> None:
+    """Contribute web pages: Flask blueprints mounted on the web app.
+
+    Called once when the web app is built. Call ``register(blueprint)`` for each; make it with
+    :func:`enrolkit.web.pages.blueprint`, which mounts it under ``/plugins/<component>/`` and
+    finds its templates in the package's ``templates/<component>/``. Every view must carry one
+    of the core's permission decorators (``public``, ``login_required``, ``course_manager``,
+    ``admin_required`` from :mod:`enrolkit.web.pages`): the app refuses to start otherwise.
+    CSRF protection covers every form as it does the core's; texts go through ``_()`` and the
+    plugin's own catalog (``translations/``).
+
+    :param register: takes one ``flask.Blueprint``.
     """
 
 

@@ -151,6 +151,11 @@ class EnrolMethod:
         """Shortname of the role new instances get when none is given."""
         return site.method_settings(self.name).get("role", "student")
 
+    def enrol_me_schema_for(self, site: Site, instance: EnrolInstance) -> type[Schema] | None:
+        """What "Enrol me" on ``instance`` asks: :attr:`enrol_me_schema` by default. Override
+        when it depends on the instance (a key only where one is set)."""
+        return self.enrol_me_schema
+
     def confirm_enrolment(self, site: Site, instance: EnrolInstance, user, data: dict) -> None:
         """The user clicked "Enrol me" on an instance that answered ``confirm`` to a course view.
         Methods offering confirmation override this to apply their plan.

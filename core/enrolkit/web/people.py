@@ -134,11 +134,11 @@ def enrol_me(course_id: int):
     course = _course(course_id)
     instance_id = request.form.get("instance", type=int)
     s = site()
-    method = None
-    if instance_id is not None:
-        instance = s.session.get(EnrolInstance, instance_id)
-        method = s.plugins.methods.get(instance.method) if instance else None
-    data = forms.posted(method.enrol_me_schema) if method else {}
+    data: dict[str, str] = {}
+    instance = s.session.get(EnrolInstance, instance_id) if instance_id is not None else None
+    method = s.plugins.methods.get(instance.method) if instance else None
+    if method is not None:
+        data = forms.posted(method.enrol_me_schema_for(s, instance))
     try:
         decision = access.enrol_me(s, g.user, course, data, instance_id=instance_id)
     except SettingsError as exc:

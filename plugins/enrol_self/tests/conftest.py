@@ -1,0 +1,50 @@
+"""The self-enrolment tests' site: only this plugin, on SQLite and (when configured)
+PostgreSQL; every fixture of enrolkit.testing (``site``, ``cli``, ``client``, ``run_cron``,
+``outbox``) runs on it."""
+
+from __future__ import annotations
+
+import enrol_self
+import pytest
+from enrolkit import people
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def enrolkit_plugins():
+    return (enrol_self,)
+
+
+@pytest.fixture
+def runtime(make_runtime, any_db, enrolkit_plugins):
+    """The ``runtime`` of enrolkit.testing, on each database backend."""
+    return make_runtime(plugins=enrolkit_plugins, url=any_db)
+
+
+@pytest.fixture
+def course(site, clock):
+    """C1 with two students and a teacher (who may log in), self enrolment enabled."""
+    from enrolkit.enrolments import enrol_manually
+
+    with site.atomic():
+        site.set_method_enabled("self", True)
+        course = site.course("C1", fullname="Biology 101")
+        for name in ("ann", "bob", "teach"):
+            site.user(name).password_hash = people.hash_password(PASSWORD)
+        enrol_manually(site.site, site.session.scalar(_user("teach")), course,
+                       role=site.role("editingteacher"))  # fmt: skip
+    return course
+
+
+def _user(name: str):
+    from enrolkit.models import User
+    from sqlalchemy import select
+
+    return select(User).where(User.username == name)
+
+
+@pytest.fixture
+def user(site):
+    """``user("ann")``: a user of the site by name."""
+    return lambda name: site.session.scalar(_user(name))
