@@ -48,3 +48,22 @@ def _user(name: str):
 def user(site):
     """``user("ann")``: a user of the site by name."""
     return lambda name: site.session.scalar(_user(name))
+
+
+@pytest.fixture
+def log_in():
+    """``log_in(client, "ann")``: log in through the real login form (CSRF token included)."""
+    import re
+
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+    def go(client, username: str):
+        page = client.get("/login").get_data(as_text=True)
+        response = client.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token.search(page)[1]},
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return go
