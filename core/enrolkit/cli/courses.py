@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -119,7 +120,7 @@ def course_enrol_me(username, shortname, instance_id, pairs):
     data = parse_settings(pairs)
     for key, value in data.items():
         if value == "-":
-            data[key] = click.get_text_stream("stdin").readline().rstrip("\r\n")
+            data[key] = sys.stdin.readline().rstrip("\r\n")
     with open_site() as site:
         decision = access.enrol_me(
             site,

@@ -42,7 +42,9 @@ def test_cli_lists_the_offers_and_takes_the_key_from_stdin(site, course, runtime
     assert f"instance {keyed.id}: Self enrolment: enrol with the key (asks: key)" in view.stdout
     wrong = run("course", "enrol-me", "ann", "C1", "--field", "key=-", input="guess\n")
     assert wrong.returncode == 1
-    assert wrong.stderr.strip().endswith("wrong enrolment key; ask your teacher for the key of this course")
+    assert wrong.stderr.strip().endswith(
+        "wrong enrolment key; ask your teacher for the key of this course"
+    )
     assert "Traceback" not in wrong.stderr
     right = run("course", "enrol-me", "ann", "C1", "--field", "key=-", input="s3cret-key\n")
     assert right.returncode == 0 and right.stdout.startswith("granted"), right.stderr
