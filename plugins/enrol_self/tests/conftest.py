@@ -13,13 +13,14 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture
 def enrolkit_plugins():
+    """The core and this plugin only, whatever else is installed."""
     return (enrol_self,)
 
 
 @pytest.fixture
-def runtime(make_runtime, any_db, enrolkit_plugins):
-    """The ``runtime`` of enrolkit.testing, on each database backend."""
-    return make_runtime(plugins=enrolkit_plugins, url=any_db)
+def enrolkit_database_url(any_db):
+    """Every fixture of enrolkit.testing on each database backend."""
+    return any_db
 
 
 @pytest.fixture
