@@ -109,8 +109,9 @@ def course_view(username, shortname, as_json):
     "pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="What the method asks (e.g. --field key=VALUE); KEY=- reads the value from stdin, "
-    "so a secret stays out of the shell history and the process list.",
+    help="What the method asks (e.g. --field key=VALUE); KEY=- reads the value from stdin "
+    "(asked without echo at a terminal), so a secret stays out of the shell history and the "
+    "process list.",
 )
 def course_enrol_me(username, shortname, instance_id, pairs):
     """Confirm the self-enrolment a course offers ("Enrol me")."""
@@ -119,7 +120,11 @@ def course_enrol_me(username, shortname, instance_id, pairs):
 
     data = parse_settings(pairs)
     for key, value in data.items():
-        if value == "-":
+        if value != "-":
+            continue
+        if sys.stdin.isatty():  # a person at a terminal: ask without echo
+            data[key] = click.prompt(key, hide_input=True, err=True)
+        else:
             data[key] = sys.stdin.readline().rstrip("\r\n")
     with open_site() as site:
         decision = access.enrol_me(
