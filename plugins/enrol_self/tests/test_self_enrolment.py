@@ -195,3 +195,36 @@ def test_two_instances_are_two_offers_and_the_user_picks_one(site, course, user)
     access.enrol_me(site.site, user("ann"), course, {"key": "red-key"}, instance_id=keyed.id)
     assert list(enrolments(site, keyed)) == [user("ann").id]
     assert enrolments(site, open_one) == {}
+
+
+def test_two_users_confirming_at_once_for_the_last_place(site, course, runtime):
+    """Both have seen a free place; they confirm at the same moment, each on a connection of
+    its own: one is enrolled, the other is told the course is full."""
+    import threading
+
+    instance = site.instance(course, "self", maxenrolled=1)
+    site.session.commit()
+    barrier = threading.Barrier(2, timeout=30)
+    results: dict[str, str] = {}
+
+    def confirm(name: str) -> None:
+        with runtime.site(origin="web") as mine:
+            from enrolkit import lookup
+
+            me, where = lookup.user(mine.session, name), lookup.course(mine.session, "C1")
+            mine.session.commit()
+            barrier.wait()
+            try:
+                results[name] = access.enrol_me(mine, me, where).decision
+            except Refused as refused:
+                results[name] = str(refused)
+
+    threads = [threading.Thread(target=confirm, args=(name,)) for name in ("ann", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    granted = [name for name, said in results.items() if said == "granted"]
+    full = [name for name, said in results.items() if "no places left (at most 1 users)" in said]
+    assert len(granted) == 1 and len(full) == 1, results
+    assert len(enrolments(site, instance)) == 1
