@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from enrolkit import KEEP, SUSPEND_NOROLES, UNENROL, expiry_field
 from enrolkit.fields import Hashed, Secret, SecretInput, Time
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-
-EXPIRY_ACTIONS = ("keep", "suspend", "suspend_noroles", "unenrol")
 
 
 class GroupKeys(Secret):
@@ -111,15 +110,8 @@ class SiteSettings(Schema):
         load_default="student",
         metadata={"label": "Default role", "help": "Role of new instances (shortname)."},
     )
-    expiry_action = fields.String(
-        load_default="unenrol",
-        validate=validate.OneOf(EXPIRY_ACTIONS),
-        metadata={
-            "label": "When an enrolment ends",
-            "help": "What happens once an enrolment's duration has passed.",
-            "choices": EXPIRY_ACTIONS,
-        },
-    )
+    # Read by EnrolMethod.expiry_action(): Moodle's expiredaction, keep by default.
+    expiry_action = expiry_field(KEEP, choices=(KEEP, SUSPEND_NOROLES, UNENROL))
 
 
 class KeyInput(Schema):

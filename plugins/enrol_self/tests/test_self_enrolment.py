@@ -141,6 +141,8 @@ def test_the_duration_ends_the_enrolment_and_the_end_date_task_unenrols(
     site, course, user, clock, run_cron
 ):
     now = clock.now()
+    with site.atomic():
+        site.set_method_settings("self", {"expiry_action": "unenrol"})  # Moodle's default: keep
     instance = site.instance(course, "self", enrolperiod=7 * DAY)
     access.enrol_me(site.site, user("ann"), course)
     assert enrolments(site, instance) == {user("ann").id: (0, now, now + 7 * DAY)}
