@@ -31,6 +31,23 @@ def removal_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> f
     )
 
 
+def expiry_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> fields.String:
+    """The site setting ``expiry_action``, for a method whose enrolments can end: what the
+    end-date task does to one whose end date has passed (read by
+    :meth:`EnrolMethod.expiry_action`)."""
+    from marshmallow import fields, validate
+
+    return fields.String(
+        load_default=default,
+        validate=validate.OneOf(choices),
+        metadata={
+            "label": "When an enrolment ends",
+            "help": "What happens when an enrolment's end date passes.",
+            "choices": choices,
+        },
+    )
+
+
 class EnrolMethod:
     """One way users get into courses. Subclass, set the class attributes, override as needed.
 
@@ -62,6 +79,19 @@ class EnrolMethod:
     #: Whether a disabled instance gives up the roles it assigned (Moodle's cohort sync and meta
     #: links do, unless the removal action keeps roles: ``suspend`` or ``keep``).
     roles_follow_enabled: ClassVar[bool] = False
+    #: What "Enrol me" asks the user (an enrolment key, a choice): the CLI's ``--field``, the
+    #: API's ``fields`` and the course page's form are loaded through it, and
+    #: :meth:`confirm_enrolment` receives the loaded data. None: the method asks nothing.
+    enrol_me_schema: ClassVar[type[Schema] | None] = None
+    #: "Enrol me" attempts one user may make on one instance per :attr:`enrol_me_window`
+    #: seconds (a success starts the count afresh), so an enrolment key cannot be guessed by
+    #: trying; None: no limit. Counted in the database, so every process and node shares it.
+    enrol_me_attempts: ClassVar[int | None] = None
+    enrol_me_window: ClassVar[int] = 15 * 60
+    #: What the end-date task does to an enrolment of this method whose end date has passed,
+    #: when the site setting ``expiry_action`` is absent. ``keep`` leaves it: it stops counting
+    #: (a user is in a course only while an enrolment is current) but stays listed.
+    default_expiry_action: ClassVar[str] = KEEP
 
     @property
     def component(self) -> str:
@@ -83,6 +113,14 @@ class EnrolMethod:
     def removal_action(self, site: Site, instance: EnrolInstance) -> str:
         """The removal action for ``instance``; the site setting ``removal`` by default."""
         return site.method_settings(self.name).get("removal", self.default_removal)
+
+    def expiry_action(self, site: Site) -> str:
+        """What the hourly ``enforce_end_dates`` task does to this method's enrolments whose
+        end date has passed: ``unenrol``, ``suspend``, ``suspend_noroles`` or ``keep`` (Moodle's
+        ``expiredaction``). By default the site setting ``expiry_action`` (declare it with
+        :func:`expiry_field` in ``site_schema`` to let the admin choose), else
+        :attr:`default_expiry_action`."""
+        return site.method_settings(self.name).get("expiry_action", self.default_expiry_action)
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
         """Check and normalise loaded instance settings against the site (e.g. that a cohort
@@ -142,9 +180,22 @@ class EnrolMethod:
         """Shortname of the role new instances get when none is given."""
         return site.method_settings(self.name).get("role", "student")
 
-    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user) -> None:
+    def enrol_me_schema_for(self, site: Site, instance: EnrolInstance) -> type[Schema] | None:
+        """What "Enrol me" on ``instance`` asks: :attr:`enrol_me_schema` by default. Override
+        when it depends on the instance (a key only where one is set)."""
+        return self.enrol_me_schema
+
+    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user, data: dict) -> None:
         """The user clicked "Enrol me" on an instance that answered ``confirm`` to a course view.
-        Methods offering confirmation override this to apply their plan."""
+        Methods offering confirmation override this to apply their plan.
+
+        Called by :func:`enrolkit.access.enrol_me` inside the transaction of the enrolment, with
+        ``data`` loaded by :attr:`enrol_me_schema` (``{}`` without one). Raise
+        :class:`enrolkit.Refused` to say no: the transaction is rolled back and the refusal is
+        logged (``enrol_me_refused``) in a transaction of its own.
+
+        An override written for enrolkit 0.1, without ``data``, still works and warns
+        (``DeprecationWarning``) until 0.3."""
         from .errors import Refused
 
         raise Refused(f"{self.title or self.name} does not offer self-enrolment")
