@@ -70,14 +70,17 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
-def any_db(request, tmp_path):
+def any_db(request, tmp_path) -> str:
+    """A fresh, empty database URL, once per backend: a SQLite file, and a new PostgreSQL
+    database when ``ENROLKIT_TEST_POSTGRES_URL`` names a server (the test runs on each)."""
     return fresh_database_url(request.param, tmp_path)
 
 
 @pytest.fixture
-def db_site(any_db, make_runtime):
-    """A ``site`` on each available database backend."""
-    runtime = make_runtime(url=any_db)
+def db_site(any_db, make_runtime, enrolkit_plugins) -> Iterator[SiteFactory]:
+    """A ``site`` on each available database backend, with the plugins of
+    ``enrolkit_plugins`` (as ``site`` has)."""
+    runtime = _runtime_with(make_runtime, enrolkit_plugins, url=any_db)
     with runtime.site() as site:
         yield SiteFactory(site)
 
@@ -167,6 +170,10 @@ class SiteFactory:
 
 @pytest.fixture
 def make_runtime(tmp_path) -> Iterator:
+    """``make_runtime(plugins=(), url=None, entry_points=False, disable=())``: a new
+    :class:`~enrolkit.runtime.Runtime` on a fresh database (a SQLite file in ``tmp_path`` unless
+    ``url`` is given) with exactly ``plugins`` and the core's built-ins, plus the installed ones
+    with ``entry_points=True``. For a test that needs a second site; disposed at the end."""
     made: list[Runtime] = []
 
     def make(
@@ -196,15 +203,26 @@ def enrolkit_plugins() -> tuple | None:
     return None
 
 
+def _runtime_with(make_runtime, plugins: tuple | None, url: str | None = None) -> Runtime:
+    if plugins is None:
+        return make_runtime(entry_points=True, url=url)
+    return make_runtime(plugins=tuple(plugins), url=url)
+
+
 @pytest.fixture
 def runtime(make_runtime, enrolkit_plugins) -> Runtime:
-    if enrolkit_plugins is None:
-        return make_runtime(entry_points=True)
-    return make_runtime(plugins=tuple(enrolkit_plugins))
+    """The test's :class:`~enrolkit.runtime.Runtime`: a fresh SQLite database with the plugins
+    of ``enrolkit_plugins``; ``site``, ``cli``, ``app``, ``run_cron`` and ``outbox`` share it."""
+    return _runtime_with(make_runtime, enrolkit_plugins)
 
 
 @pytest.fixture
 def site(runtime) -> Iterator[SiteFactory]:
+    """A :class:`SiteFactory` on ``runtime``: the ``Site`` (``site.site``, ``site.session``,
+    ``site.engine``, ...) plus factories (``site.user("ann")``, ``site.course("C1")``,
+    ``site.instance(course, "manual")``, ...). Factories flush without committing: ``cli``,
+    ``run_cron`` and ``outbox`` commit it first; wrap writes in ``with site.atomic():`` before
+    other readers (the web ``client``)."""
     with runtime.site() as site:
         yield SiteFactory(site)
 
@@ -229,17 +247,27 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
+    """The site's time, pinned at 2026-09-01 08:00 UTC: ``clock.set("2026-10-01")``,
+    ``clock.advance(3600)``, ``clock.now()``. Set through ``ENROLKIT_NOW``, so subprocesses
+    see the same time."""
     clock = Clock(monkeypatch)
     clock.set("2026-09-01T08:00:00Z")
     return clock
 
 
 @pytest.fixture
-def cli(runtime):
-    """Run an ``enrolkit`` command in-process: ``cli("user", "login", "jean")`` -> Result."""
+def cli(request, runtime):
+    """Run an ``enrolkit`` command in-process on ``runtime``: ``cli("user", "login", "jean")``
+    returns click's ``Result`` (``exit_code``, ``output``). The test's ``site`` is committed
+    before the command (so the command sees what the test made) and expired after it (so the
+    test's next read sees what the command wrote)."""
 
     def run(*args: str, input: str | None = None):
-        return run_cli(runtime, *args, input=input)
+        _settle(request)
+        try:
+            return run_cli(runtime, *args, input=input)
+        finally:
+            _settle(request)
 
     return run
 
@@ -267,6 +295,8 @@ def app(runtime):
 
 @pytest.fixture
 def client(app):
+    """A Flask test client of ``app``: ``client.get("/api/v1/...")``, ``client.post(...)``.
+    Commit the test's writes first (``with site.atomic():``) so its requests see them."""
     return app.test_client()
 
 
@@ -324,6 +354,8 @@ class Outbox:
 
 @pytest.fixture
 def outbox(request, runtime) -> Outbox:
+    """The mail queued on ``runtime``: ``outbox.messages`` (``MailMessage`` rows, oldest first)
+    and ``outbox.to(address)``; each read commits the test's ``site`` first."""
     return Outbox(request, runtime)
 
 
