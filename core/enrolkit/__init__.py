@@ -38,6 +38,7 @@ _LAZY = {
     "SUSPEND_NOROLES": "methods",
     "UNENROL": "methods",
     "EnrolMethod": "methods",
+    "expiry_field": "methods",
     "removal_field": "methods",
 }
 
@@ -45,7 +46,15 @@ if TYPE_CHECKING:
     from .changes import CourseAccess, EnrolmentChanges, InstanceChange, ProfileChange, RoleChange
     from .engine import Change, Plan
     from .errors import EnrolkitError, SettingsError
-    from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, EnrolMethod, removal_field
+    from .methods import (
+        KEEP,
+        SUSPEND,
+        SUSPEND_NOROLES,
+        UNENROL,
+        EnrolMethod,
+        expiry_field,
+        removal_field,
+    )
 
 
 def __getattr__(name: str):
@@ -76,6 +85,7 @@ __all__ = [
     "ProfileChange",
     "RoleChange",
     "SettingsError",
+    "expiry_field",
     "hookimpl",
     "removal_field",
 ]

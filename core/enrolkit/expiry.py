@@ -1,7 +1,8 @@
 """Enforcing enrolment end dates: what happens to an enrolment once its ``timeend`` has passed.
 
-Moodle's ``process_expirations``: each method's site setting ``expiry_action`` (unenrol, suspend,
-suspend_noroles or keep) decides; a method without that setting keeps its ended enrolments (they
+Moodle's ``process_expirations``: each method's :meth:`EnrolMethod.expiry_action` (unenrol,
+suspend, suspend_noroles or keep) decides: by default the method's site setting
+``expiry_action``, else its ``default_expiry_action``; ``keep`` leaves the ended enrolments (they
 simply stop counting, since a user is in a course only while an enrolment is current). Methods
 that are disabled on the site are left alone. ``unenrol`` removes every ended enrolment, suspended
 ones included; the suspending actions touch only active ones, so a run repeats nothing.
@@ -9,6 +10,7 @@ ones included; the suspending actions touch only active ones, so a run repeats n
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 
 from sqlalchemy import select
@@ -16,17 +18,35 @@ from sqlalchemy import select
 from . import clock
 from .engine import REMOVE, Change, Plan
 from .errors import EnrolkitError
-from .methods import KEEP, UNENROL
+from .methods import KEEP, REMOVAL_ACTIONS, UNENROL
 from .models import ACTIVE, EnrolInstance, UserEnrolment
 from .site import Site
 from .tasks import describe_error
 
+#: The site setting :meth:`EnrolMethod.expiry_action` reads by default.
 SETTING = "expiry_action"
 
 
 def expiry_action(site: Site, method: str) -> str:
-    """The method's ``expiry_action`` site setting, or ``keep`` when it has none."""
-    return site.method_settings(method).get(SETTING, KEEP)
+    """Deprecated: ``site.plugins.method(name).expiry_action(site)``, the method's declared
+    contract (this function ignored a method's own ``expiry_action`` and its default)."""
+    warnings.warn(
+        "enrolkit.expiry.expiry_action(site, name) is deprecated and goes in the next release; "
+        "use site.plugins.method(name).expiry_action(site)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return site.plugins.method(method).expiry_action(site)
+
+
+def _action(site: Site, name: str) -> str:
+    action = site.plugins.method(name).expiry_action(site)
+    if action not in REMOVAL_ACTIONS:
+        raise EnrolkitError(
+            f"expiry action {action!r} is not one of {', '.join(REMOVAL_ACTIONS)}; "
+            f"fix the method's expiry_action()"
+        )
+    return action
 
 
 def enforce_end_dates(site: Site) -> str:
@@ -37,7 +57,7 @@ def enforce_end_dates(site: Site) -> str:
     changed, instances, failures = 0, 0, []
     for method in site.enabled_methods():
         try:
-            action = expiry_action(site, method)
+            action = _action(site, method)
         except EnrolkitError as exc:
             failures.append(f"{method}: {exc}")
             continue

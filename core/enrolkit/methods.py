@@ -31,6 +31,23 @@ def removal_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> f
     )
 
 
+def expiry_field(default: str, choices: tuple[str, ...] = REMOVAL_ACTIONS) -> fields.String:
+    """The site setting ``expiry_action``, for a method whose enrolments can end: what the
+    end-date task does to one whose end date has passed (read by
+    :meth:`EnrolMethod.expiry_action`)."""
+    from marshmallow import fields, validate
+
+    return fields.String(
+        load_default=default,
+        validate=validate.OneOf(choices),
+        metadata={
+            "label": "When an enrolment ends",
+            "help": "What happens when an enrolment's end date passes.",
+            "choices": choices,
+        },
+    )
+
+
 class EnrolMethod:
     """One way users get into courses. Subclass, set the class attributes, override as needed.
 
@@ -62,6 +79,10 @@ class EnrolMethod:
     #: Whether a disabled instance gives up the roles it assigned (Moodle's cohort sync and meta
     #: links do, unless the removal action keeps roles: ``suspend`` or ``keep``).
     roles_follow_enabled: ClassVar[bool] = False
+    #: What the end-date task does to an enrolment of this method whose end date has passed,
+    #: when the site setting ``expiry_action`` is absent. ``keep`` leaves it: it stops counting
+    #: (a user is in a course only while an enrolment is current) but stays listed.
+    default_expiry_action: ClassVar[str] = KEEP
 
     @property
     def component(self) -> str:
@@ -83,6 +104,14 @@ class EnrolMethod:
     def removal_action(self, site: Site, instance: EnrolInstance) -> str:
         """The removal action for ``instance``; the site setting ``removal`` by default."""
         return site.method_settings(self.name).get("removal", self.default_removal)
+
+    def expiry_action(self, site: Site) -> str:
+        """What the hourly ``enforce_end_dates`` task does to this method's enrolments whose
+        end date has passed: ``unenrol``, ``suspend``, ``suspend_noroles`` or ``keep`` (Moodle's
+        ``expiredaction``). By default the site setting ``expiry_action`` (declare it with
+        :func:`expiry_field` in ``site_schema`` to let the admin choose), else
+        :attr:`default_expiry_action`."""
+        return site.method_settings(self.name).get("expiry_action", self.default_expiry_action)
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
         """Check and normalise loaded instance settings against the site (e.g. that a cohort

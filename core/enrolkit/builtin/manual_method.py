@@ -3,21 +3,13 @@ Registered by :mod:`enrolkit.builtin.manual`."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema
 
-from ..methods import KEEP, REMOVAL_ACTIONS, UNENROL, EnrolMethod
+from ..methods import KEEP, UNENROL, EnrolMethod, expiry_field
 
 
 class ManualSiteSettings(Schema):
-    expiry_action = fields.String(
-        load_default=UNENROL,
-        validate=validate.OneOf(REMOVAL_ACTIONS),
-        metadata={
-            "label": "When an enrolment ends",
-            "help": "What happens when an enrolment's end date passes.",
-            "choices": REMOVAL_ACTIONS,
-        },
-    )
+    expiry_action = expiry_field(UNENROL)
 
 
 class ManualInstanceSettings(Schema):
