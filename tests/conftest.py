@@ -15,6 +15,9 @@ import pytest
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugins" / "ektest_tasks"
 
+#: Plugin distributions that tests install and test in a process of their own (test_kit.py).
+collect_ignore = ["fixtures"]
+
 
 @pytest.fixture(scope="session")
 def ektest_tasks_path(tmp_path_factory) -> str:

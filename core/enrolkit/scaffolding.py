@@ -1,5 +1,10 @@
-"""``enrolkit plugin new NAME``: a new enrolment-method distribution from the templates in
-``enrolkit/scaffold/`` (package data).
+"""``enrolkit plugin new NAME --kind KIND``: a new enrolment-method distribution from the
+templates in ``enrolkit/scaffold/`` (package data).
+
+Each kind of method is a folder of ``scaffold/`` holding an ``about.txt`` (one line, shown by
+``enrolkit plugin new --help``) and the templates of that kind; ``scaffold/common/`` holds the
+files every kind shares (a kind's file of the same path replaces it). A new folder is a new
+``--kind``: nothing else lists them.
 
 Template files end in ``.tmpl`` (so no linter or test runner mistakes them for code; the
 ``tests.tmpl`` folder becomes ``tests``, so no packaging check takes it for enrolkit's own) and hold
@@ -20,6 +25,23 @@ from .errors import EnrolkitError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SUFFIX = ".tmpl"
+COMMON = "common"
+ABOUT = "about.txt"
+#: The kind ``plugin new`` makes when none is given: the shape of last month's only scaffold.
+DEFAULT_KIND = "sync"
+
+
+def _root() -> Traversable:
+    return files("enrolkit") / "scaffold"
+
+
+def kinds() -> dict[str, str]:
+    """Each kind of method the scaffold makes -> its one-line description, by name."""
+    return {
+        entry.name: (entry / ABOUT).read_text(encoding="utf-8").strip()
+        for entry in sorted(_root().iterdir(), key=lambda e: e.name)
+        if entry.is_dir() and entry.name != COMMON and (entry / ABOUT).is_file()
+    }
 
 
 def check_name(name: str) -> str:
@@ -58,20 +80,26 @@ def _templates(folder: Traversable, prefix: tuple[str, ...] = ()):
             yield (*prefix, entry.name.removesuffix(SUFFIX)), entry
 
 
-def create(name: str, directory: Path) -> Path:
-    """Write the distribution ``enrol_<name>`` into ``directory``; return its folder. Refuses
-    to write into a folder that exists, so nothing of the author's is overwritten."""
+def create(name: str, directory: Path, kind: str = DEFAULT_KIND) -> Path:
+    """Write the distribution ``enrol_<name>`` of ``kind`` into ``directory``; return its
+    folder. Refuses to write into a folder that exists, so nothing of the author's is
+    overwritten."""
     check_name(name)
+    offered = kinds()
+    if kind not in offered:
+        raise EnrolkitError(
+            f"{kind!r} is not a kind of method; choose one of {', '.join(offered) or 'none'}"
+        )
     values = markers(name)
     target = Path(directory) / f"enrol_{name}"
     if target.exists():
         raise EnrolkitError(f"{target} exists; choose another name or --dir")
+    chosen = dict(_templates(_root() / COMMON))
+    chosen.update(_templates(_root() / kind))
     made = []
-    for parts, template in _templates(files("enrolkit") / "scaffold"):
+    for parts, template in sorted(chosen.items()):
         path = target.joinpath(*(_fill(part, values) for part in parts))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_fill(template.read_text(encoding="utf-8"), values), encoding="utf-8")
         made.append(path)
-    if not made:
-        raise EnrolkitError("the scaffold templates are missing from this enrolkit install")
     return target

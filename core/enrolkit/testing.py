@@ -10,6 +10,8 @@ Fixtures:
 * ``cli``: run ``enrolkit`` commands in-process against the test database.
 * ``any_db``: a fresh database URL, parametrised: SQLite, and PostgreSQL too when
   ``ENROLKIT_TEST_POSTGRES_URL`` names a server; ``db_site``: a ``site`` on each of them.
+* ``enrolkit_database_url``: the database of ``runtime``; override it to return ``any_db`` to
+  run every test on both backends.
 * ``enrolkit_plugins``: the plugins of ``runtime`` (and so of ``site``, ``cli``, ``app``,
   ``run_cron``, ``outbox``). None (the default) loads every installed plugin; override it in a
   test module or conftest to return a tuple of plugin modules, and the site has exactly those
@@ -48,6 +50,7 @@ __all__ = [
     "cli",
     "client",
     "db_site",
+    "enrolkit_database_url",
     "enrolkit_plugins",
     "fresh_database_url",
     "make_runtime",
@@ -210,10 +213,19 @@ def _runtime_with(make_runtime, plugins: tuple | None, url: str | None = None) -
 
 
 @pytest.fixture
-def runtime(make_runtime, enrolkit_plugins) -> Runtime:
-    """The test's :class:`~enrolkit.runtime.Runtime`: a fresh SQLite database with the plugins
-    of ``enrolkit_plugins``; ``site``, ``cli``, ``app``, ``run_cron`` and ``outbox`` share it."""
-    return _runtime_with(make_runtime, enrolkit_plugins)
+def enrolkit_database_url() -> str | None:
+    """The database of ``runtime``: None (the default) for a fresh SQLite file. Override it to
+    return ``any_db`` and every test using ``site``, ``cli``, ``run_cron``, ... runs on SQLite and,
+    when ``ENROLKIT_TEST_POSTGRES_URL`` names a server, on PostgreSQL too."""
+    return None
+
+
+@pytest.fixture
+def runtime(make_runtime, enrolkit_plugins, enrolkit_database_url) -> Runtime:
+    """The test's :class:`~enrolkit.runtime.Runtime`: a fresh database (``enrolkit_database_url``)
+    with the plugins of ``enrolkit_plugins``; ``site``, ``cli``, ``app``, ``run_cron`` and
+    ``outbox`` share it."""
+    return _runtime_with(make_runtime, enrolkit_plugins, url=enrolkit_database_url)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``enrolkit plugin new NAME [--dir DIR]``: start a new enrolment method."""
+"""``enrolkit plugin new NAME [--kind KIND] [--dir DIR]``: start a new enrolment method."""
 
 from __future__ import annotations
 
@@ -10,8 +10,24 @@ from .. import scaffolding
 from .system import plugin
 
 
-@plugin.command("new")
+class _NewCommand(click.Command):
+    """``plugin new``, whose help lists the kinds the installed scaffold offers (read when the
+    help is shown, so ``enrolkit --help`` reads no scaffold)."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        with formatter.section("Kinds"):
+            formatter.write_dl(list(scaffolding.kinds().items()))
+        super().format_epilog(ctx, formatter)
+
+
+@plugin.command("new", cls=_NewCommand)
 @click.argument("name")
+@click.option(
+    "--kind",
+    default=scaffolding.DEFAULT_KIND,
+    show_default=True,
+    help="The shape of method to start from (listed below).",
+)
 @click.option(
     "--dir",
     "directory",
@@ -20,10 +36,10 @@ from .system import plugin
     show_default=True,
     help="Where to create the enrol_NAME folder.",
 )
-def plugin_new(name, directory):
+def plugin_new(name, kind, directory):
     """Scaffold a distribution for the method NAME: pyproject with the entry point, the method,
-    its settings schemas, a settings template, a welcome template, a task and tests."""
-    target = scaffolding.create(name, directory)
+    its settings schemas, its hooks, a settings template, a welcome template and tests."""
+    target = scaffolding.create(name, directory, kind)
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
         click.echo(path)
     click.echo(
