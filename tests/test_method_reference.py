@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -44,6 +45,16 @@ def documented() -> dict[str, dict[str, str]]:
     }
 
 
+def literal(value) -> str:
+    """A default as ruff formats it in the page's code blocks (double quotes)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        items = ", ".join(literal(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return repr(value)
+
+
 def _parameters(signature: inspect.Signature, skip_self: bool) -> str:
     out, star_done = [], False
     params = list(signature.parameters.values())
@@ -61,7 +72,7 @@ def _parameters(signature: inspect.Signature, skip_self: bool) -> str:
         if param.annotation is not inspect.Parameter.empty:
             text += f": {param.annotation}"
         if param.default is not inspect.Parameter.empty:
-            text += f" = {param.default!r}"
+            text += f" = {literal(param.default)}"
         out.append(text)
     return ", ".join(out)
 
@@ -74,7 +85,7 @@ def signature_of(owner, name: str) -> str:
         if name in annotations:
             text = f"{name}: {annotations[name]}"
             if name in vars(owner):
-                text += f" = {vars(owner)[name]!r}"
+                text += f" = {literal(vars(owner)[name])}"
             return text
         if isinstance(raw, property):
             hint = inspect.signature(raw.fget).return_annotation
@@ -95,7 +106,7 @@ def signature_of(owner, name: str) -> str:
     if inspect.isfunction(value):
         return f"{name}({_parameters(inspect.signature(value), skip_self=False)})" + _returns(value)
     if isinstance(value, SIMPLE):
-        return f"{name} = {value!r}"
+        return f"{name} = {literal(value)}"
     return f"{name}: {type(value).__name__}"
 
 
