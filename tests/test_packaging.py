@@ -118,7 +118,7 @@ def test_the_installed_copy_upgrades_loads_every_plugin_and_the_demo(installed, 
     enrolkit("db", "upgrade")
     enrolkit("demo")
     plugins = {p["name"]: p for p in json.loads(enrolkit("plugin", "list", "--json"))}
-    for name in ("flatfile", "cohort", "meta", "category", "autoenrol", "completion"):
+    for name in ("flatfile", "cohort", "meta", "category", "autoenrol", "completion", "self"):
         assert plugins[name]["distribution"] == f"enrol_{name}", plugins
     methods = {m["name"] for m in json.loads(enrolkit("method", "list", "--json"))}
     assert {
@@ -129,4 +129,5 @@ def test_the_installed_copy_upgrades_loads_every_plugin_and_the_demo(installed, 
         "category",
         "autoenrol",
         "completion",
+        "self",
     } <= methods

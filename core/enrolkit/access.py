@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
+from . import confirmation
 from .changes import CourseAccess
 from .enrolments import is_enrolled
 from .errors import Refused
@@ -13,17 +16,13 @@ from .site import Site
 
 
 def view_course(site: Site, user: User, course: Course) -> CourseAccess:
-    """Fire ``on_course_view`` and decide: enrolled or any ``granted`` -> granted; else the first
-    ``confirm``; else denied with the methods' reasons."""
+    """Fire ``on_course_view`` and decide: enrolled or any ``granted`` -> granted; else every
+    ``confirm`` (as ``offers``); else denied with the methods' reasons."""
     with site.atomic():
         enrolled = is_enrolled(site, user.id, course.id)
-        answers = [
-            a
-            for a in site.plugins.on_course_view(
-                site=site, user=user, course=course, enrolled=enrolled
-            )
-            if a
-        ]
+        answers = _flatten(
+            site.plugins.on_course_view(site=site, user=user, course=course, enrolled=enrolled)
+        )
         if enrolled or is_enrolled(site, user.id, course.id):
             decision = CourseAccess("granted", "enrolled")
         else:
@@ -39,11 +38,24 @@ def view_course(site: Site, user: User, course: Course) -> CourseAccess:
     return decision
 
 
+def _flatten(results: list) -> list[CourseAccess]:
+    """The hook's answers: each method gives one, a list of them, or None."""
+    answers: list[CourseAccess] = []
+    for result in results:
+        if isinstance(result, list | tuple):
+            answers.extend(a for a in result if a)
+        elif result:
+            answers.append(result)
+    return answers
+
+
 def _decide(answers: list[CourseAccess], course: Course) -> CourseAccess:
-    for wanted in ("granted", "confirm"):
-        for answer in answers:
-            if answer.decision == wanted:
-                return answer
+    for answer in answers:
+        if answer.decision == "granted":
+            return answer
+    offers = tuple(answer for answer in answers if answer.decision == "confirm")
+    if offers:
+        return replace(offers[0], offers=offers)
     reasons = [a.reason for a in answers if a.reason]
     return CourseAccess(
         "denied",
@@ -53,19 +65,49 @@ def _decide(answers: list[CourseAccess], course: Course) -> CourseAccess:
     )
 
 
-def enrol_me(site: Site, user: User, course: Course) -> CourseAccess:
-    """Confirm a self-enrolment offered by a course view (the "Enrol me" button)."""
+def enrol_me(
+    site: Site,
+    user: User,
+    course: Course,
+    data: dict | None = None,
+    *,
+    instance_id: int | None = None,
+) -> CourseAccess:
+    """Confirm a self-enrolment offered by a course view (the "Enrol me" button).
+
+    ``instance_id`` chooses among several offers (needed only when the course makes more than
+    one); ``data`` is what the user typed, loaded by the method's ``enrol_me_schema`` (a
+    :class:`SettingsError` with per-field messages when it does not load)."""
     decision = view_course(site, user, course)
     if decision.decision == "granted":
         return decision
-    if decision.decision != "confirm" or decision.instance_id is None:
+    if decision.decision != "confirm":
         raise Refused(
             f"{course.shortname} offers no enrolment to {user.username}: {decision.reason}"
         )
-    instance = site.session.get(EnrolInstance, decision.instance_id)
-    with site.atomic():
-        site.plugins.method(instance.method).confirm_enrolment(site, instance, user)
+    offer = _offer(decision, course, instance_id)
+    instance = site.session.get(EnrolInstance, offer.instance_id)
+    confirmation.confirm(site, instance, user, data or {})
     return view_course(site, user, course)
+
+
+def _offer(decision: CourseAccess, course: Course, instance_id: int | None) -> CourseAccess:
+    offers = [offer for offer in decision.offers or (decision,) if offer.instance_id is not None]
+    ids = ", ".join(str(offer.instance_id) for offer in offers)
+    if instance_id is not None:
+        for offer in offers:
+            if offer.instance_id == instance_id:
+                return offer
+        raise Refused(
+            f"instance {instance_id} offers you no enrolment in {course.shortname}; "
+            f"choose one of: {ids}"
+        )
+    if len(offers) != 1:
+        raise Refused(
+            f"{course.shortname} offers {len(offers)} enrolments; "
+            f"choose one by its instance id: {ids}"
+        )
+    return offers[0]
 
 
 def complete_course(site: Site, user: User, course: Course, timecompleted: int) -> bool:

@@ -62,12 +62,17 @@ class InstanceChange:
 
 @dataclass(frozen=True)
 class CourseAccess:
-    """A method's answer to a course view: ``granted``, ``confirm`` (offer "Enrol me") or ``denied``."""
+    """A method's answer to a course view: ``granted``, ``confirm`` (offer "Enrol me") or ``denied``.
+
+    The core's decision on a course view is a ``CourseAccess`` too; when it is ``confirm``,
+    ``offers`` holds every ``confirm`` answer (one "Enrol me" each, e.g. two self-enrolment
+    instances with their own keys) and the decision's own fields are the first one's."""
 
     decision: str
     reason: str = ""
     instance_id: int | None = None
     redirect: str | None = None
+    offers: tuple[CourseAccess, ...] = ()
 
     DECISIONS = ("granted", "confirm", "denied")
 

@@ -103,6 +103,11 @@ class Plan:
     #: hook that knows who changed (a cohort member joined) syncs just them, at a cost that does
     #: not grow with the size of the source.
     users: Sequence[int] | None = None
+    #: At most this many enrolments in the instance (Moodle's ``maxenrolled``; suspended ones
+    #: count too). The engine counts under a lock on the instance, so concurrent plans cannot
+    #: both take the last place; the users who did not fit are the outcome's ``full``, in
+    #: ascending id order after those who did. None: no limit.
+    capacity: int | None = None
 
     def __post_init__(self):
         if self.desired is not None and self.changes:
@@ -111,6 +116,8 @@ class Plan:
             raise ValueError("only a desired state can be limited to some users")
         if self.removal is not None and self.removal not in REMOVAL_ACTIONS:
             raise ValueError(f"unknown removal action {self.removal!r}")
+        if self.capacity is not None and self.capacity < 0:
+            raise ValueError("a capacity is a number of places, 0 or more")
 
     @property
     def guarded(self) -> bool:
@@ -132,6 +139,8 @@ class Outcome:
     groups_removed: int = 0
     dry_run: bool = False
     held_plan_id: int | None = None
+    #: Users the plan would have enrolled but the plan's ``capacity`` left no place for.
+    full: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -254,8 +263,12 @@ class Engine:
         removal = plan.removal or method.removal_action(site, instance)
         with site.atomic():
             run = _Run(site, instance, plan, removal)
+            if plan.capacity is not None:
+                run.lock_instance()
             run.load()
             run.diff()
+            if plan.capacity is not None:
+                run.fit(plan.capacity)
             outcome = run.outcome(dry_run=dry_run)
             if dry_run:
                 return outcome
@@ -276,6 +289,7 @@ class Engine:
             desired=[tuple(row) for row in held.payload["rows"]],
             removal=held.payload.get("removal"),
             users=held.payload.get("users"),
+            capacity=held.payload.get("capacity"),
         )
         previous_origin = self.site.origin
         self.site.origin = held.origin or previous_origin
@@ -313,6 +327,8 @@ class _Run:
         self.plan = plan
         self.removal = removal
         self.now = site.now()
+        #: Users a capacity left out (see :meth:`fit`).
+        self.full: list[int] = []
         self.params = {
             "instance": instance.id,
             "course": instance.course_id,
@@ -640,8 +656,49 @@ class _Run:
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
 
+    # --- 2b. capacity -----------------------------------------------------------------------
+
+    def lock_instance(self) -> None:
+        """Serialise the plans of this instance that count its places: on PostgreSQL a row lock
+        on the instance, held to the end of the transaction (the diff that follows reads the
+        enrolments committed by the plan that held it before); SQLite's write transaction is
+        already the only writer of the database."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.sql("SELECT id FROM enrol_instances WHERE id = :instance FOR UPDATE")
+
+    def fit(self, capacity: int) -> None:
+        """Keep the new enrolments that fit in ``capacity`` (counting the enrolments there, less
+        those this plan unenrols), lowest user id first; the rest go to ``self.full``, and
+        their roles and groups with them."""
+        new = [
+            row[0]
+            for row in self.rows(
+                "SELECT user_id FROM ek_diff WHERE kind = 'enrolled' ORDER BY user_id"
+            )
+        ]
+        if not new:
+            return
+        taken = self.rows("SELECT COUNT(*) FROM user_enrolments WHERE instance_id = :instance")
+        freed = self.rows("SELECT COUNT(*) FROM ek_diff WHERE kind = 'unenrolled'")
+        room = max(0, capacity - taken[0][0] + freed[0][0])
+        if room >= len(new):
+            return
+        self.full = new[room:]
+        cutoff = new[room - 1] if room else -1
+        self.sql("DELETE FROM ek_diff WHERE kind = 'enrolled' AND user_id > :cutoff", cutoff=cutoff)
+        not_enrolled = (
+            " user_id > :cutoff AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            " WHERE ue.instance_id = :instance AND ue.user_id = {name}.user_id)"
+        )
+        for name in ("ek_roles", "ek_groups"):
+            self.sql(
+                f"DELETE FROM {name} WHERE added = 1 AND" + not_enrolled.format(name=name),
+                cutoff=cutoff,
+            )
+        self.sql("DELETE FROM ek_want WHERE" + not_enrolled.format(name="ek_want"), cutoff=cutoff)
+
     def outcome(self, *, dry_run: bool) -> Outcome:
-        result = Outcome(instance_id=self.instance.id, dry_run=dry_run)
+        result = Outcome(instance_id=self.instance.id, dry_run=dry_run, full=list(self.full))
         for user_id, kind in self.rows("SELECT user_id, kind FROM ek_diff ORDER BY user_id"):
             getattr(result, kind).append(user_id)
         for added, count in self.rows("SELECT added, COUNT(*) FROM ek_roles GROUP BY added"):
@@ -702,6 +759,7 @@ class _Run:
                 "rows": rows,
                 "removal": self.removal,
                 "users": sorted(set(self.plan.users)) if self.plan.users is not None else None,
+                "capacity": self.plan.capacity,
                 "unenrolled": self.result.unenrolled,
                 "suspended": self.result.suspended,
             },

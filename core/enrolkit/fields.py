@@ -55,3 +55,71 @@ class RoleList(fields.Field):
         if bad:
             raise ValidationError(f"not a role shortname: {', '.join(bad)}")
         return list(dict.fromkeys(names))
+
+
+class Hashed(str):
+    """A stored secret's hash, as :class:`Secret` dumps it: loading it again keeps it as it is
+    (an update that does not touch the secret), where plain text typed by a person is hashed."""
+
+
+class Secret(fields.Field):
+    """A setting nobody reads back, such as an enrolment key: stored as a salted hash
+    (werkzeug's scrypt), write-only in forms, the API and ``instance list``, which show only
+    whether it is set (:func:`shown`). Empty text clears it. Check a typed value against the
+    stored one with :func:`matches`."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("load_default", "")
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("widget", "secret")
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        from werkzeug.security import generate_password_hash
+
+        if isinstance(value, Hashed):
+            return value
+        if not isinstance(value, str):
+            raise ValidationError("expected text")
+        if not value:
+            return ""
+        if len(value) > 255:
+            raise ValidationError("at most 255 characters")
+        return generate_password_hash(value)
+
+    def _serialize(self, value, attr, obj, **kwargs) -> str:
+        return Hashed(value) if value else ""
+
+    def shown(self, value) -> str:
+        """What people see of a stored value: whether it is set (a subclass holding several
+        secrets may say which)."""
+        return SET if value else NOT_SET
+
+
+class SecretInput(fields.String):
+    """Something a person types and nobody sees, such as an enrolment key asked by "Enrol me":
+    a password input on the web, read from stdin by the CLI (``--field key=-``); never stored
+    nor logged by the core."""
+
+
+#: How a secret setting shows: whether it is set, never its value or hash.
+SET, NOT_SET = "set", "not set"
+
+
+def matches(stored: str | None, given: str | None) -> bool:
+    """Whether ``given`` (typed by a person) is the secret whose hash is ``stored``."""
+    from werkzeug.security import check_password_hash
+
+    return bool(stored and given) and check_password_hash(stored, given)
+
+
+def shown(schema, settings: dict | None) -> dict:
+    """``settings`` as people may see them: each :class:`Secret` field as ``"set"`` or
+    ``"not set"`` (the CLI's ``instance list``, the API, the course's methods page)."""
+    out = dict(settings or {})
+    if schema is None:
+        return out
+    for name, field in schema().fields.items():
+        if isinstance(field, Secret) and name in out:
+            out[name] = field.shown(out[name])
+    return out

@@ -15,6 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from flask import Blueprint
     from marshmallow import Schema
 
     from .changes import (
@@ -90,6 +91,22 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
+def register_blueprints(register: Callable[[Blueprint], None]) -> None:
+    """Contribute web pages: Flask blueprints mounted on the web app.
+
+    Called once when the web app is built. Call ``register(blueprint)`` for each; make it with
+    :func:`enrolkit.web.pages.blueprint`, which mounts it under ``/plugins/<component>/`` and
+    finds its templates in the package's ``templates/<component>/``. Every view must carry one
+    of the core's permission decorators (``public``, ``login_required``, ``course_manager``,
+    ``admin_required`` from :mod:`enrolkit.web.pages`): the app refuses to start otherwise.
+    CSRF protection covers every form as it does the core's; texts go through ``_()`` and the
+    plugin's own catalog (``translations/``).
+
+    :param register: takes one ``flask.Blueprint``.
+    """
+
+
+@hookspec
 def register_migrations(register: Callable[[str], None]) -> None:
     """Contribute the Alembic migrations of a plugin's own tables.
 
@@ -123,19 +140,22 @@ def on_login(site: Site, user: User) -> None:
 
 
 @hookspec
-def on_course_view(site: Site, user: User, course: Course, enrolled: bool) -> CourseAccess | None:
+def on_course_view(
+    site: Site, user: User, course: Course, enrolled: bool
+) -> CourseAccess | list[CourseAccess] | None:
     """A user opened a course.
 
-    Every method may answer with a :class:`CourseAccess`. The core grants access when the user is
-    enrolled (``enrolled`` is then true, and methods usually return None) or when any answer is
-    ``granted``; otherwise it offers the first ``confirm``, otherwise it denies with the reasons of
-    the ``denied`` answers.
+    Every method may answer with a :class:`CourseAccess`, or a list of them (one per instance).
+    The core grants access when the user is enrolled (``enrolled`` is then true, and methods
+    usually return None) or when any answer is ``granted``; otherwise it offers every
+    ``confirm`` (each with its own "Enrol me", in the order given), otherwise it denies with the
+    reasons of the ``denied`` answers.
 
     :param site: the site.
     :param user: the viewer.
     :param course: the course opened.
     :param enrolled: whether the user already has an active, current enrolment in the course.
-    :return: a decision, or None to stay silent.
+    :return: a decision, a list of decisions, or None to stay silent.
     """
 
 

@@ -79,6 +79,15 @@ class EnrolMethod:
     #: Whether a disabled instance gives up the roles it assigned (Moodle's cohort sync and meta
     #: links do, unless the removal action keeps roles: ``suspend`` or ``keep``).
     roles_follow_enabled: ClassVar[bool] = False
+    #: What "Enrol me" asks the user (an enrolment key, a choice): the CLI's ``--field``, the
+    #: API's ``fields`` and the course page's form are loaded through it, and
+    #: :meth:`confirm_enrolment` receives the loaded data. None: the method asks nothing.
+    enrol_me_schema: ClassVar[type[Schema] | None] = None
+    #: "Enrol me" attempts one user may make on one instance per :attr:`enrol_me_window`
+    #: seconds (a success starts the count afresh), so an enrolment key cannot be guessed by
+    #: trying; None: no limit. Counted in the database, so every process and node shares it.
+    enrol_me_attempts: ClassVar[int | None] = None
+    enrol_me_window: ClassVar[int] = 15 * 60
     #: What the end-date task does to an enrolment of this method whose end date has passed,
     #: when the site setting ``expiry_action`` is absent. ``keep`` leaves it: it stops counting
     #: (a user is in a course only while an enrolment is current) but stays listed.
@@ -171,9 +180,22 @@ class EnrolMethod:
         """Shortname of the role new instances get when none is given."""
         return site.method_settings(self.name).get("role", "student")
 
-    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user) -> None:
+    def enrol_me_schema_for(self, site: Site, instance: EnrolInstance) -> type[Schema] | None:
+        """What "Enrol me" on ``instance`` asks: :attr:`enrol_me_schema` by default. Override
+        when it depends on the instance (a key only where one is set)."""
+        return self.enrol_me_schema
+
+    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user, data: dict) -> None:
         """The user clicked "Enrol me" on an instance that answered ``confirm`` to a course view.
-        Methods offering confirmation override this to apply their plan."""
+        Methods offering confirmation override this to apply their plan.
+
+        Called by :func:`enrolkit.access.enrol_me` inside the transaction of the enrolment, with
+        ``data`` loaded by :attr:`enrol_me_schema` (``{}`` without one). Raise
+        :class:`enrolkit.Refused` to say no: the transaction is rolled back and the refusal is
+        logged (``enrol_me_refused``) in a transaction of its own.
+
+        An override written for enrolkit 0.1, without ``data``, still works and warns
+        (``DeprecationWarning``) until 0.3."""
         from .errors import Refused
 
         raise Refused(f"{self.title or self.name} does not offer self-enrolment")

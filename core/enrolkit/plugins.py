@@ -20,6 +20,7 @@ from .errors import EnrolkitError, NotFound
 
 if TYPE_CHECKING:
     import click
+    from flask import Blueprint
     from marshmallow import Schema
 
     from .changes import (
@@ -188,6 +189,12 @@ class Plugins:
 
     def register_commands(self, *, cli: click.Group) -> None:
         self.pm.hook.register_commands(cli=cli)
+
+    def blueprints(self) -> list[Blueprint]:
+        """The web blueprints plugins contribute (``register_blueprints``)."""
+        found: list[Blueprint] = []
+        self.pm.hook.register_blueprints(register=found.append)
+        return found
 
     def migration_folders(self) -> list[str]:
         """The Alembic version folders plugins contribute (``register_migrations``)."""

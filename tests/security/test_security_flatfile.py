@@ -75,7 +75,7 @@ def flat(make_runtime, any_db, tmp_path, monkeypatch, clock) -> Site:
         f.course("MATH101")
         site.set_method_enabled("flatfile", True)
     folder = home / "flatfile"
-    folder.mkdir()
+    assert folder.is_dir(), "enabling the flat file creates its drop folder"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLKIT_")}
     env.update(ENROLKIT_DATABASE_URL=any_db, ENROLKIT_HOME=str(home), ENROLKIT_NOW=str(clock.now()))
     return Site(runtime, any_db, home, folder, env)
@@ -294,7 +294,7 @@ def test_over_long_rejected_lines_are_capped_in_json_report_and_mail(flat):
     lines = [f"add,ghost{i},MATH101,student,," for i in range(149)] + [long_line]
     (flat.folder / "big.csv").write_text(HEADER + "\n".join(lines) + "\n")
     ran = flat.run("flatfile", "process", "--json")
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 2, ran.stderr  # 2: lines were rejected
     [result] = json.loads(ran.stdout)
     assert result["counts"]["rejected"] == 150
     assert len(result["errors"]) == 100 and result["errors_not_shown"] == 50
@@ -315,7 +315,7 @@ def test_a_10_mb_field_is_a_rejected_line_and_the_page_still_opens(flat, admin):
         HEADER + f'add,"{huge}",MATH101,student,,\nadd,ann,MATH101,student,,\n'
     )
     ran = flat.run("flatfile", "process", "--json")
-    assert ran.returncode == 0, ran.stderr[-500:]
+    assert ran.returncode == 2, ran.stderr[-500:]  # 2: lines were rejected
     [result] = json.loads(ran.stdout)
     assert result["counts"]["enrolled"] == 1 and result["counts"]["rejected"] == 1
     assert "longer than 131,072 characters" in result["errors"][0]["reason"]

@@ -32,7 +32,7 @@ class RuleMethod(EnrolMethod):
     def _rule(self, site, instance):
         return enrolkit.rules.parse(instance.settings.get("rule"), site.plugins.conditions)
 
-    def confirm_enrolment(self, site, instance, user):
+    def confirm_enrolment(self, site, instance, user, data):
         site.engine.apply(Plan(instance.id, reason="confirmed", changes=[enrolkit.Change(user.id)]))
 
 

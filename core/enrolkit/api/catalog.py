@@ -3,11 +3,11 @@ login, a course view, "Enrol me", a completion), through the same services as th
 
 from __future__ import annotations
 
-from flask_smorest import Page
+from flask_smorest import Page, abort
 from sqlalchemy import or_, select
 
-from .. import access, catalog, clock, lookup, people
-from ..errors import NotFound
+from .. import access, catalog, clock, confirmation, lookup, people
+from ..errors import NotFound, SettingsError
 from ..models import Category, Course, CourseCompletion, User
 from . import schemas as s
 from .common import ID, Query, SqlPage, blueprint, containing, resolve, site
@@ -142,6 +142,14 @@ def _access(decision) -> dict:
         "reason": decision.reason,
         "instance_id": decision.instance_id,
         "redirect": decision.redirect,
+        "offers": [
+            {
+                "instance_id": offer.instance_id,
+                "reason": offer.reason,
+                "fields": confirmation.fields_of(site(), offer.instance_id),
+            }
+            for offer in decision.offers
+        ],
     }
 
 
@@ -166,12 +174,22 @@ def course_view(args):
 
 
 @events.post("/events/enrol-me")
-@events.arguments(s.CourseEvent)
+@events.arguments(s.EnrolMe)
 @events.response(200, s.Access)
-@events.writes(409, 422)
+@events.writes(409, 422, 429)
 def enrol_me(args):
-    """The user confirms the self-enrolment a course view offered."""
-    return _access(access.enrol_me(site(), _who(args), _where(args)))
+    """The user confirms a self-enrolment a course view offered, with what its method asks
+    (`fields`). A refusal is logged (`enrol_me_refused`); a method may limit the attempts per
+    user and instance (429 with `Retry-After`)."""
+    user, course = _who(args), _where(args)
+    try:
+        decision = access.enrol_me(
+            site(), user, course, args["fields"], instance_id=args.get("instance")
+        )
+    except SettingsError as exc:
+        site().session.rollback()
+        abort(422, errors={"json": {"fields": exc.messages}})
+    return _access(decision)
 
 
 @events.post("/events/completion")

@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import jsontext
 from ..catalog import ImportRefused
+from ..confirmation import TooManyAttempts
 from ..errors import EnrolkitError, NotFound, Refused, SettingsError
 from ..site import Site
 from . import tokens
@@ -179,6 +180,9 @@ def enrolkit_error(error: EnrolkitError):
         return error_body(422, str(error), {"rows": rows})
     if isinstance(error, NotFound):
         return error_body(404, str(error))
+    if isinstance(error, TooManyAttempts):
+        body, code, headers = error_body(429, str(error))
+        return body, code, {**headers, "Retry-After": str(error.retry_after)}
     if isinstance(error, Refused):
         return error_body(409, str(error))
     return error_body(422, str(error))

@@ -21,6 +21,7 @@ from ..enrolments import (
     unenrol_manually,
     update_instance,
 )
+from ..fields import shown
 from ..methods import EnrolMethod
 from ..models import Course, EnrolInstance, Role, User
 from . import schemas as s
@@ -65,7 +66,9 @@ def _fields(schema_class: type[Schema] | None) -> list[dict]:
 
 def _settings(method: EnrolMethod) -> dict:
     values = site().method_settings(method.name)
-    return method.site_schema().dump(values) if method.site_schema else values
+    if method.site_schema is None:
+        return values
+    return shown(method.site_schema, method.site_schema().dump(values))
 
 
 def _method_row(method: EnrolMethod, enabled: list[str]) -> dict:
@@ -80,6 +83,7 @@ def _method_row(method: EnrolMethod, enabled: list[str]) -> dict:
         "settings": _settings(method),
         "site_fields": _fields(method.site_schema),
         "instance_fields": _fields(method.instance_schema),
+        "enrol_me_fields": _fields(method.enrol_me_schema),
     }
 
 
@@ -130,7 +134,7 @@ def _instance_row(instance: EnrolInstance) -> dict:
         "enabled": instance.enabled,
         "role": role.shortname if role else None,
         "sortorder": instance.sortorder,
-        "settings": instance.settings,
+        "settings": shown(method.instance_schema if method else None, instance.settings),
         "timecreated": instance.timecreated,
         "timemodified": instance.timemodified,
     }

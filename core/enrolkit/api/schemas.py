@@ -309,6 +309,13 @@ class Method(Schema):
     settings = fields.Dict(metadata={"description": "The site settings in force."})
     site_fields = fields.List(fields.Nested(SettingField))
     instance_fields = fields.List(fields.Nested(SettingField))
+    enrol_me_fields = fields.List(
+        fields.Nested(SettingField),
+        metadata={
+            "description": 'What the method\'s "Enrol me" asks the user: the keys of the '
+            "`fields` of `POST /events/enrol-me` (empty when it asks nothing)."
+        },
+    )
 
 
 SETTINGS_HELP = (
@@ -423,11 +430,49 @@ class Login(Schema):
     lastlogin = Int()
 
 
+class EnrolMe(CourseEvent):
+    instance = maybe(
+        Int,
+        metadata={
+            "description": "The offer to accept (an `offers[].instance_id` of the course view), "
+            "needed when the course makes several."
+        },
+    )
+    fields = fields.Dict(
+        keys=Str(),
+        values=Str(),
+        load_default=dict,
+        metadata={
+            "description": "What the offer's method asks (its `offers[].fields`, or "
+            '`enrol_me_fields` of `GET /methods/{name}`), e.g. `{"key": "..."}`; '
+            "validated by the method's schema: 422 with `errors.json.fields` per field."
+        },
+    )
+
+
+class OfferField(Schema):
+    name = Str()
+    label = Str()
+    help = Str()
+    required = Bool()
+    secret = Bool(metadata={"description": "Typed without echo (an enrolment key)."})
+
+
+class Offer(Schema):
+    instance_id = Int()
+    reason = Str()
+    fields = fields.List(fields.Nested(OfferField))
+
+
 class Access(Schema):
     decision = Str(metadata={"description": "granted, confirm or denied"})
     reason = Str()
     instance_id = maybe(Int)
     redirect = maybe(Str)
+    offers = fields.List(
+        fields.Nested(Offer),
+        metadata={"description": "With `confirm`: every enrolment offered, each its own."},
+    )
 
 
 class CompletionRecorded(Schema):

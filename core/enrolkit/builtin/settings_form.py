@@ -38,6 +38,8 @@ def _default(field: fields.Field):
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
     from marshmallow import fields
 
+    from ..fields import Secret
+
     meta = field.metadata
     label = meta.get("label") or name.replace("_", " ").capitalize()
     ident = f"f-{name}"
@@ -50,6 +52,8 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
             for choice in choices
         )
         control = Markup('<select id="{}" name="{}">{}</select>').format(ident, name, options)
+    elif isinstance(field, Secret):
+        control = _secret_control(ident, name, value)
     elif isinstance(field, fields.Boolean):
         control = Markup('<input type="checkbox" id="{}" name="{}" value="1"{}>').format(
             ident, name, Markup(" checked") if value in (True, "1", "on", "true") else ""
@@ -73,3 +77,22 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
     return Markup('<div class="field{}"><label for="{}">{}</label>{}{}{}</div>').format(
         " has-error" if messages else "", ident, escape(label), control, help_text, error_html
     )
+
+
+def _secret_control(ident: str, name: str, value) -> Markup:
+    """A secret is write-only: an empty password input (left empty, the secret stays), whether
+    one is set, and a box to clear it (``<name>__clear``). Its hash never reaches the page."""
+    from flask_babel import gettext
+
+    state = gettext("set") if value else gettext("not set")
+    clear = (
+        Markup(
+            '<label class="inline"><input type="checkbox" name="{}__clear" value="1"> {}</label>'
+        ).format(name, gettext("Clear it"))
+        if value
+        else ""
+    )
+    return Markup(
+        '<input type="password" id="{}" name="{}" value="" autocomplete="new-password">'
+        '<span class="secret-state">{}</span>{}'
+    ).format(ident, name, state, clear)

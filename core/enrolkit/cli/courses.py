@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -64,31 +65,74 @@ def course_delete(shortname):
 @click.argument("shortname", metavar="COURSE")
 @json_option
 def course_view(username, shortname, as_json):
-    """Open a course as a user (fires on_course_view): granted, denied or confirm."""
-    from .. import access, lookup
+    """Open a course as a user (fires on_course_view): granted, denied or confirm. A course
+    offering several enrolments lists each, with its instance id and the fields it asks."""
+    from .. import access, confirmation, lookup
 
     with open_site() as site:
         decision = access.view_course(
             site, lookup.user(site.session, username), lookup.course(site.session, shortname)
         )
+        offers = [
+            {
+                "instance_id": offer.instance_id,
+                "reason": offer.reason,
+                "fields": confirmation.fields_of(site, offer.instance_id),
+            }
+            for offer in decision.offers
+        ]
     if as_json:
-        click.echo(json.dumps({"decision": decision.decision, "reason": decision.reason}))
-    else:
-        click.echo(
-            f"{decision.decision}: {decision.reason}" if decision.reason else decision.decision
-        )
+        row = {"decision": decision.decision, "reason": decision.reason}
+        click.echo(json.dumps({**row, "offers": offers} if offers else row))
+        return
+    click.echo(f"{decision.decision}: {decision.reason}" if decision.reason else decision.decision)
+    if len(offers) > 1 or any(offer["fields"] for offer in offers):
+        for offer in offers:
+            asks = ", ".join(field["name"] for field in offer["fields"])
+            click.echo(
+                f"  instance {offer['instance_id']}: {offer['reason']}"
+                + (f" (asks: {asks})" if asks else "")
+            )
 
 
 @course.command("enrol-me")
 @click.argument("username")
 @click.argument("shortname", metavar="COURSE")
-def course_enrol_me(username, shortname):
+@click.option(
+    "--instance",
+    "instance_id",
+    type=int,
+    help="The offer to accept, by instance id, when the course makes several.",
+)
+@click.option(
+    "--field",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="What the method asks (e.g. --field key=VALUE); KEY=- reads the value from stdin "
+    "(asked without echo at a terminal), so a secret stays out of the shell history and the "
+    "process list.",
+)
+def course_enrol_me(username, shortname, instance_id, pairs):
     """Confirm the self-enrolment a course offers ("Enrol me")."""
     from .. import access, lookup
+    from ..enrolments import parse_settings
 
+    data = parse_settings(pairs)
+    for key, value in data.items():
+        if value != "-":
+            continue
+        if sys.stdin.isatty():  # a person at a terminal: ask without echo
+            data[key] = click.prompt(key, hide_input=True, err=True)
+        else:
+            data[key] = sys.stdin.readline().rstrip("\r\n")
     with open_site() as site:
         decision = access.enrol_me(
-            site, lookup.user(site.session, username), lookup.course(site.session, shortname)
+            site,
+            lookup.user(site.session, username),
+            lookup.course(site.session, shortname),
+            data,
+            instance_id=instance_id,
         )
     click.echo(f"{decision.decision}: {decision.reason}".rstrip(": "))
 
@@ -181,9 +225,11 @@ def method_disable(name):
 def method_set(name, assignments):
     """Change a method's site settings (validated by its schema)."""
     from ..enrolments import parse_settings
+    from ..fields import shown
 
     with open_site() as site, site.atomic():
         settings = site.set_method_settings(name, parse_settings(assignments))
+        settings = shown(site.plugins.method(name).site_schema, settings)
     click.echo(json.dumps(settings, default=str))
 
 
@@ -259,6 +305,7 @@ def _who(site, result) -> list[str]:
 
 
 def _instance_row(site, inst) -> dict:
+    from ..fields import shown
     from ..models import Course, Role
 
     role = site.session.get(Role, inst.role_id) if inst.role_id else None
@@ -270,7 +317,7 @@ def _instance_row(site, inst) -> dict:
         "name": method.display_name(inst) if method else inst.name,
         "enabled": inst.enabled,
         "role": role.shortname if role else None,
-        "settings": inst.settings,
+        "settings": shown(method.instance_schema if method else None, inst.settings),
     }
 
 

@@ -78,6 +78,9 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     views.init_app(app)
     for blueprint in (auth.bp, people.bp, course.bp, admin.bp):
         app.register_blueprint(blueprint)
+    from . import pages
+
+    pages.mount(app, runtime_of(app).plugins.blueprints())
     from ..api import app as api_app
 
     api_app.init_app(app)

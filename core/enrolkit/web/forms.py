@@ -35,12 +35,21 @@ def render(
 
 def posted(schema_class: type[Schema] | None, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     """The schema's fields from the post, as strings. An unticked checkbox is not posted at all,
-    so a boolean field missing from the post means false."""
+    so a boolean field missing from the post means false. A secret left empty is not posted
+    (it stays as it is); its "Clear it" box posts it empty."""
     if schema_class is None:
         return {}
+    from ..fields import Secret
+
     values: dict[str, str] = {}
     for name, field in schema_class().fields.items():
         if field.dump_only or name in exclude:
+            continue
+        if isinstance(field, Secret):  # write-only: empty keeps the secret, the box clears it
+            if request.form.get(f"{name}__clear"):
+                values[name] = ""
+            elif request.form.get(name):
+                values[name] = request.form[name]
             continue
         if name in request.form:
             values[name] = request.form[name].strip()

@@ -7,10 +7,10 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import case, func, or_, select
 
-from .. import access, people
+from .. import access, confirmation, people
 from ..changes import CourseAccess
 from ..enrolments import active_clause
-from ..errors import EnrolkitError
+from ..errors import EnrolkitError, SettingsError
 from ..models import (
     COURSE,
     Course,
@@ -20,7 +20,7 @@ from ..models import (
     User,
     UserEnrolment,
 )
-from . import LANGUAGES
+from . import LANGUAGES, forms
 from .guards import MANAGING_ROLES, is_course_manager, login_required, site
 from .views import page_number, page_size
 
@@ -91,7 +91,9 @@ def _course(course_id: int) -> Course:
 
 @bp.get("/course/<int:course_id>")
 @login_required
-def course_view(course_id: int):
+def course_view(course_id: int, errors: dict | None = None):
+    """The course, or why not; with each "Enrol me" offer (its fields, and ``errors`` per
+    offer after a submission that did not load)."""
     s = site()
     course = _course(course_id)
     if g.user.siteadmin:
@@ -115,6 +117,12 @@ def course_view(course_id: int):
         "people/course.html",
         course=course,
         decision=decision,
+        offers=[
+            (offer, confirmation.fields_of(s, offer.instance_id))
+            for offer in decision.offers or (decision,)
+            if decision.decision == "confirm"
+        ],
+        errors=errors or {},
         enrolments=[(s.plugins.methods.get(i.method), i, ue) for i, ue in enrolments],
         manager=is_course_manager(g.user, course.id),
     ), status
@@ -124,8 +132,19 @@ def course_view(course_id: int):
 @login_required
 def enrol_me(course_id: int):
     course = _course(course_id)
+    instance_id = request.form.get("instance", type=int)
+    s = site()
+    data: dict[str, str] = {}
+    instance = s.session.get(EnrolInstance, instance_id) if instance_id is not None else None
+    method = s.plugins.methods.get(instance.method) if instance else None
+    if method is not None:
+        data = forms.posted(method.enrol_me_schema_for(s, instance))
     try:
-        decision = access.enrol_me(site(), g.user, course)
+        decision = access.enrol_me(s, g.user, course, data, instance_id=instance_id)
+    except SettingsError as exc:
+        s.session.rollback()
+        flash(_("Check the fields of this enrolment."), "error")
+        return course_view(course_id, errors={instance_id: exc.messages})
     except EnrolkitError as exc:
         flash(str(exc), "error")
     else:

@@ -59,7 +59,9 @@ class AutoenrolMethod(EnrolMethod):
     def display_name(self, instance: EnrolInstance) -> str:
         return instance.name or self.title
 
-    def confirm_enrolment(self, site: Site, instance: EnrolInstance, user: User) -> None:
+    def confirm_enrolment(
+        self, site: Site, instance: EnrolInstance, user: User, data: dict
+    ) -> None:
         view.confirm(site, instance, user)
 
     def explain(self, site: Site, instance: EnrolInstance, user: User) -> Verdict:

@@ -24,7 +24,9 @@ def label(site: Site, instance: EnrolInstance) -> str:
     return site.plugins.method(NAME).display_name(instance)
 
 
-def on_course_view(site: Site, user: User, course: Course, enrolled: bool) -> CourseAccess | None:
+def on_course_view(
+    site: Site, user: User, course: Course, enrolled: bool
+) -> CourseAccess | list[CourseAccess] | None:
     if enrolled or not site.method_enabled(NAME):
         return None
     instances = site.session.scalars(
@@ -42,9 +44,9 @@ def on_course_view(site: Site, user: User, course: Course, enrolled: bool) -> Co
         if answer.decision == "granted":
             return answer
         answers.append(answer)
-    for answer in answers:
-        if answer.decision == "confirm":
-            return answer
+    offers = [answer for answer in answers if answer.decision == "confirm"]
+    if offers:  # each confirm-mode instance the user may join gets its own "Enrol me"
+        return offers
     if not answers:
         return None
     reason = "; ".join(answer.reason for answer in answers)

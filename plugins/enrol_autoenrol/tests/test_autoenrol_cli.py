@@ -83,6 +83,13 @@ def test_confirm_mode_from_the_cli(cli, site):
     assert json.loads(ok(cli("course", "view", "ann", "C1", "--json")).stdout) == {
         "decision": "confirm",
         "reason": 'Join us: confirm to enrol ("Enrol me")',
+        "offers": [
+            {
+                "instance_id": 1,
+                "reason": 'Join us: confirm to enrol ("Enrol me")',
+                "fields": [],
+            }
+        ],
     }
     assert enrolled(cli, "C1") == {}
     assert ok(cli("course", "enrol-me", "ann", "C1")).stdout.startswith("granted")

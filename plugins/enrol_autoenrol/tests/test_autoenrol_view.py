@@ -101,7 +101,7 @@ def test_confirming_an_instance_that_does_not_offer_it_is_refused(ae):
     instance = ae.instance(course, "autoenrol", mode="view")
     method = ae.plugins.method("autoenrol")
     with pytest.raises(Refused, match="enrols on view, not on confirmation"):
-        method.confirm_enrolment(ae.site, instance, ann)
+        method.confirm_enrolment(ae.site, instance, ann, {})
 
 
 def test_a_suspended_enrolment_is_not_reopened_by_a_view(ae):

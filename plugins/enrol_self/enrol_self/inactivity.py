@@ -1,0 +1,62 @@
+"""Unenrolling who stays away (Moodle's ``longtimenosee``): the scheduled task.
+
+A user's last activity in a course is their latest course view (the core logs each one as
+``course_viewed``), or, before their first view, when they enrolled; an instance with
+``longtimenosee`` unenrols those whose last activity is older than that many seconds.
+"""
+
+from __future__ import annotations
+
+from enrolkit import Change, Plan
+from enrolkit.engine import UNENROL_OP
+from enrolkit.models import EnrolInstance, LogEntry, UserEnrolment
+from enrolkit.site import Site
+from sqlalchemy import func, select
+
+from . import NAME
+
+
+def inactive(site: Site, instance: EnrolInstance, limit: int) -> list[int]:
+    """Users of ``instance`` without activity in the course for more than ``limit`` seconds."""
+    viewed = (
+        select(func.max(LogEntry.time))
+        .where(
+            LogEntry.event == "course_viewed",
+            LogEntry.course_id == instance.course_id,
+            LogEntry.user_id == UserEnrolment.user_id,
+        )
+        .scalar_subquery()
+    )
+    last = func.coalesce(viewed, UserEnrolment.timecreated)
+    return list(
+        site.session.scalars(
+            select(UserEnrolment.user_id)
+            .where(UserEnrolment.instance_id == instance.id, last < site.now() - limit)
+            .order_by(UserEnrolment.user_id)
+        )
+    )
+
+
+def unenrol_inactive(site: Site) -> str:
+    """The task: each enabled instance with ``longtimenosee``, one transaction each."""
+    if not site.method_enabled(NAME):
+        return "self enrolment is disabled"
+    gone = 0
+    found = site.session.scalars(
+        select(EnrolInstance)
+        .where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
+        .order_by(EnrolInstance.id)
+    ).all()
+    for instance in found:
+        limit = (instance.settings or {}).get("longtimenosee") or 0
+        if not limit:
+            continue
+        with site.atomic():
+            users = inactive(site, instance, limit)
+            if not users:
+                continue
+            days = limit // 86400
+            reason = f"{NAME}: no activity in the course for {days} day(s) or more"
+            changes = [Change(uid, op=UNENROL_OP, reason=reason) for uid in users]
+            gone += len(site.engine.apply(Plan(instance.id, reason, changes=changes)).unenrolled)
+    return f"{gone} inactive user(s) unenrolled"
