@@ -249,7 +249,11 @@ class Engine:
         self.site = site
 
     def apply(self, plan: Plan, *, dry_run: bool = False, force: bool = False) -> Outcome:
-        """Apply ``plan`` in one transaction (a savepoint inside an outer one).
+        """Apply ``plan`` in one transaction (a savepoint inside an outer one), as the only
+        writer of its instance: the instance's lock (:func:`~enrolkit.locks.lock_instances`) is
+        taken before the plan's source is read, so a concurrent plan's changes are either all
+        seen or not yet begun. A plan that is its own transaction is run again when the database
+        ends it with a deadlock or a serialisation failure.
 
         ``dry_run`` computes the outcome and writes nothing. ``force`` skips the guard (used when
         an admin approves a held plan).
