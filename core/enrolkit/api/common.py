@@ -58,8 +58,9 @@ class ApiBlueprint(Blueprint):
         return self._errors((401, *codes))
 
     def writes(self, *codes: int) -> Callable:
-        """Document a write operation's error answers (401 and 403 always)."""
-        return self._errors((401, 403, *codes))
+        """Document a write operation's error answers (401, 403 and 503, the database staying
+        busy, always)."""
+        return self._errors((401, 403, 503, *codes))
 
     def _errors(self, codes: Iterable[int]) -> Callable:
         def decorate(view: Callable) -> Callable:
