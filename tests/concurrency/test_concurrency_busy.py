@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from enrolkit import people
+from enrolkit import hookimpl, people
 from enrolkit.api import tokens
 from enrolkit.locks import INSTANCE_LOCKS
 from enrolkit.models import Course, User, UserEnrolment
@@ -183,3 +183,32 @@ def _csrf(client, path: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True))
     assert found, f"{path} has no form"
     return found.group(1)
+
+
+# --- a bug ----------------------------------------------------------------------------------------
+
+
+class BrokenHook:
+    @hookimpl
+    def on_login(self, site, user):
+        raise RuntimeError("secret internals of the failure")
+
+
+def test_a_bug_answers_500_with_the_request_id_and_logs_it_under_that_id(make_runtime, caplog):
+    runtime = make_runtime(plugins=(BrokenHook(),))
+    with runtime.site() as site, site.atomic():
+        SiteFactory(site).user("ann")
+        secret = tokens.create(site, "lms", tokens.WRITE)
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False}, runtime=runtime)
+    with caplog.at_level(logging.ERROR):
+        answer = app.test_client().post(
+            "/api/v1/events/login",
+            json={"username": "ann"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert answer.status_code == 500
+    rid = answer.headers["X-Request-Id"]
+    assert answer.json["request_id"] == rid
+    assert "secret internals" not in answer.get_data(as_text=True)
+    assert any(rid in r.getMessage() for r in caplog.records)
+    assert any("secret internals" in str(r.exc_info and r.exc_info[1]) for r in caplog.records)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, got_request_exception, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,6 +35,13 @@ def init_app(app: Flask) -> None:
         return response
 
     app.register_error_handler(SQLAlchemyError, database_failure)
+    got_request_exception.connect(_name_the_request, app)
+
+
+def _name_the_request(sender: Flask, exception: BaseException, **_extra) -> None:
+    """Flask logs a bug's traceback (and answers 500, with the request id) just after this:
+    the line before it says which request it was."""
+    sender.logger.error("request %s failed: %s %s", request_id(), request.method, request.path)
 
 
 def request_id() -> str:
