@@ -16,6 +16,8 @@ from .site import Site
 
 COHORT_REQUIRED = ("idnumber", "name")
 COHORT_OPTIONAL = ("category", "description")
+#: Members added per INSERT statement (three bound values each).
+CHUNK = 5000
 
 
 def import_cohorts(
@@ -79,14 +81,19 @@ def add_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
             if not wanted:
                 return []
             now = clock.now()
-            inserted = set(
-                site.session.scalars(
-                    db.insert_new(site.session, CohortMember)
-                    .values([{"cohort_id": cohort.id, "user_id": uid, "timeadded": now}
-                             for uid in wanted])
-                    .returning(CohortMember.user_id)
+            inserted: set[int] = set()
+            for start in range(0, len(wanted), CHUNK):  # SQLite's limit on bound values
+                rows = [
+                    {"cohort_id": cohort.id, "user_id": uid, "timeadded": now}
+                    for uid in wanted[start : start + CHUNK]
+                ]
+                inserted.update(
+                    site.session.scalars(
+                        db.insert_new(site.session, CohortMember)
+                        .values(rows)
+                        .returning(CohortMember.user_id)
+                    )
                 )
-            )  # fmt: skip
             added = [uid for uid in wanted if uid in inserted]
             if added:
                 _log(site, "cohort_member_added", cohort, added)
