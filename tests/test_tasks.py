@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import subprocess
@@ -29,7 +30,7 @@ from enrolkit.tasks import (
     set_enabled,
     set_schedule,
 )
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 
@@ -489,3 +490,27 @@ def test_the_lock_of_a_killed_cron_process_expires(racing, clock):
     starts = [pid for event, pid in racing.events() if event == "slow-start"]
     assert len(starts) == 2 and starts[0] == killed.pid and starts[1] != killed.pid
     assert racing.lock() == ("", 0)
+
+
+def test_a_task_failing_on_the_database_keeps_the_databases_words_in_the_log(
+    make_runtime, clock, caplog
+):
+    """Issue 18: a task's result is shown by the web admin and the API; the driver's text (the
+    statement, the table) goes to the runner's log, not there."""
+
+    class BrokenQuery:
+        @hookimpl
+        def register_tasks(self, register):
+            register("t_sql", self.run, schedule="0 3 * * *", component="ektest")
+
+        def run(self, site):
+            site.session.execute(text("SELECT secret_column FROM no_such_table"))
+
+    runtime = make_runtime(plugins=(BrokenQuery(),))
+    with caplog.at_level(logging.ERROR, logger="enrolkit.tasks"):
+        outcome = Runner(runtime).run("t_sql")
+    assert outcome.status == FAILED
+    assert outcome.result == "database error; the runner's log (stderr) has the details"
+    assert infos(runtime)["t_sql"].last_result == f"failed: {outcome.result}"
+    [entry] = caplog.records
+    assert "no_such_table" in str(entry.exc_info[1])

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from . import confirmation
+from . import confirmation, db
 from .changes import CourseAccess
 from .enrolments import is_enrolled
 from .errors import Refused
+from .locks import retrying
 from .log import record
 from .models import Course, CourseCompletion, EnrolInstance, User
 from .site import Site
@@ -18,6 +19,10 @@ from .site import Site
 def view_course(site: Site, user: User, course: Course) -> CourseAccess:
     """Fire ``on_course_view`` and decide: enrolled or any ``granted`` -> granted; else every
     ``confirm`` (as ``offers``); else denied with the methods' reasons."""
+    return retrying(site, lambda: _view_course(site, user, course))
+
+
+def _view_course(site: Site, user: User, course: Course) -> CourseAccess:
     with site.atomic():
         enrolled = is_enrolled(site, user.id, course.id)
         answers = _flatten(
@@ -111,17 +116,26 @@ def _offer(decision: CourseAccess, course: Course, instance_id: int | None) -> C
 
 
 def complete_course(site: Site, user: User, course: Course, timecompleted: int) -> bool:
-    """Record a completion and fire ``on_completion``; a repeat changes nothing (False)."""
-    with site.atomic():
-        if site.session.get(CourseCompletion, (user.id, course.id)) is not None:
-            return False
-        site.session.add(
-            CourseCompletion(user_id=user.id, course_id=course.id, timecompleted=timecompleted)
-        )
-        site.session.flush()
-        record(site, "course_completed", "core", course_id=course.id, user_id=user.id)
-        site.plugins.on_completion(site=site, user=user, course=course, timecompleted=timecompleted)
-    return True
+    """Record a completion and fire ``on_completion``; a repeat changes nothing (False). The
+    same completion sent twice at once records and fires once: the second insert finds the
+    first one's row and does nothing."""
+
+    def work() -> bool:
+        with site.atomic():
+            inserted = site.session.scalar(
+                db.insert_new(site.session, CourseCompletion)
+                .values(user_id=user.id, course_id=course.id, timecompleted=timecompleted)
+                .returning(CourseCompletion.user_id)
+            )
+            if inserted is None:
+                return False
+            record(site, "course_completed", "core", course_id=course.id, user_id=user.id)
+            site.plugins.on_completion(
+                site=site, user=user, course=course, timecompleted=timecompleted
+            )
+        return True
+
+    return retrying(site, work)
 
 
 def completions(site: Site, course: Course) -> list[dict]:

@@ -10,11 +10,14 @@ from . import clock, csvfile, db, lengths, lookup
 from .catalog import ImportRefused, check_category_path, ensure_category
 from .csvfile import RowError
 from .errors import EnrolkitError
+from .locks import retrying
 from .models import Cohort, CohortMember, User
 from .site import Site
 
 COHORT_REQUIRED = ("idnumber", "name")
 COHORT_OPTIONAL = ("category", "description")
+#: Members added per INSERT statement (three bound values each).
+CHUNK = 5000
 
 
 def import_cohorts(
@@ -67,50 +70,67 @@ def import_cohorts(
 
 
 def add_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
-    """Add users (already members are skipped); fire the hook once. Returns the ids added."""
-    present = set(
-        site.session.scalars(
-            select(CohortMember.user_id).where(
-                CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_([u.id for u in users])
-            )
-        )
-    )
-    added = list(dict.fromkeys(u.id for u in users if u.id not in present))
-    with site.atomic():
-        if added:
+    """Add users (already members are skipped); fire the hook once. Returns the ids added.
+
+    The insert skips members already there, so the same add sent twice at once (a double click,
+    two nodes) adds, logs and syncs once, and both callers succeed."""
+    wanted = list(dict.fromkeys(u.id for u in users))
+
+    def work() -> list[int]:
+        with site.atomic():
+            if not wanted:
+                return []
             now = clock.now()
-            site.session.execute(
-                insert(CohortMember),
-                [{"cohort_id": cohort.id, "user_id": uid, "timeadded": now} for uid in added],
-            )
-            _log(site, "cohort_member_added", cohort, added)
-            site.plugins.cohort_members_changed(
-                site=site, cohort_id=cohort.id, added=tuple(added), removed=()
-            )
-    return added
+            inserted: set[int] = set()
+            for start in range(0, len(wanted), CHUNK):  # SQLite's limit on bound values
+                rows = [
+                    {"cohort_id": cohort.id, "user_id": uid, "timeadded": now}
+                    for uid in wanted[start : start + CHUNK]
+                ]
+                inserted.update(
+                    site.session.scalars(
+                        db.insert_new(site.session, CohortMember)
+                        .values(rows)
+                        .returning(CohortMember.user_id)
+                    )
+                )
+            added = [uid for uid in wanted if uid in inserted]
+            if added:
+                _log(site, "cohort_member_added", cohort, added)
+                site.plugins.cohort_members_changed(
+                    site=site, cohort_id=cohort.id, added=tuple(added), removed=()
+                )
+            return added
+
+    return retrying(site, work)
 
 
 def remove_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
-    ids = [u.id for u in users]
-    removed = list(
-        site.session.scalars(
-            select(CohortMember.user_id).where(
-                CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(ids)
-            )
-        )
-    )
-    with site.atomic():
-        if removed:
-            site.session.execute(
-                delete(CohortMember).where(
-                    CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(removed)
+    """Remove users (non-members are skipped); fire the hook once. Returns the ids removed:
+    of the same removal sent twice at once, only the one whose delete found the rows logs and
+    syncs it."""
+    ids = list(dict.fromkeys(u.id for u in users))
+
+    def work() -> list[int]:
+        with site.atomic():
+            if not ids:
+                return []
+            deleted = set(
+                site.session.scalars(
+                    delete(CohortMember)
+                    .where(CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(ids))
+                    .returning(CohortMember.user_id)
                 )
             )
-            _log(site, "cohort_member_removed", cohort, removed)
-            site.plugins.cohort_members_changed(
-                site=site, cohort_id=cohort.id, added=(), removed=tuple(removed)
-            )
-    return removed
+            removed = [uid for uid in ids if uid in deleted]
+            if removed:
+                _log(site, "cohort_member_removed", cohort, removed)
+                site.plugins.cohort_members_changed(
+                    site=site, cohort_id=cohort.id, added=(), removed=tuple(removed)
+                )
+            return removed
+
+    return retrying(site, work)
 
 
 def delete_cohort(site: Site, cohort: Cohort) -> None:

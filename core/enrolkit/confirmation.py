@@ -9,7 +9,9 @@ import inspect
 import warnings
 
 from . import throttle
+from .enrolments import is_enrolled
 from .errors import Refused, SettingsError
+from .locks import lock_instances, retrying
 from .log import record
 from .methods import EnrolMethod
 from .models import EnrolInstance, User
@@ -72,18 +74,7 @@ def confirm(site: Site, instance: EnrolInstance, user: User, data: dict) -> None
             )
     loaded = load(site, method, instance, data)
     try:
-        with site.atomic():
-            if takes_data(method):
-                method.confirm_enrolment(site, instance, user, loaded)
-            else:
-                warnings.warn(
-                    f"{type(method).__name__}.confirm_enrolment(site, instance, user) is "
-                    "deprecated: add a fourth argument, data (the user's input); the old form "
-                    "stops working in enrolkit 0.3",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                method.confirm_enrolment(site, instance, user)
+        retrying(site, lambda: _confirm(site, method, instance, user, loaded))
     except Refused as refused:
         with site.atomic():
             record(
@@ -122,3 +113,24 @@ def fields_of(site: Site, instance_id: int | None) -> list[dict]:
         for name, field in schema.fields.items()
         if not field.dump_only
     ]
+
+
+def _confirm(site: Site, method: EnrolMethod, instance: EnrolInstance, user: User, loaded) -> None:
+    """The method's checks and enrolment, as the instance's only writer: the same "Enrol me"
+    sent twice at once (a double click, two nodes) finds the first one's enrolment and is done,
+    and two people never take the last place together."""
+    with site.atomic():
+        lock_instances(site.session, [instance.id])
+        if is_enrolled(site, user.id, instance.course_id):
+            return
+        if takes_data(method):
+            method.confirm_enrolment(site, instance, user, loaded)
+        else:
+            warnings.warn(
+                f"{type(method).__name__}.confirm_enrolment(site, instance, user) is "
+                "deprecated: add a fourth argument, data (the user's input); the old form "
+                "stops working in enrolkit 0.3",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            method.confirm_enrolment(site, instance, user)

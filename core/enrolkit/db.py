@@ -82,9 +82,27 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # A server that does not answer fails the request (and /healthz) in seconds, instead of
+        # holding a web thread for the operating system's TCP timeout.
+        try:
+            engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except ImportError as exc:  # the driver is an extra: a plain install lacks it
+            raise EnrolkitError(driver_missing(url, exc)) from None
     _forget_temp_tables_on_rollback(engine)
     return engine
+
+
+#: Per URL scheme: the database's name, its driver and the extra that installs the driver
+#: (pyproject's optional-dependencies).
+DRIVERS = {"postgresql": ("PostgreSQL", "psycopg", "postgres")}
+
+
+def driver_missing(url: str, exc: ImportError) -> str:
+    """What to install when the database's driver cannot be imported."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    name, module, extra = DRIVERS.get(scheme, (scheme, exc.name or "its driver", ""))
+    install = f"pip install 'enrolkit[{extra}]'" if extra else f"pip install {module}"
+    return f"{name} needs the driver {module}, which is not installed: {install}"
 
 
 def _forget_temp_tables_on_rollback(engine: Engine) -> None:
@@ -125,6 +143,17 @@ def _tune_sqlite(engine: Engine) -> None:
     def _begin(conn):
         write = conn.get_execution_options().get("enrolkit_write")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def insert_new(session: Session, model: Any):
+    """``INSERT ... ON CONFLICT DO NOTHING`` on this session's database: a row that another
+    transaction inserted meanwhile (the same event sent to two nodes at once) is kept as it is
+    instead of failing the request; ``RETURNING`` then names only the rows this one added."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).on_conflict_do_nothing()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -73,6 +73,16 @@ _CHECKS = {
     " WHERE gm.component = :component AND gm.itemid = i.instance_id AND NOT EXISTS"
     " (SELECT 1 FROM ek_drift_plan p WHERE p.instance_id = gm.itemid"
     "  AND p.user_id = gm.user_id AND p.group_id = gm.group_id)",
+    # A role or membership the instance owns for a user it does not enrol (left by a crash or
+    # a race): the engine removes it, nothing else would.
+    "orphan role": "SELECT DISTINCT ra.itemid FROM ek_drift_ids i CROSS JOIN role_assignments ra"
+    " WHERE ra.component = :component AND ra.itemid = i.instance_id AND NOT EXISTS"
+    " (SELECT 1 FROM user_enrolments ue WHERE ue.instance_id = ra.itemid"
+    "  AND ue.user_id = ra.user_id)",
+    "orphan group": "SELECT DISTINCT gm.itemid FROM ek_drift_ids i CROSS JOIN group_members gm"
+    " WHERE gm.component = :component AND gm.itemid = i.instance_id AND NOT EXISTS"
+    " (SELECT 1 FROM user_enrolments ue WHERE ue.instance_id = gm.itemid"
+    "  AND ue.user_id = gm.user_id)",
 }
 
 #: Enrolled users the selection leaves out, by removal action: when the action changes something.

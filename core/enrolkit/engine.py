@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, column, func, insert, select, table, text
-from sqlalchemy.exc import SQLAlchemyError
 
-from . import db
 from .changes import EnrolmentChanges, RoleChange
 from .errors import EnrolkitError, NotFound
+from .locks import lock_instances, retrying
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
 from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan, UserEnrolment
 
@@ -250,7 +249,11 @@ class Engine:
         self.site = site
 
     def apply(self, plan: Plan, *, dry_run: bool = False, force: bool = False) -> Outcome:
-        """Apply ``plan`` in one transaction (a savepoint inside an outer one).
+        """Apply ``plan`` in one transaction (a savepoint inside an outer one), as the only
+        writer of its instance: the instance's lock (:func:`~enrolkit.locks.lock_instances`) is
+        taken before the plan's source is read, so a concurrent plan's changes are either all
+        seen or not yet begun. A plan that is its own transaction is run again when the database
+        ends it with a deadlock or a serialisation failure.
 
         ``dry_run`` computes the outcome and writes nothing. ``force`` skips the guard (used when
         an admin approves a held plan).
@@ -261,7 +264,19 @@ class Engine:
             raise NotFound(f"no enrolment instance {plan.instance_id}")
         method = site.plugins.method(instance.method)
         removal = plan.removal or method.removal_action(site, instance)
+        if dry_run:
+            return self._apply(instance, plan, removal, dry_run=True, force=force)
+        return retrying(
+            site, lambda: self._apply(instance, plan, removal, dry_run=False, force=force)
+        )
+
+    def _apply(
+        self, instance: EnrolInstance, plan: Plan, removal: str, *, dry_run: bool, force: bool
+    ) -> Outcome:
+        """One attempt at ``plan``: lock the instance, then read its source, diff and write."""
+        site = self.site
         with site.atomic():
+            lock_instances(site.session, [instance.id])
             run = _Run(site, instance, plan, removal)
             if plan.capacity is not None:
                 run.lock_instance()
@@ -482,7 +497,10 @@ class _Run:
             + (" AND ue.user_id IN (SELECT user_id FROM ek_scope)" if scope is not None else ""),
             removal=self.removal,
         )
-        # Owned roles and groups match the selection exactly.
+        # Owned roles and groups match the selection exactly: a wanted user keeps only those
+        # the selection gives; a user neither wanted nor enrolled keeps none (an orphan that a
+        # crash or an older race left: nothing else would ever remove it).
+        in_scope = " AND {a}.user_id IN (SELECT user_id FROM ek_scope)" if scope is not None else ""
         self.sql(
             "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
             " SELECT DISTINCT user_id, role_id, 1, NULL FROM ek_plan WHERE role_id IS NOT NULL"
@@ -490,9 +508,13 @@ class _Run:
         self.sql(
             "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
             " SELECT ra.user_id, ra.role_id, 0, NULL FROM role_assignments ra"
-            " JOIN ek_want w ON w.user_id = ra.user_id"
-            " WHERE ra.component = :component AND ra.itemid = :instance AND NOT EXISTS"
-            " (SELECT 1 FROM ek_plan p WHERE p.user_id = ra.user_id AND p.role_id = ra.role_id)"
+            " WHERE ra.component = :component AND ra.itemid = :instance"
+            + in_scope.format(a="ra")
+            + " AND CASE WHEN EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ra.user_id)"
+            " THEN NOT EXISTS (SELECT 1 FROM ek_plan p"
+            "  WHERE p.user_id = ra.user_id AND p.role_id = ra.role_id)"
+            " ELSE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            "  WHERE ue.instance_id = :instance AND ue.user_id = ra.user_id) END"
         )
         self.sql(
             "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
@@ -501,9 +523,13 @@ class _Run:
         self.sql(
             "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
             " SELECT gm.user_id, gm.group_id, 0, NULL FROM group_members gm"
-            " JOIN ek_want w ON w.user_id = gm.user_id"
-            " WHERE gm.component = :component AND gm.itemid = :instance AND NOT EXISTS"
-            " (SELECT 1 FROM ek_plan p WHERE p.user_id = gm.user_id AND p.group_id = gm.group_id)"
+            " WHERE gm.component = :component AND gm.itemid = :instance"
+            + in_scope.format(a="gm")
+            + " AND CASE WHEN EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = gm.user_id)"
+            " THEN NOT EXISTS (SELECT 1 FROM ek_plan p"
+            "  WHERE p.user_id = gm.user_id AND p.group_id = gm.group_id)"
+            " ELSE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            "  WHERE ue.instance_id = :instance AND ue.user_id = gm.user_id) END"
         )
 
     def _load_changes(self) -> None:
@@ -788,16 +814,10 @@ class _Run:
     # --- 4. write, log, notify ------------------------------------------------------------------
 
     def write(self) -> None:
-        try:
-            self._write_enrolments()
-            self._write_roles_and_groups()
-            self._log()
-            self._refresh_statistics()
-        except SQLAlchemyError as exc:  # the statement stays in the chain, out of the message
-            raise EnrolkitError(
-                f"applying the plan for instance {self.instance.id} failed: "
-                f"{db.describe(exc, self.session.get_bind().engine)}"
-            ) from exc
+        self._write_enrolments()
+        self._write_roles_and_groups()
+        self._log()
+        self._refresh_statistics()
         self._notify()
 
     def _refresh_statistics(self) -> None:

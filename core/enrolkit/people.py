@@ -14,6 +14,7 @@ from .catalog import ImportRefused
 from .changes import ProfileChange
 from .csvfile import RowError
 from .errors import EnrolkitError
+from .locks import retrying
 from .models import STANDARD_FIELDS, ProfileData, ProfileField, User
 from .site import Site
 
@@ -217,8 +218,12 @@ def login(site: Site, user: User) -> None:
         user.lastlogin = clock.now()
         site.session.flush()
         record(site, "user_loggedin", "core", user_id=user.id)
-    with site.atomic():
-        site.plugins.on_login(site=site, user=user)
+
+    def hooks() -> None:
+        with site.atomic():
+            site.plugins.on_login(site=site, user=user)
+
+    retrying(site, hooks)
 
 
 def end_sessions(user: User) -> None:

@@ -73,6 +73,10 @@ class Site:
             finally:
                 self._depth -= 1
 
+    def in_atomic(self) -> bool:
+        """Whether a write transaction (:meth:`atomic`) is open: work done now commits with it."""
+        return self._depth > 0
+
     def _begin_write(self) -> None:
         """Start a write transaction. A read transaction still open (autobegun by a query) is
         ended first, keeping what it flushed, so the write one can take the lock up front."""

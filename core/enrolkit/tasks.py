@@ -18,6 +18,7 @@ Schedules are cron expressions in UTC. Scheduling decisions and lock times read 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import socket
@@ -36,6 +37,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import clock, log
 from .errors import EnrolkitError, NotFound, Refused
 from .models import ScheduledTask
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .plugins import TaskSpec
@@ -562,7 +565,21 @@ def operator() -> str:
 
 
 def describe_error(exc: Exception) -> str:
-    """One line: the message of an error a user can act on; for a bug, its type and where."""
+    """One line: the message of an error a user can act on; for a bug, its type and where.
+
+    A database error's own text (the statement, the constraint, the driver's words) is kept out
+    of it: the line is stored as the task's result, which the web admin and the API show. The
+    error goes, whole, to the runner's log (stderr) instead."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db import busy
+
+    found = exc if isinstance(exc, SQLAlchemyError) else exc.__cause__
+    if isinstance(found, SQLAlchemyError):
+        _log.error("a task failed on the database", exc_info=exc)
+        if busy(found):
+            return "the database stayed busy; the next run tries again"
+        return "database error; the runner's log (stderr) has the details"
     if isinstance(exc, EnrolkitError):
         return str(exc)
     where = ""

@@ -4,8 +4,10 @@ Flask."""
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Flask, request
 from flask_smorest import Api
+from flask_smorest.error_handler import ErrorSchema
 from werkzeug.exceptions import HTTPException
 
 from .common import PREFIX, http_error
@@ -14,9 +16,22 @@ TITLE = "enrolkit"
 VERSION = "v1"
 
 
+class Error(ErrorSchema):
+    """Every error answer: flask-smorest's fields and the request id."""
+
+    request_id = ma.fields.String(
+        metadata={
+            "description": "The request's id, as in the X-Request-Id header: the server's log "
+            "has the details of an error under it."
+        }
+    )
+
+
 class EnrolkitApi(Api):
     """flask-smorest's Api whose JSON error answers stay under ``/api/``: the web pages keep
     their own HTML error pages."""
+
+    ERROR_SCHEMA = Error
 
     def _register_error_handlers(self) -> None:
         app = self._app

@@ -58,8 +58,9 @@ class ApiBlueprint(Blueprint):
         return self._errors((401, *codes))
 
     def writes(self, *codes: int) -> Callable:
-        """Document a write operation's error answers (401 and 403 always)."""
-        return self._errors((401, 403, *codes))
+        """Document a write operation's error answers (401, 403 and 503, the database staying
+        busy, always)."""
+        return self._errors((401, 403, 503, *codes))
 
     def _errors(self, codes: Iterable[int]) -> Callable:
         def decorate(view: Callable) -> Callable:
@@ -128,9 +129,13 @@ def unauthorized(message: str):
 
 
 def error_body(code: int, message: str, errors: dict | None = None):
+    """The JSON of an error answer; ``request_id`` names the request in the server's log."""
+    from ..web.failures import request_id
+
     body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
     if errors:
         body["errors"] = _text_keys(errors)
+    body["request_id"] = request_id()
     return body, code, {}
 
 
@@ -190,13 +195,22 @@ def enrolkit_error(error: EnrolkitError):
 
 def database_error(error: DataError | IntegrityError):
     """A value the database refuses (a NUL in a name on PostgreSQL) or a duplicate that raced
-    past the checks: the caller's input, not a server failure."""
+    past the checks: the caller's input, not a server failure. The database's own words go to
+    the server log under the request id, never to the caller."""
+    from ..web.failures import request_id
+
+    current_app.logger.warning(
+        "request %s refused by the database: %s",
+        request_id(),
+        str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__,
+    )
     if "api_site" in g:
         g.api_site.session.rollback()
-    text = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
     if isinstance(error, IntegrityError):
-        return error_body(409, f"conflicting change: {text}")
-    return error_body(422, f"the database cannot store a value of this request: {text}")
+        return error_body(
+            409, "conflicting change: another change to the same data came first; read it again"
+        )
+    return error_body(422, "the database cannot store a value of this request")
 
 
 # --- pagination -------------------------------------------------------------------------------

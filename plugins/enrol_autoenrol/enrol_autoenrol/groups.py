@@ -56,35 +56,39 @@ def ensure(site: Site, instance: EnrolInstance, names: Iterable[str]) -> dict[st
     statement = _INSERTS[site.session.get_bind().dialect.name](Group).on_conflict_do_nothing(
         index_elements=["course_id", "name"]
     )
-    site.session.execute(
-        statement,
-        [
-            {
-                "course_id": instance.course_id,
-                "name": name,
-                "idnumber": idnumber(instance.id, name),
-                "component": COMPONENT,
-                "itemid": instance.id,
-                "timecreated": now,
-            }
-            for name in missing
-        ],
-    )
-    site.session.execute(
-        insert(LogEntry),
-        [
-            {
-                "time": now,
-                "event": "group_created",
-                "component": COMPONENT,
-                "course_id": instance.course_id,
-                "instance_id": instance.id,
-                "origin": site.origin,
-                "reason": name,
-            }
-            for name in missing
-        ],
-    )
+    rows = [
+        {
+            "course_id": instance.course_id,
+            "name": name,
+            "idnumber": idnumber(instance.id, name),
+            "component": COMPONENT,
+            "itemid": instance.id,
+            "timecreated": now,
+        }
+        for name in missing
+    ]
+    created: set[str] = set()
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        created.update(site.session.scalars(statement.values(chunk).returning(Group.name)))
+    # Only the groups this insert made are logged: another session's are its own to log.
+    if created:
+        site.session.execute(
+            insert(LogEntry),
+            [
+                {
+                    "time": now,
+                    "event": "group_created",
+                    "component": COMPONENT,
+                    "course_id": instance.course_id,
+                    "instance_id": instance.id,
+                    "origin": site.origin,
+                    "reason": name,
+                }
+                for name in missing
+                if name in created
+            ],
+        )
     for start in range(0, len(missing), CHUNK):
         found.update(_existing(site, instance, missing[start : start + CHUNK]))
     return found

@@ -228,6 +228,54 @@ def test_full_sync_repairs_changes_made_behind_its_back(csite):
     assert full_sync(csite.site) == "1 instance(s) checked, 0 re-synced"
 
 
+def test_full_sync_removes_owned_roles_and_groups_left_without_an_enrolment(csite):
+    """A crash or a race (issue 18) left cohort-owned student roles and group memberships of
+    users the instance no longer enrols: nobody may remove them by hand (they are owned), so
+    the hourly sync must, and log it."""
+    users = csite.users(3)
+    csite.cohort("promo", members=users[:1])
+    course = csite.course("C1")
+    group = Group(course_id=course.id, name="Promo", timecreated=0)
+    csite.session.add(group)
+    csite.session.flush()
+    instance = csite.instance(course, "cohort", cohort="promo", group="Promo")
+    student = csite.role("student")
+    orphans = users[1:]
+    csite.session.execute(
+        insert(RoleAssignment),
+        [
+            {"role_id": student.id, "user_id": u.id, "contextlevel": 50, "instanceid": course.id,
+             "component": "enrol_cohort", "itemid": instance.id, "timemodified": 0}
+            for u in orphans
+        ],
+    )  # fmt: skip
+    csite.session.execute(
+        insert(GroupMember),
+        [
+            {"group_id": group.id, "user_id": u.id, "component": "enrol_cohort",
+             "itemid": instance.id, "timeadded": 0}
+            for u in orphans
+        ],
+    )  # fmt: skip
+    csite.session.commit()
+
+    result = full_sync(csite.site)
+
+    assert result == "1 instance(s) checked, 1 re-synced: 2 roles_removed, 2 groups_removed"
+    owned_roles = csite.session.scalars(
+        select(RoleAssignment.user_id).where(RoleAssignment.itemid == instance.id)
+    ).all()
+    owned_groups = csite.session.scalars(
+        select(GroupMember.user_id).where(GroupMember.itemid == instance.id)
+    ).all()
+    assert owned_roles == owned_groups == [users[0].id]
+    logged = csite.session.scalars(
+        select(LogEntry.event).where(LogEntry.user_id.in_([u.id for u in orphans]))
+    ).all()
+    assert sorted(logged) == ["group_member_removed"] * 2 + ["role_unassigned"] * 2
+    assert full_sync(csite.site) == "1 instance(s) checked, 0 re-synced"
+
+
 def test_full_sync_task_is_registered_hourly(csite):
     task = csite.plugins.tasks["cohort_sync"]
     assert (task.component, task.schedule.split()[1:]) == ("enrol_cohort", ["*", "*", "*", "*"])

@@ -3,6 +3,8 @@
 ``ektest_slow`` records its start, then waits until the file ``EKTEST_TASKS_RELEASE`` exists (at
 most ``EKTEST_TASKS_WAIT`` seconds, 30 by default), then records its end: a test holds it running for as long as it needs.
 ``ektest_quick`` records one line.
+With ``EKTEST_LOGIN_HOLD`` set, a login's ``on_login`` records ``login-hold`` and waits the same
+way: a test kills the process in the middle of the login's enrolment work.
 """
 
 import os
@@ -17,14 +19,19 @@ def _record(event: str) -> None:
         out.write(f"{event} {os.getpid()} {time.time():.3f}\n")
 
 
-def slow(site):
-    _record("slow-start")
+def _wait_for_release() -> bool:
     release = Path(os.environ["EKTEST_TASKS_RELEASE"])
     deadline = time.monotonic() + float(os.environ.get("EKTEST_TASKS_WAIT", "30"))
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return release.exists()
+
+
+def slow(site):
+    _record("slow-start")
+    released = _wait_for_release()
     _record("slow-end")
-    return "released" if release.exists() else "gave up waiting"
+    return "released" if released else "gave up waiting"
 
 
 def quick(site):
@@ -35,3 +42,10 @@ def quick(site):
 def register_tasks(register):
     register("ektest_slow", slow, schedule="0 3 * * *", component="ektest_tasks")
     register("ektest_quick", quick, schedule="0 3 * * *", component="ektest_tasks")
+
+
+@hookimpl
+def on_login(site, user):
+    if os.environ.get("EKTEST_LOGIN_HOLD"):
+        _record("login-hold")
+        _wait_for_release()
