@@ -1,7 +1,7 @@
 """The default ``render_settings``: any marshmallow schema as an HTML form.
 
 Labels, help texts and choices come from field metadata (``label``, ``help``, ``choices``,
-``widget``). A plugin overrides it for its own method by implementing the hook.
+``widget``, ``pick``: the searchable picker that suggests values). A plugin overrides it for its own method by implementing the hook.
 """
 
 from __future__ import annotations
@@ -112,8 +112,10 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
         )
     else:
         kind = "number" if isinstance(field, fields.Integer | fields.Float) else "text"
-        control = Markup('<input type="{}" id="{}" name="{}" value="{}">').format(
-            kind, ident, name, value
+        # ``pick``: the picker (users, cohorts, courses, categories, roles) that suggests values.
+        pick = Markup(' data-pick="{}"').format(meta["pick"]) if meta.get("pick") else ""
+        control = Markup('<input type="{}" id="{}" name="{}" value="{}"{}>').format(
+            kind, ident, name, value, pick
         )
     help_text = (
         Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get("help") else ""

@@ -27,8 +27,9 @@ from sqlalchemy import func, select
 
 from .. import access, clock, enrolments, jsontext, lookup, roles, templating, throttle
 from ..errors import EnrolkitError, SettingsError
+from ..groups import list_groups
 from ..methods import EnrolMethod
-from ..models import Course, EnrolInstance, Role, User, UserEnrolment
+from ..models import Course, EnrolInstance, Group, Role, User, UserEnrolment
 from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
@@ -38,6 +39,11 @@ from .views import filter_args, page_number, page_size
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
 
 WELCOME, GROUP, RULE = "welcome_template", "group_template", "rule"
+#: The preview frame reads like the page around it (the site's font), not the browser's serif.
+FRAME_STYLE = (
+    "<style>body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+    "color:#1d2330;margin:.8rem}</style>"
+)
 
 
 @bp.url_defaults
@@ -509,6 +515,7 @@ def welcome(course: Course):
         preview=preview,
         default=templating.DEFAULT_WELCOME,
         sample=templating.SAMPLE_USERNAME,
+        frame_style=FRAME_STYLE,
     )
     return body, *_answered(preview, status)
 
@@ -566,6 +573,10 @@ def groups(course: Course):
     return render_template(
         "course/groups.html",
         course=course,
+        course_groups=list_groups(s, course),
+        group_rows=s.session.scalars(
+            select(Group).where(Group.course_id == course.id).order_by(Group.name)
+        ).all(),
         candidates=candidates,
         instance=instance,
         source=source,

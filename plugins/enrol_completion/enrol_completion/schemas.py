@@ -19,6 +19,7 @@ class CompletionInstanceSettings(Schema):
         validate=validate.Length(min=1, max=255),
         metadata={
             "label": "Completed course",
+            "pick": "courses",
             "help": "Shortname of the course whose completion enrols here. For several "
             "courses (any one suffices), add one instance per course.",
         },
