@@ -1,7 +1,8 @@
 """A demo site served by waitress on 127.0.0.1 and Debian's chromium driven by Playwright, for
 the browser tests that need a whole site (pages tour, screenshots, accessibility checks).
 
-Import the fixtures into a test module: ``from browser_site import browser, server, visit``.
+``tests/web/conftest.py`` offers its fixtures (``server``, ``browser``, ``visit``) to every web test
+module; ``test_web_browser.py`` still has its own.
 """
 
 from __future__ import annotations

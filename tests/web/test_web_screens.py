@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser_site import axe_violations, browser, overflow, server, shot, visit  # noqa: F401
+from browser_site import axe_violations, overflow, shot
 from enrolkit import clock, lookup
 from enrolkit.access import complete_course
 from enrolkit.enrolments import add_instance
