@@ -303,3 +303,20 @@ def test_the_welcome_preview_links_to_the_serving_host(world, client_as):
     assert "http://localhost:8123/course/" in page
     assert "127.0.0.1:5000" not in page
     assert "font:16px/1.5 system-ui" in page
+
+
+def test_the_add_forms_rule_tester_explains_an_unsaved_rule(world, client_as, post):
+    teacher = client_as("teacher")
+    url = f"/course/{world.course.id}/manage/rules/try"
+    rule = (
+        '{"op": "&", "c": [{"type": "profile", "sf": "department", "op": "isequalto", "v": "IT"}]}'
+    )
+    answer = post(teacher, url, rule=rule, user="student").get_json()
+    assert answer["passed"] is True and answer["heading"] == "student matches"
+    assert answer["lines"][1] == {"depth": 1, "passed": True, "text": "profile: department is 'IT'"}
+    bad = post(teacher, url, rule='{"op": "&", "c": [{"type": "profile", "cf": "dept", "op": '
+               '"isempty"}]}', user="student")  # fmt: skip
+    assert (
+        bad.status_code == 400 and "unknown custom profile field 'dept'" in bad.get_json()["error"]
+    )
+    assert post(client_as("student"), url, rule=rule, user="student").status_code == 403

@@ -157,3 +157,58 @@ def test_every_page_in_both_languages_at_both_widths(server, ids, visit):
                 problems += [f"{name} {lang} {width}: script error {e}" for e in errors]
                 shot(page, f"{name}-{lang}-{width}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_rule_builder_and_tester_on_the_auto_enrol_add_form(server, ids, visit):
+    page = visit("admin")
+    page.goto(f"/course/{ids['math']}/manage/add?method=autoenrol")
+    builder = page.locator("#rule-builder")
+    builder.get_by_label("Condition type").select_option("profile")
+    builder.get_by_role("button", name="Add condition").click()
+    condition = builder.locator(".condition").first
+    condition.get_by_label("Value").fill("IT")
+    rule = json.loads(page.input_value("textarea[name=rule]"))
+    assert rule["c"][0]["type"] == "profile" and rule["c"][0]["v"] == "IT"
+    page.locator("#rule-user").fill("jean")
+    page.get_by_role("button", name="Test this rule").click()
+    page.locator("#rule-result h2", has_text="jean matches").wait_for()
+    page.locator("#rule-user").fill("marie")
+    page.get_by_role("button", name="Test this rule").click()
+    page.locator("#rule-result h2", has_text="marie does not match").wait_for()
+    shot(page, "course-add-autoenrol-builder-en-1280")
+    page.get_by_role("button", name="Add method").click()
+    page.locator(".flash-success").wait_for()
+
+
+def test_enrol_users_with_the_pickers(server, ids, visit):
+    page = visit("admin")
+    page.goto(f"/course/{ids['onboard']}/manage/participants")
+    find = page.get_by_label("Find a user")
+    find.fill("Cur")  # Marie Curie
+    options = f"#{find.get_attribute('list')} option"
+    page.wait_for_function(
+        "selector => [...document.querySelectorAll(selector)].map(o => o.value).join() === 'marie'",
+        arg=options,
+    )
+    assert "Marie Curie" in page.locator(options).first.get_attribute("label")
+    find.fill("marie")
+    find.dispatch_event("change")  # what choosing the suggestion does
+    assert page.input_value("#e-usernames") == "marie"
+    page.locator("#e-usernames").fill("marie\npaul")
+    page.get_by_role("button", name="Enrol users").click()
+    page.get_by_text("2 users enrolled.").wait_for()
+    assert "Paul Durand" in page.inner_text("table.participants")
+    shot(page, "course-enrol-users-done-en-1280")
+
+
+def test_admin_adds_a_user_from_the_users_page(server, ids, visit):
+    page = visit("admin")
+    page.goto("/admin/users")
+    page.get_by_role("link", name="Add a user").click()
+    page.get_by_label("Username").fill("chloe")
+    page.get_by_label("First name").fill("Chloé")
+    page.get_by_label("Last name").fill("Bernard")
+    page.get_by_label("Email").fill("chloe@example.org")
+    page.get_by_role("button", name="Create user").click()
+    page.get_by_text("User chloe created.").wait_for()
+    assert page.get_by_role("heading", name="Chloé Bernard").is_visible()

@@ -187,8 +187,10 @@ def methods(course: Course):
 
 
 def _instance_form(course, method, instance, values, errors, status=200):
+    has_rule = forms.has_field(method, RULE)
     return render_template(
         "course/instance.html",
+        builder=rulebuilder.builder_data(site()) if has_rule else None,
         course=course,
         method=method,
         instance=instance,
@@ -694,6 +696,41 @@ def rule(course: Course, instance_id: int):
         username=username,
         builder=rulebuilder.builder_data(s),
     ), status
+
+
+@bp.post("/rules/try")
+@course_manager
+def try_rule(course: Course):
+    """The rule tester beside the builder on the add form: the posted (unsaved) rule explained
+    for one user, as the rule page's tester does, answered as JSON lines for the script."""
+    s = site()
+    text = request.form.get("rule", "")
+    error, _warnings = rulebuilder.check(s, text)
+    if error:
+        return jsonify(error=error), 400
+    username = request.form.get("user", "").strip()
+    try:
+        user = lookup.user(s.session, username)
+    except EnrolkitError as exc:
+        return jsonify(error=str(exc)), 404
+    explanation = parse(text, s.plugins.conditions).explain(s, user)
+    labels = rulebuilder.labels()
+    lines: list[dict] = []
+
+    def walk(node, depth: int) -> None:
+        text = labels.get(node.op, node.summary) if node.op else f"{node.type}: {node.summary}"
+        lines.append({"depth": depth, "passed": node.passed, "text": text})
+        for child in node.children:
+            walk(child, depth + 1)
+
+    walk(explanation, 0)
+    heading = (
+        _("%(user)s matches", user=username)
+        if explanation.passed
+        else _("%(user)s does not match", user=username)
+    )
+    return jsonify(passed=explanation.passed, heading=heading, lines=lines,
+                   marks={"pass": _("pass"), "fail": _("fail")})  # fmt: skip
 
 
 # --- completion ------------------------------------------------------------------------------
