@@ -136,3 +136,32 @@ def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
         for violation in result["violations"]
         if violation["impact"] in impacts
     ]
+
+
+#: The page's main action: its primary button, else its first submit button, else its first link.
+MAIN_ACTION = """() => {
+  const el = document.querySelector("main .primary, main button.danger")
+    || document.querySelector("main button[type=submit], main button:not([type])")
+    || document.querySelector("main a[href]");
+  if (!el) return "no main action";
+  el.focus();
+  if (document.activeElement !== el) return "main action cannot take the focus: " + el.outerHTML.slice(0, 80);
+  if (!el.offsetParent) return "main action is hidden: " + el.outerHTML.slice(0, 80);
+  return "";
+}"""
+
+
+def main_action_problem(page) -> str:
+    """'' when the page's main action is keyboard-reachable (focusable and shown)."""
+    return page.evaluate(MAIN_ACTION)
+
+
+#: Inputs, selects and textareas without a label a screen reader would read.
+UNLABELLED = """() => [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                && !el.getAttribute("aria-labelledby") && !el.closest("label"))
+  .map(el => el.outerHTML.slice(0, 80))"""
+
+
+def unlabelled_inputs(page) -> list[str]:
+    return page.evaluate(UNLABELLED)

@@ -1,5 +1,6 @@
 """Every page in a real browser, in English and French, at 1280 and 375 px: it opens, does not
-scroll sideways at 375 px, has no serious or critical axe-core violation, and is screenshotted
+scroll sideways at 375 px, has no serious or critical axe-core violation, labels every input
+and offers a main action that takes the keyboard focus, and is screenshotted
 into ``artifacts/screenshots/`` (git-ignored; ``$ENROLKIT_SCREENSHOTS`` elsewhere). Then the
 main actions of the new pages, done as a person would, pickers included."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser_site import axe_violations, overflow, shot
+from browser_site import axe_violations, main_action_problem, overflow, shot, unlabelled_inputs
 from enrolkit import clock, lookup
 from enrolkit.access import complete_course
 from enrolkit.enrolments import add_instance
@@ -126,6 +127,10 @@ def tour(ids: dict) -> dict[str, tuple[str | None, str]]:
     }
 
 
+#: Pages that only tell (a student's view of a course): no action to reach.
+READ_ONLY = ("course-view", "course-denied")
+
+
 def _set_language(runtime, lang: str) -> None:
     with runtime.site() as site, site.atomic():
         for user in site.session.scalars(select(User).where(User.username.in_(("admin", "jean")))):
@@ -154,8 +159,12 @@ def test_every_page_in_both_languages_at_both_widths(server, ids, visit):
                     problems.append(f"{name} {lang}: scrolls sideways to {width_now}px at 375")
                 if width == 1280:
                     problems += [f"{name} {lang}: axe {v}" for v in axe_violations(page)]
+                    problems += [f"{name}: unlabelled {i}" for i in unlabelled_inputs(page)]
+                    if name not in READ_ONLY and (issue := main_action_problem(page)):
+                        problems.append(f"{name} {lang}: {issue}")
                 problems += [f"{name} {lang} {width}: script error {e}" for e in errors]
                 shot(page, f"{name}-{lang}-{width}")
+    _set_language(runtime, "en")  # as the demo has them, for the tests after this one
     assert not problems, "\n".join(problems)
 
 
