@@ -489,7 +489,12 @@ def test_problems_list_names_the_site_lacks(achievers):
         "c[1].c[1]: no badge #9999",
         "c[2]: no course 'gone'",
         "c[4]: no cohort 'ghosts'",
-        "c[5]: no custom profile field 'nosuch'",
+    ]
+    # A custom profile field is defined by the admin beforehand (Moodle offers only existing
+    # ones): its absence is an error that refuses the save, naming the fields there are.
+    assert rule.errors(achievers) == [
+        "c[5]: unknown custom profile field 'nosuch' (custom fields: none yet: add one under "
+        "Site administration, Profile fields)"
     ]
 
 

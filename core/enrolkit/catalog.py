@@ -87,32 +87,54 @@ def import_courses(
             except EnrolkitError as exc:
                 errors.append(RowError(name, line, str(exc)))
                 continue
-            category = ensure_category(site, row["category"]) if row.get("category") else None
-            course = site.session.scalar(select(Course).where(Course.shortname == row["shortname"]))
-            if course is None:
-                course = Course(
-                    shortname=row["shortname"],
-                    timecreated=clock.now(),
-                    category_id=category.id if category else None,
-                    **values,
-                )
-                site.session.add(course)
-                site.session.flush()
-                created += 1
+            course, is_new, has_moved = _upsert(site, row, values)
+            created += is_new
+            updated += not is_new
+            if has_moved:
                 moved.append(course.id)
-            else:
-                for key, value in values.items():
-                    setattr(course, key, value)
-                if category is not None and course.category_id != category.id:
-                    course.category_id = category.id
-                    moved.append(course.id)
-                updated += 1
         if strict and errors:
             raise ImportRefused(errors)
         site.session.flush()
         if moved:
             site.plugins.courses_changed(site=site, course_ids=tuple(moved))
     return created, updated, errors
+
+
+def _upsert(site: Site, row: dict[str, str], values: dict) -> tuple[Course, bool, bool]:
+    """Create or update the course of a checked row: (course, created, moved to a category)."""
+    category = ensure_category(site, row["category"]) if row.get("category") else None
+    course = site.session.scalar(select(Course).where(Course.shortname == row["shortname"]))
+    if course is None:
+        course = Course(
+            shortname=row["shortname"],
+            timecreated=clock.now(),
+            category_id=category.id if category else None,
+            **values,
+        )
+        site.session.add(course)
+        site.session.flush()
+        return course, True, True
+    for key, value in values.items():
+        setattr(course, key, value)
+    if category is not None and course.category_id != category.id:
+        course.category_id = category.id
+        return course, False, True
+    return course, False, False
+
+
+def save_course(site: Site, row: dict[str, str]) -> tuple[Course, bool]:
+    """Create or update one course from a row as the CSV import takes it (the web's course
+    form): the same checks, and the methods that follow a category hear of a move.
+    Returns (course, created)."""
+    values = _course_values({"fullname": "", **row})
+    if row.get("category"):
+        check_category_path(row["category"], "category")
+    with site.atomic():
+        course, created, moved = _upsert(site, row, values)
+        site.session.flush()
+        if moved:
+            site.plugins.courses_changed(site=site, course_ids=(course.id,))
+    return course, created
 
 
 def _course_values(row: dict[str, str]) -> dict:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -100,10 +101,28 @@ def import_enrolments(
             "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
         )
     name = Path(path).name
+    items = csvfile.read(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL)
+    return enrol_rows(site, items, name, strict=strict)
+
+
+def enrol_rows(
+    site: Site,
+    items: Iterable[tuple[int, dict[str, str]] | RowError],
+    name: str,
+    *,
+    strict: bool = False,
+) -> tuple[int, int, list[RowError]]:
+    """Enrol by hand from rows as the CSV import reads them (``(line, row)`` or a
+    :class:`RowError`): the import and the web's "Enrol users" dialog share it. ``name`` names
+    the source in rejected-row messages. Returns (enrolled, updated, rejected rows)."""
+    if not site.method_enabled("manual"):
+        raise Refused(
+            "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
+        )
     errors: list[RowError] = []
     by_course: dict[int, list[Change]] = defaultdict(list)
     courses: dict[int, Course] = {}
-    for item in csvfile.read(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL):
+    for item in items:
         if isinstance(item, RowError):
             errors.append(item)
             continue

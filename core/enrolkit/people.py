@@ -264,3 +264,58 @@ def check_password(stored: str | None, password: str) -> bool:
         "sha256", password.encode(), bytes.fromhex(salt), int(iterations)
     )
     return hmac.compare_digest(candidate.hex(), digest)
+
+
+def create_user(site: Site, username: str, fields: dict[str, str]) -> User:
+    """One new user (the web's "Add a new user"): the same checks as a CSV import's row, and
+    the same profile-changed hook is not fired (a new user has no enrolment to re-check yet;
+    the login and the hourly tasks see them)."""
+    username = username.strip()
+    if not username:
+        raise EnrolkitError("username: empty; give the new user's login name")
+    lengths.check_values(User, {"username": username})
+    if site.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise EnrolkitError(f"username: {username!r} is taken; choose another")
+    values = {f: check_field(f, v) for f, v in fields.items() if not f.startswith(PROFILE_PREFIX)}
+    profile = {
+        f.removeprefix(PROFILE_PREFIX): v for f, v in fields.items() if f.startswith(PROFILE_PREFIX)
+    }
+    for shortname in profile:
+        _check_shortname(shortname)
+    with site.atomic():
+        user = User(username=username, timecreated=clock.now())
+        site.session.add(user)
+        site.session.flush()
+        _apply(site, user, values, profile)
+        from .log import record
+
+        record(site, "user_created", "core", user_id=user.id, reason=username)
+    return user
+
+
+def delete_user(site: Site, user: User) -> None:
+    """Moodle's delete: the user leaves every cohort and every enrolment, and is marked deleted
+    (the row stays, so the log keeps its name). Used by the web admin and SCIM."""
+    from . import cohorts
+    from .engine import Change, Plan
+    from .log import record
+    from .models import Cohort, CohortMember, EnrolInstance, UserEnrolment
+
+    with site.atomic():
+        for cohort in site.session.scalars(
+            select(Cohort).join(CohortMember).where(CohortMember.user_id == user.id)
+        ).all():
+            cohorts.remove_members(site, cohort, [user])
+        instance_ids = site.session.scalars(
+            select(EnrolInstance.id)
+            .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
+            .where(UserEnrolment.user_id == user.id)
+        ).all()
+        for instance_id in instance_ids:
+            site.engine.apply(
+                Plan(instance_id, reason="user deleted", changes=[Change(user.id, "unenrol")])
+            )
+        set_fields(site, user, {"suspended": "1"})
+        user.deleted = True
+        user.timemodified = clock.now()
+        record(site, "user_deleted", "core", user_id=user.id, reason=user.username)

@@ -37,6 +37,9 @@ class Site:
     origin: str = "cli"
     #: Username of the person acting, when there is one.
     actor: str = ""
+    #: The address this site is served at, when a web request opened it: links in messages use
+    #: it while no ``site_url`` is configured (rather than a made-up host and port).
+    serving_url: str = ""
     _depth: int = field(default=0, repr=False)
 
     @cached_property

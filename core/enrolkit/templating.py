@@ -660,8 +660,9 @@ def _date(seconds: int) -> str:
 
 def site_vars(site: Site) -> SimpleNamespace:
     """``site`` in templates: its name and base URL (config ``core``/``site_name``,
-    ``site_url``)."""
-    url = str(site.get_config("core", SITE_URL, DEFAULT_SITE_URL)).rstrip("/")
+    ``site_url``; unset, the address the web request came to)."""
+    configured = site.get_config("core", SITE_URL, "")
+    url = str(configured or site.serving_url or DEFAULT_SITE_URL).rstrip("/")
     name = format_string(str(site.get_config("core", SITE_NAME, DEFAULT_SITE_NAME)))
     return SimpleNamespace(name=name, url=url)
 

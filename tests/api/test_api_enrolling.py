@@ -150,3 +150,24 @@ def test_an_enrolment_a_cohort_owns_cannot_be_removed_by_hand(api, api_runtime, 
     assert "enrolkit cohort remove promo" in response.get_json()["message"]
     with api_runtime.site() as site:
         assert site.session.scalar(select(func.count()).select_from(UserEnrolment)) == 3
+
+
+def test_durations_are_taken_as_people_type_them(api, api_runtime, world):
+    with api_runtime.site() as site, site.atomic():
+        site.set_method_enabled("completion", True)
+    added = api.post(
+        "/courses/PHYS101/instances",
+        json={"method": "completion", "settings": {"source": "MATH101", "delay": "P2D",
+                                                   "duration": "1w"}},
+    )  # fmt: skip
+    assert added.status_code == 201, added.get_json()
+    with api_runtime.site() as site:
+        instance = site.session.scalar(
+            select(EnrolInstance).where(EnrolInstance.method == "completion")
+        )
+        assert (instance.settings["delay"], instance.settings["duration"]) == (172800, 604800)
+    bad = api.post(
+        "/courses/PHYS101/instances",
+        json={"method": "completion", "settings": {"source": "MATH101", "delay": "soon"}},
+    )
+    assert "'soon' is not a duration" in api.field_errors(bad)["settings"]["delay"][0]

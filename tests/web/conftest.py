@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import pytest
+from browser_site import browser, server, visit  # noqa: F401  (whole-site browser fixtures)
 from enrolkit import people
 from enrolkit.enrolments import enrol_manually
 from enrolkit.models import User

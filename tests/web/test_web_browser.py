@@ -46,7 +46,9 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     roots = pytest.MonkeyPatch()
     roots.setenv("ENROLKIT_FLATFILE_ROOTS", str(home))  # the operator allows the drop folder
-    runtime = Runtime(f"sqlite:///{home / 'site.db'}", Plugins(entry_points=True))
+    plugins = Plugins(entry_points=True)
+    plugins.load_all()  # their tables join the metadata before it is created
+    runtime = Runtime(f"sqlite:///{home / 'site.db'}", plugins)
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()
     with runtime.site() as site:

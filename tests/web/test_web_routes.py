@@ -17,7 +17,7 @@ from enrolkit.models import (
     RoleAssignment,
     UserEnrolment,
 )
-from enrolkit.web.guards import ADMIN, PUBLIC, TEACHER, USER
+from enrolkit.web.guards import ADMIN, PUBLIC, STAFF, TEACHER, USER
 from sqlalchemy import func, select
 
 ROLES = (None, "student", "teacher", "admin")
@@ -26,6 +26,7 @@ ALLOWED = {
     PUBLIC: set(ROLES),
     USER: {"student", "teacher", "admin"},
     TEACHER: {"teacher", "admin"},
+    STAFF: {"teacher", "admin"},
     ADMIN: {"admin"},
 }
 
@@ -53,6 +54,10 @@ def samples(app, world, web_runtime):
             "decision": "discard",
             "filename": "style.css",
             "file_id": _flatfile_journal(site),
+            "kind": "users",
+            "enrolment_id": site.session.scalar(
+                select(UserEnrolment.id).where(UserEnrolment.instance_id == instance.id).limit(1)
+            ),
         }
     with web_runtime.site() as site:
         values["name"] = "manual"

@@ -1,7 +1,7 @@
 """The default ``render_settings``: any marshmallow schema as an HTML form.
 
 Labels, help texts and choices come from field metadata (``label``, ``help``, ``choices``,
-``widget``). A plugin overrides it for its own method by implementing the hook.
+``widget``, ``pick``: the searchable picker that suggests values). A plugin overrides it for its own method by implementing the hook.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup, escape
 
 from .. import hookimpl
+from ..fields import Duration, Time, compact_duration, duration_words
 
 if TYPE_CHECKING:
     from marshmallow import fields
@@ -31,8 +32,34 @@ def render_settings(method, scope, schema, values, errors):
 
 
 def _default(field: fields.Field):
+    """What an empty form shows: the field's load default, or nothing when it has none (a
+    required field's default is marshmallow's ``missing`` marker, never a value to show)."""
+    from marshmallow import missing
+
     default = field.load_default
-    return "" if default is None or callable(default) else default
+    return "" if default is None or default is missing or callable(default) else default
+
+
+def _locale() -> str:
+    """The reader's language inside a web request (the form is rendered there), else English."""
+    from flask import has_request_context
+
+    if has_request_context():
+        from flask_babel import get_locale
+
+        return str(get_locale() or "en")
+    return "en"
+
+
+def _time_value(value) -> str:
+    """A stored time (Unix seconds) as ``<input type=datetime-local>`` wants it, in UTC; a
+    typed value that is not seconds (a failed post) is shown back as typed."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        seconds = int(value)
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M") if seconds else ""
+    return str(value or "")
 
 
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
@@ -62,10 +89,33 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
         control = Markup('<textarea id="{}" name="{}" rows="6">{}</textarea>').format(
             ident, name, value
         )
+    elif isinstance(field, Duration):
+        seconds = value if isinstance(value, int) else None
+        if isinstance(value, str) and value.isdigit():
+            seconds = int(value)
+        words = duration_words(seconds, _locale()) if seconds else ""
+        control = Markup(
+            '<input type="text" id="{}" name="{}" value="{}" inputmode="text" '
+            'aria-describedby="{}-words" placeholder="2d, 12h, 1w, P2D">'
+            '<output class="duration-words" id="{}-words">{}</output>'
+        ).format(
+            ident,
+            name,
+            compact_duration(seconds) if seconds is not None else value,
+            ident,
+            ident,
+            words,
+        )
+    elif isinstance(field, Time):
+        control = Markup('<input type="datetime-local" id="{}" name="{}" value="{}">').format(
+            ident, name, _time_value(value)
+        )
     else:
         kind = "number" if isinstance(field, fields.Integer | fields.Float) else "text"
-        control = Markup('<input type="{}" id="{}" name="{}" value="{}">').format(
-            kind, ident, name, value
+        # ``pick``: the picker (users, cohorts, courses, categories, roles) that suggests values.
+        pick = Markup(' data-pick="{}"').format(meta["pick"]) if meta.get("pick") else ""
+        control = Markup('<input type="{}" id="{}" name="{}" value="{}"{}>').format(
+            kind, ident, name, value, pick
         )
     help_text = (
         Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get("help") else ""

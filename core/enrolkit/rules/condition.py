@@ -115,6 +115,12 @@ class ConditionType:
         'IT'". ``passed`` is what :meth:`evaluate` returned."""
         raise NotImplementedError
 
+    def errors(self, params: Any, site: Site) -> list[str]:
+        """What this node names that the site lacks and that must exist before the rule is saved
+        (a custom profile field: Moodle offers only existing ones), each saying what exists.
+        Default: nothing to check."""
+        return []
+
     def problems(self, params: Any, site: Site) -> list[str]:
         """What this node names that the site lacks (an unknown badge ...), for a save-time
         warning. Such a condition is simply false for everyone. Default: nothing to check."""

@@ -212,10 +212,14 @@ class ProfileCondition(ConditionType):
         yes, no = PHRASES[op]
         return f"{shown}, which {yes if holds else no} {wanted!r}"
 
-    def problems(self, params: ProfileParams, site: Site) -> list[str]:
-        if params.custom and _field_id(site.session, params.field) is None:
-            return [f"no custom profile field {params.field!r}"]
-        return []
+    def errors(self, params: ProfileParams, site: Site) -> list[str]:
+        if not params.custom or _field_id(site.session, params.field) is not None:
+            return []
+        known = site.session.scalars(
+            select(ProfileField.shortname).order_by(ProfileField.shortname)
+        )
+        names = ", ".join(known) or "none yet: add one under Site administration, Profile fields"
+        return [f"unknown custom profile field {params.field!r} (custom fields: {names})"]
 
     def prefilter(self, params: ProfileParams) -> tuple[str, str] | None:
         if params.custom or params.op != "isequalto":

@@ -175,6 +175,15 @@ class Rule:
 
     # --- inspection ---------------------------------------------------------------------
 
+    def errors(self, site: Site) -> list[str]:
+        """Names the rule uses that must exist when it is saved, and do not, as ``"c[0]: ..."``
+        lines: a save refuses the rule with these."""
+        return [
+            f"{condition.path}: {error}"
+            for condition in _conditions(self.root)
+            for error in condition.kind.errors(condition.params, site)
+        ]
+
     def problems(self, site: Site) -> list[str]:
         """Names the rule uses that the site lacks, as ``"c[0]: no badge named 'X'"`` lines.
 

@@ -38,12 +38,11 @@ from scim2_server.storage import ScimStorage, SearchPage
 from sqlalchemy import ColumnElement, exists, func, literal, select
 
 from .. import clock, cohorts
-from ..engine import Change, Plan
 from ..errors import EnrolkitError
 from ..log import record
-from ..models import Cohort, CohortMember, EnrolInstance, ProfileData, ProfileField, UserEnrolment
+from ..models import Cohort, CohortMember, ProfileData, ProfileField
 from ..models import User as UserRow
-from ..people import PROFILE_PREFIX, profile_values, set_fields
+from ..people import PROFILE_PREFIX, delete_user, profile_values, set_fields
 from ..site import Site
 from .filters import Columns, compare, compile_filter, constant
 
@@ -408,27 +407,8 @@ class EnrolkitStorage(ScimStorage):
                 raise InvalidValueException(detail=str(exc)) from None
 
     def _delete_user(self, user: UserRow) -> None:
-        """Moodle's delete: the user leaves every cohort and every enrolment, and is marked
-        deleted (the row stays, so the log keeps its name)."""
-        site = self.site
-        with site.atomic():
-            for cohort in site.session.scalars(
-                select(Cohort).join(CohortMember).where(CohortMember.user_id == user.id)
-            ).all():
-                cohorts.remove_members(site, cohort, [user])
-            instance_ids = site.session.scalars(
-                select(EnrolInstance.id)
-                .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
-                .where(UserEnrolment.user_id == user.id)
-            ).all()
-            for instance_id in instance_ids:
-                site.engine.apply(
-                    Plan(instance_id, reason="user deleted", changes=[Change(user.id, "unenrol")])
-                )
-            set_fields(site, user, {"suspended": "1"})
-            user.deleted = True
-            user.timemodified = clock.now()
-            record(site, "user_deleted", "core", user_id=user.id, reason=user.username)
+        """Moodle's delete (:func:`enrolkit.people.delete_user`)."""
+        delete_user(self.site, user)
 
     def _create_group(self, resource: Group) -> Group:
         site = self.site

@@ -71,14 +71,25 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
     csrf.init_app(app)
     _secret_key_on_first_request(app)
 
-    from . import admin, auth, course, failures, health, i18n, people, views
+    from . import (  # noqa: F401
+        admin,
+        auth,
+        course,
+        course_people,
+        failures,
+        health,
+        i18n,
+        people,
+        pickers,
+        views,
+    )
 
     i18n.init_app(app)
     failures.init_app(app)
     health.init_app(app)
     auth.init_app(app)
     views.init_app(app)
-    for blueprint in (auth.bp, people.bp, course.bp, admin.bp):
+    for blueprint in (auth.bp, people.bp, course.bp, admin.bp, pickers.bp):
         app.register_blueprint(blueprint)
     from . import pages
 

@@ -27,8 +27,9 @@ from sqlalchemy import func, select
 
 from .. import access, clock, enrolments, jsontext, lookup, roles, templating, throttle
 from ..errors import EnrolkitError, SettingsError
+from ..groups import list_groups
 from ..methods import EnrolMethod
-from ..models import Course, EnrolInstance, Role, User, UserEnrolment
+from ..models import Course, EnrolInstance, Group, Role, User, UserEnrolment
 from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
@@ -38,6 +39,11 @@ from .views import filter_args, page_number, page_size
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
 
 WELCOME, GROUP, RULE = "welcome_template", "group_template", "rule"
+#: The preview frame reads like the page around it (the site's font), not the browser's serif.
+FRAME_STYLE = (
+    "<style>body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+    "color:#1d2330;margin:.8rem}</style>"
+)
 
 
 @bp.url_defaults
@@ -181,8 +187,10 @@ def methods(course: Course):
 
 
 def _instance_form(course, method, instance, values, errors, status=200):
+    has_rule = forms.has_field(method, RULE)
     return render_template(
         "course/instance.html",
+        builder=rulebuilder.builder_data(site()) if has_rule else None,
         course=course,
         method=method,
         instance=instance,
@@ -509,6 +517,7 @@ def welcome(course: Course):
         preview=preview,
         default=templating.DEFAULT_WELCOME,
         sample=templating.SAMPLE_USERNAME,
+        frame_style=FRAME_STYLE,
     )
     return body, *_answered(preview, status)
 
@@ -566,6 +575,10 @@ def groups(course: Course):
     return render_template(
         "course/groups.html",
         course=course,
+        course_groups=list_groups(s, course),
+        group_rows=s.session.scalars(
+            select(Group).where(Group.course_id == course.id).order_by(Group.name)
+        ).all(),
         candidates=candidates,
         instance=instance,
         source=source,
@@ -683,6 +696,41 @@ def rule(course: Course, instance_id: int):
         username=username,
         builder=rulebuilder.builder_data(s),
     ), status
+
+
+@bp.post("/rules/try")
+@course_manager
+def try_rule(course: Course):
+    """The rule tester beside the builder on the add form: the posted (unsaved) rule explained
+    for one user, as the rule page's tester does, answered as JSON lines for the script."""
+    s = site()
+    text = request.form.get("rule", "")
+    error, _warnings = rulebuilder.check(s, text)
+    if error:
+        return jsonify(error=error), 400
+    username = request.form.get("user", "").strip()
+    try:
+        user = lookup.user(s.session, username)
+    except EnrolkitError as exc:
+        return jsonify(error=str(exc)), 404
+    explanation = parse(text, s.plugins.conditions).explain(s, user)
+    labels = rulebuilder.labels()
+    lines: list[dict] = []
+
+    def walk(node, depth: int) -> None:
+        text = labels.get(node.op, node.summary) if node.op else f"{node.type}: {node.summary}"
+        lines.append({"depth": depth, "passed": node.passed, "text": text})
+        for child in node.children:
+            walk(child, depth + 1)
+
+    walk(explanation, 0)
+    heading = (
+        _("%(user)s matches", user=username)
+        if explanation.passed
+        else _("%(user)s does not match", user=username)
+    )
+    return jsonify(passed=explanation.passed, heading=heading, lines=lines,
+                   marks={"pass": _("pass"), "fail": _("fail")})  # fmt: skip
 
 
 # --- completion ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Who may open what: the per-request site, the logged-in user, and one decorator per audience.
 
-Every view carries exactly one of :func:`public`, :func:`login_required`,
+Every view carries exactly one of :func:`public`, :func:`login_required`, :func:`staff_required`,
 :func:`course_manager` or :func:`admin_required`; each records its audience on the view as
 ``view.permission``, which the route walk test reads to check every route refuses the right
 people. Anonymous visitors are sent to the login page; logged-in people without the right get 403.
@@ -19,6 +19,8 @@ from ..models import COURSE, Course, Role, RoleAssignment, User
 from ..site import Site
 
 PUBLIC, USER, TEACHER, ADMIN = "public", "user", "teacher", "admin"
+#: Anyone who manages enrolments somewhere: a site admin or a teacher of at least one course.
+STAFF = "staff"
 #: Roles whose holders in a course manage its enrolment methods.
 MANAGING_ROLES = ("editingteacher", "teacher")
 
@@ -34,6 +36,7 @@ def site() -> Site:
                 origin="web", actor=user.username if user is not None else ""
             )
         )
+        g.site.serving_url = request.url_root.rstrip("/")
     return g.site
 
 
@@ -95,6 +98,37 @@ def admin_required(view: Callable) -> Callable:
         return view(**kwargs)
 
     return _mark(wrapped, ADMIN)
+
+
+def is_staff(user: User) -> bool:
+    """A site admin, or a teacher (editing or not) of some course."""
+    if user.siteadmin:
+        return True
+    found = site().session.scalar(
+        select(RoleAssignment.id)
+        .join(Role, Role.id == RoleAssignment.role_id)
+        .where(
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.contextlevel == COURSE,
+            Role.shortname.in_(MANAGING_ROLES),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def staff_required(view: Callable) -> Callable:
+    """For tools every course manager uses outside one course (the pickers' searches)."""
+
+    @wraps(view)
+    def wrapped(**kwargs):
+        if g.user is None:
+            return _to_login()
+        if not is_staff(g.user):
+            abort(403)
+        return view(**kwargs)
+
+    return _mark(wrapped, STAFF)
 
 
 def course_manager(view: Callable) -> Callable:

@@ -42,6 +42,10 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["day"] = lambda seconds: when(seconds, with_time=False)
+    # For <input type="date"> values: the stored day, or nothing when there is none.
+    app.jinja_env.filters["isodate"] = lambda seconds: (
+        when(seconds, with_time=False) if seconds else ""
+    )
     app.jinja_env.finalize = format_names
 
     @app.context_processor

@@ -133,7 +133,7 @@ def search_clause(site: Site, query: str):
     )
 
 
-def _status(enrolment: UserEnrolment, instance: EnrolInstance, now: int) -> str:
+def status_of(enrolment: UserEnrolment, instance: EnrolInstance, now: int) -> str:
     if enrolment.status != ACTIVE or not instance.enabled:
         return "suspended"
     if enrolment.timestart > now:
@@ -169,7 +169,7 @@ def page(site: Site, course: Course, filters: Filters, number: int, size: int) -
             enrolment_id=ue.id,
             user=user,
             instance=instance,
-            status=_status(ue, instance, now),
+            status=status_of(ue, instance, now),
             timestart=ue.timestart,
             timeend=ue.timeend,
             timecreated=ue.timecreated,

@@ -100,4 +100,5 @@ def check(site: Site, text: str) -> tuple[str | None, list[str]]:
         rule = parse(text, site.plugins.conditions)
     except RuleError as exc:
         return str(exc), []
-    return None, rule.problems(site)
+    errors = rule.errors(site)
+    return ("; ".join(errors) if errors else None), rule.problems(site)

@@ -31,6 +31,9 @@ class AutoenrolMethod(EnrolMethod):
             rule = parse(settings.get("rule"), site.plugins.conditions)
         except RuleError as exc:
             errors["rule"] = [str(exc)]
+        else:
+            if rule.errors(site):
+                errors["rule"] = rule.errors(site)
         custom = templating.custom_field_names(site)
         template = settings["group_template"].strip()
         problems = templating.validate_group_template(template, custom)

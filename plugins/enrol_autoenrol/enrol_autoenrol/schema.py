@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from enrolkit import KEEP, SUSPEND, UNENROL, jsontext
-from enrolkit.fields import Time
+from enrolkit.fields import Duration, Time
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 LOGIN, VIEW, CONFIRM = "login", "view", "confirm"
@@ -80,7 +80,12 @@ class AutoenrolInstanceSettings(Schema):
             "widget": "textarea",
         },
     )
-    duration = _whole("Enrolment duration", "Seconds an enrolment lasts; 0 = open-ended.")
+    duration = Duration(
+        metadata={
+            "label": "Enrolment duration",
+            "help": "How long an enrolment lasts, e.g. 30d, 12h, 1w or P30D; empty = open-ended.",
+        }
+    )
     enrolstart = Time(
         load_default=0,
         metadata={

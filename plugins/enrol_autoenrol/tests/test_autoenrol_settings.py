@@ -79,7 +79,8 @@ def test_the_rule_is_stored_as_moodle_json(ae):
         ({"removal": "delete"}, "removal: Must be one of: site, unenrol, suspend, keep."),
         ({"enrolstart": "2026-09-01", "enrolend": "2026-08-01"}, "enrolend: must come after"),
         ({"enrolstart": "next week"}, "enrolstart: 'next week' is not a time"),
-        ({"duration": "-5"}, "duration: Must be greater than or equal to 0."),
+        ({"duration": "-5"}, "duration: '-5' is not a duration; give seconds, 30m"),
+        ({"duration": "3 months"}, "or ISO 8601 such as P2D"),
         ({"welcome_template": "Hello {{ user.nickname }}"}, "welcome_template: line 1"),
         ({"welcome_template": "Hello {% if %}"}, "welcome_template: line 1"),
     ],
@@ -116,3 +117,16 @@ def test_bad_site_settings_are_refused(ae):
 def test_the_prefilter_slots_of_a_rule(fresh, tree, expected):
     found = slots(parse(tree, fresh.plugins.conditions))
     assert [set(slot) for slot in found] == expected
+
+
+def test_a_rule_naming_an_unknown_custom_field_is_refused_with_the_known_names(ae):
+    from enrolkit.people import profile_field
+
+    profile_field(ae.site, "team", create=True)
+    profile_field(ae.site, "campus", create=True)
+    bad = {"op": "&", "c": [profile("dept", "IT", custom=True)]}
+    with pytest.raises(SettingsError) as caught:
+        ae.instance(ae.course("C1"), "autoenrol", rule=json.dumps(bad))
+    assert "unknown custom profile field 'dept' (custom fields: campus, team)" in str(caught.value)
+    good = {"op": "&", "c": [profile("team", "IT", custom=True)]}
+    assert ae.instance(ae.course("C2"), "autoenrol", rule=json.dumps(good)).settings["rule"]

@@ -12,6 +12,7 @@ class CohortInstanceSettings(Schema):
         required=True,
         metadata={
             "label": "Cohort",
+            "pick": "cohorts",
             "help": "Idnumber of a site cohort, or of a cohort of the course's category or one "
             "of its parents.",
         },

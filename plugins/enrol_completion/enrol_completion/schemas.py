@@ -7,18 +7,10 @@ and dump plain JSON for ``enrol_instances.settings``; the settings form is rende
 from __future__ import annotations
 
 from enrolkit import SUSPEND_NOROLES
-from enrolkit.fields import Time
+from enrolkit.fields import Duration, Time
 from enrolkit.methods import REMOVAL_ACTIONS
 from enrolkit.models import Group
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-
-
-def _seconds(label: str, help_text: str) -> fields.Integer:
-    return fields.Integer(
-        load_default=0,
-        validate=validate.Range(min=0),
-        metadata={"label": label, "help": help_text},
-    )
 
 
 class CompletionInstanceSettings(Schema):
@@ -27,13 +19,23 @@ class CompletionInstanceSettings(Schema):
         validate=validate.Length(min=1, max=255),
         metadata={
             "label": "Completed course",
+            "pick": "courses",
             "help": "Shortname of the course whose completion enrols here. For several "
             "courses (any one suffices), add one instance per course.",
         },
     )
-    duration = _seconds("Enrolment duration", "Seconds the enrolment lasts; 0 = open-ended.")
-    delay = _seconds(
-        "Delay", "Seconds after the completion before the enrolment starts; 0 = at once."
+    duration = Duration(
+        metadata={
+            "label": "Enrolment duration",
+            "help": "How long the enrolment lasts, e.g. 30d, 12h, 1w or P30D; empty = open-ended.",
+        }
+    )
+    delay = Duration(
+        metadata={
+            "label": "Delay",
+            "help": "Time after the completion before the enrolment starts, e.g. 2d; empty = at "
+            "once.",
+        }
     )
     enrolstart = Time(
         load_default=0,

@@ -13,6 +13,7 @@ class MetaInstanceSettings(Schema):
         required=True,
         metadata={
             "label": "Linked course",
+            "pick": "courses",
             "help": "Shortname of the course whose enrolments this course mirrors.",
         },
     )

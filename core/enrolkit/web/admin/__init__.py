@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from ...models import Cohort, Course, HeldPlan, MailMessage, User, WebhookSubscription
+from ...models import (
+    Cohort,
+    Course,
+    HeldPlan,
+    MailMessage,
+    PendingAction,
+    ScheduledTask,
+    User,
+    WebhookSubscription,
+)
 from ..guards import admin_required, site
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -32,7 +41,29 @@ def index():
         .where(WebhookSubscription.status == "disabled", WebhookSubscription.failing_since > 0)
         .order_by(WebhookSubscription.id)
     ).all()
-    return render_template("admin/index.html", counts=counts, failing_webhooks=failing_webhooks)
+    failed_tasks = session.scalars(
+        select(ScheduledTask)
+        .where(ScheduledTask.last_result.startswith("failed"))
+        .order_by(ScheduledTask.name)
+    ).all()
+    counts["failed_mail"] = count(select(MailMessage.id).where(MailMessage.status == "failed"))
+    counts["pending"] = count(select(PendingAction.id).where(PendingAction.status == "pending"))
+    next_due = session.scalar(
+        select(func.min(PendingAction.due)).where(PendingAction.status == "pending")
+    )
+    last_cron = session.scalar(select(func.max(ScheduledTask.last_run))) or 0
+    attention = bool(
+        counts["held"] or failed_tasks or counts["failed_mail"] or failing_webhooks or not last_cron
+    )
+    return render_template(
+        "admin/index.html",
+        counts=counts,
+        failing_webhooks=failing_webhooks,
+        failed_tasks=failed_tasks,
+        next_due=next_due,
+        last_cron=last_cron,
+        attention=attention,
+    )
 
 
-from . import catalog, flatfile, methods, people, system  # noqa: E402, F401  (register views)
+from . import accounts, catalog, courses, flatfile, methods, people, system  # noqa: E402, F401

@@ -7,8 +7,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from ... import lookup, roles
-from ...catalog import ensure_category
+from ... import catalog, deletion, lookup, roles
+from ...catalog import check_category_path, ensure_category, move_category
 from ...errors import EnrolkitError
 from ...models import CATEGORY, Category, Course, Role, RoleAssignment, User
 from ..guards import admin_required, site
@@ -92,4 +92,74 @@ def category(category_id: int):
         assignments=assignments,
         courses=courses,
         roles=s.session.scalars(select(Role).order_by(Role.sortorder)).all(),
+        parent=lookup.category_path(s.session, found.parent_id),
     )
+
+
+def _category(category_id: int) -> Category:
+    found = site().session.get(Category, category_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/categories/<int:category_id>/edit")
+@admin_required
+def edit_category(category_id: int):
+    """Rename the category, and move it (with what it holds) under another one or to the top:
+    the CLI's ``category move``."""
+    s = site()
+    found = _category(category_id)
+    name = request.form.get("name", "").strip()
+    parent_path = request.form.get("parent", "").strip()
+    try:
+        with s.atomic():
+            if name and name != found.name:
+                check_category_path(name, "name")
+                if "/" in name:
+                    raise EnrolkitError("name: a category name cannot contain '/'")
+                found.name = name
+            current = lookup.category_path(s.session, found.parent_id)
+            if parent_path != current:
+                parent = lookup.category(s.session, parent_path) if parent_path else None
+                move_category(s, found, parent)
+    except EnrolkitError as exc:
+        s.session.rollback()
+        flash(str(exc), "error")
+    else:
+        flash(_("Saved."), "success")
+    return redirect(url_for("admin.category", category_id=found.id))
+
+
+@bp.route("/categories/<int:category_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_category(category_id: int):
+    """Moodle's choice for a category that holds something: move its content to another
+    category, or delete it all (``enrolkit category delete --move-to / --delete-content``)."""
+    s = site()
+    found = _category(category_id)
+    path = lookup.category_path(s.session, found.id)
+    if request.method == "POST":
+        choice = request.form.get("content", "move")
+        try:
+            move_to = None
+            if choice == "move" and request.form.get("move_to", "").strip():
+                move_to = lookup.category(s.session, request.form["move_to"].strip())
+            summary = deletion.delete_category(
+                s, found, move_to=move_to, delete_content=choice == "delete"
+            )
+        except EnrolkitError as exc:
+            s.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("admin.delete_category", category_id=category_id))
+        del summary  # the CLI's English line; the page says it in the reader's words
+        flash(_("Category %(path)s deleted.", path=path), "success")
+        return redirect(url_for("admin.categories"))
+    below = catalog.subtree_ids(s, found)
+    counts = {
+        "subcategories": len(below) - 1,
+        "courses": s.session.scalar(
+            select(func.count()).select_from(Course).where(Course.category_id.in_(below))
+        ),
+    }
+    return render_template("admin/category_delete.html", category=found, path=path, counts=counts)

@@ -11,11 +11,19 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from ... import clock, cohorts, lengths, lookup, people
+from ... import clock, cohorts, lengths, lookup, pending, people
 from ...catalog import ensure_category
 from ...errors import EnrolkitError
 from ...log import record
-from ...models import Cohort, CohortMember, ProfileField, User
+from ...models import (
+    Cohort,
+    CohortMember,
+    Course,
+    EnrolInstance,
+    ProfileField,
+    User,
+    UserEnrolment,
+)
 from ..guards import admin_required, site
 from ..views import page_number, page_size
 from . import bp
@@ -82,7 +90,46 @@ def user(user_id: int):
         fields=FIELDS,
         custom=custom,
         values=people.profile_values(s, found.id),
+        enrolments=_enrolments_of(found),
+        member_of=s.session.scalars(
+            select(Cohort)
+            .join(CohortMember, CohortMember.cohort_id == Cohort.id)
+            .where(CohortMember.user_id == found.id)
+            .order_by(Cohort.name)
+        ).all(),
+        pending=len(pending.pending(s, user_id=found.id)),
     )
+
+
+def _enrolments_of(user: User) -> list[dict]:
+    """Every enrolment of ``user`` with its course, method name and status as people read it."""
+    from ..participants import status_of
+
+    s = site()
+    rows = s.session.execute(
+        select(UserEnrolment, EnrolInstance, Course)
+        .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+        .join(Course, Course.id == EnrolInstance.course_id)
+        .where(UserEnrolment.user_id == user.id)
+        .order_by(Course.shortname)
+    ).all()
+    labels = {"active": _("active"), "suspended": _("suspended"), "future": _("not started"),
+              "ended": _("ended")}  # fmt: skip
+    found = []
+    for enrolment, instance, course in rows:
+        method = s.plugins.methods.get(instance.method)
+        status = status_of(enrolment, instance, s.now())
+        found.append(
+            {
+                "course": course,
+                "method": method.display_name(instance) if method else instance.method,
+                "status": status,
+                "status_label": labels.get(status, status),
+                "timestart": enrolment.timestart,
+                "timeend": enrolment.timeend,
+            }
+        )
+    return found
 
 
 def _set_profile(user: User, custom: list[ProfileField]) -> None:

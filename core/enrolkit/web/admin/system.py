@@ -183,3 +183,14 @@ def decide_plan(plan_id: int, decision: str):
     except EnrolkitError as exc:
         flash(str(exc), "error")
     return redirect(url_for("admin.plan", plan_id=plan_id))
+
+
+@bp.get("/pending")
+@admin_required
+def pending_page():
+    from ..pending_view import rows
+
+    username = request.args.get("user", "").strip()
+    return render_template(
+        "admin/pending.html", rows=rows(site(), username=username), username=username
+    )

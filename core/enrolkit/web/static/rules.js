@@ -6,8 +6,20 @@
   "use strict";
   var dataNode = document.getElementById("rule-data");
   var root = document.getElementById("rule-builder");
-  var textarea = document.getElementById("rule-json");
+  // On the rule page the textarea is #rule-json; on a method's add or edit form it is the
+  // settings' "rule" field, and the builder moves next to it (data-attach="rule").
+  var textarea = document.getElementById("rule-json") ||
+    document.querySelector("form[data-rule-form] textarea[name=rule]");
   if (!dataNode || !root || !textarea) return;
+  if (root.getAttribute("data-attach")) {
+    var field = textarea.closest(".field") || textarea.parentNode;
+    field.parentNode.insertBefore(root, field);
+    var help = document.getElementById("rule-help");
+    if (help) { field.parentNode.insertBefore(help, field); }
+    var tester = document.getElementById("rule-tester");
+    if (tester) { field.parentNode.insertBefore(tester, field.nextSibling); }
+  }
+  setUpTester(textarea);
   var data = JSON.parse(dataNode.textContent);
   var L = data.labels;
   var OPS = ["&", "|", "!&", "!|"];
@@ -207,4 +219,40 @@
   datalists();
   textarea.addEventListener("change", load);
   load();
+
+  // The tester beside the builder on the add form: asks the server to explain the rule as it
+  // stands (unsaved) for one user, and shows each condition's pass or fail.
+  function setUpTester(source) {
+    var tester = document.getElementById("rule-tester");
+    var button = document.getElementById("rule-try");
+    if (!tester || !button || !window.fetch) return;
+    var result = document.getElementById("rule-result");
+    button.addEventListener("click", function () {
+      var form = new FormData();
+      var token = source.form && source.form.querySelector("[name=csrf_token]");
+      form.append("csrf_token", token ? token.value : "");
+      form.append("rule", source.value);
+      form.append("user", document.getElementById("rule-user").value.trim());
+      fetch(tester.getAttribute("data-url"), {
+        method: "POST", body: form, credentials: "same-origin"
+      }).then(function (response) { return response.json(); }).then(function (answer) {
+        result.textContent = "";
+        if (answer.error) {
+          result.appendChild(el("p", { "class": "field-error", text: answer.error }));
+          return;
+        }
+        result.appendChild(el("h2", { text: answer.heading }));
+        var list = el("ul", { "class": "explain" });
+        answer.lines.forEach(function (line) {
+          var item = el("li", { "class": line.passed ? "pass" : "fail" }, [
+            el("span", { "class": "mark", text: line.passed ? answer.marks.pass : answer.marks.fail }),
+            document.createTextNode(" " + line.text)
+          ]);
+          item.style.paddingLeft = (line.depth * 1.2) + "rem";
+          list.appendChild(item);
+        });
+        result.appendChild(list);
+      });
+    });
+  }
 })();

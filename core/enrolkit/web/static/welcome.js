@@ -25,7 +25,8 @@
     }
     rendered.hidden = false;
     document.getElementById("w-subject").textContent = data.subject || "";
-    document.getElementById("w-html").srcdoc = data.html || "";
+    var frame = document.getElementById("w-html");
+    frame.srcdoc = (frame.getAttribute("data-frame-style") || "") + (data.html || "");
     document.getElementById("w-text").textContent = data.text || "";
   }
 
