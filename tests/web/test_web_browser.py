@@ -46,6 +46,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     roots = pytest.MonkeyPatch()
     roots.setenv("ENROLKIT_FLATFILE_ROOTS", str(home))  # the operator allows the drop folder
+    roots.setenv("ENROLKIT_HOME", str(home))  # the demo's flat file goes to the home's folder
     runtime = Runtime(f"sqlite:///{home / 'site.db'}", Plugins(entry_points=True))
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()

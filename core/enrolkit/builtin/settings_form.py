@@ -1,13 +1,15 @@
 """The default ``render_settings``: any marshmallow schema as an HTML form.
 
 Labels, help texts and choices come from field metadata (``label``, ``help``, ``choices``,
-``widget``). A plugin overrides it for its own method by implementing the hook.
+``widget``), each looked up in the catalogs (the plugin ships their French in its own
+``translations/`` folder). A plugin overrides it for its own method by implementing the hook.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 from .. import hookimpl
@@ -41,13 +43,15 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
     from ..fields import Secret
 
     meta = field.metadata
-    label = meta.get("label") or name.replace("_", " ").capitalize()
+    label = gettext(meta.get("label") or name.replace("_", " ").capitalize())
     ident = f"f-{name}"
     choices = meta.get("choices")
     if choices:
         options = Markup("").join(
             Markup('<option value="{}"{}>{}</option>').format(
-                choice, Markup(" selected") if str(choice) == str(value) else "", choice
+                choice,
+                Markup(" selected") if str(choice) == str(value) else "",
+                gettext(str(choice)),
             )
             for choice in choices
         )
@@ -68,7 +72,9 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
             kind, ident, name, value
         )
     help_text = (
-        Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get("help") else ""
+        Markup('<small class="help">{}</small>').format(gettext(meta["help"]))
+        if meta.get("help")
+        else ""
     )
     messages = error if isinstance(error, list) else ([error] if error else [])
     error_html = Markup("").join(

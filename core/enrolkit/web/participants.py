@@ -26,6 +26,7 @@ from ..models import (
     User,
     UserEnrolment,
 )
+from ..roles import label as role_label
 from ..site import Site
 
 #: What the participants page shows of each user: the name, the username and Moodle's default
@@ -187,8 +188,14 @@ def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:
     if not user_ids:
         return
     roles: dict[int, list[tuple[str, str, int]]] = {}
-    for user_id, name, component, itemid in site.session.execute(
-        select(RoleAssignment.user_id, Role.name, RoleAssignment.component, RoleAssignment.itemid)
+    for user_id, shortname, name, component, itemid in site.session.execute(
+        select(
+            RoleAssignment.user_id,
+            Role.shortname,
+            Role.name,
+            RoleAssignment.component,
+            RoleAssignment.itemid,
+        )
         .join(Role, Role.id == RoleAssignment.role_id)
         .where(
             RoleAssignment.contextlevel == COURSE,
@@ -197,7 +204,7 @@ def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:
         )
         .order_by(Role.sortorder)
     ):
-        roles.setdefault(user_id, []).append((name or "", component, itemid))
+        roles.setdefault(user_id, []).append((role_label(shortname, name), component, itemid))
     groups: dict[int, list[tuple[str, str, int]]] = {}
     for user_id, name, component, itemid in site.session.execute(
         select(GroupMember.user_id, Group.name, GroupMember.component, GroupMember.itemid)

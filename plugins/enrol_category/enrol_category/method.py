@@ -5,6 +5,7 @@ from __future__ import annotations
 from enrolkit import UNENROL, EnrolMethod, Plan
 from enrolkit.models import EnrolInstance
 from enrolkit.site import Site
+from enrolkit.texts import Text
 
 from . import sync as category_sync
 from .schemas import CategorySiteSettings
@@ -12,7 +13,7 @@ from .schemas import CategorySiteSettings
 
 class CategoryMethod(EnrolMethod):
     name = category_sync.NAME
-    title = "Category enrolments"
+    title = Text("Category enrolments")
     site_schema = CategorySiteSettings
     multiple_instances = False
     manual_instances = False

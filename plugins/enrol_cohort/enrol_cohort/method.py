@@ -6,6 +6,7 @@ from enrolkit import UNENROL, EnrolMethod, Plan, SettingsError
 from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
 from enrolkit.models import Category, Cohort, Course, EnrolInstance, Role
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
@@ -15,7 +16,7 @@ from .schemas import CohortInstanceSettings, CohortSiteSettings
 
 class CohortMethod(EnrolMethod):
     name = cohort_sync.NAME
-    title = "Cohort sync"
+    title = Text("Cohort sync")
     instance_schema = CohortInstanceSettings
     site_schema = CohortSiteSettings
     enabled_by_default = True

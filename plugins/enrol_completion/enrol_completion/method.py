@@ -7,6 +7,7 @@ from enrolkit import EnrolMethod, Plan, SettingsError, lookup, templating
 from enrolkit.errors import NotFound
 from enrolkit.models import Course, EnrolInstance
 from enrolkit.site import Site
+from enrolkit.texts import Text
 
 from . import backfill, sources
 from .schemas import CompletionInstanceSettings, CompletionSiteSettings
@@ -15,7 +16,7 @@ from .welcome import EXTRA_VARIABLES
 
 class CompletionMethod(EnrolMethod):
     name = "completion"
-    title = "Course completed"
+    title = Text("Course completed")
     instance_schema = CompletionInstanceSettings
     site_schema = CompletionSiteSettings
 

@@ -9,6 +9,7 @@ from enrolkit.errors import Refused
 from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
 from enrolkit.models import COURSE, Course, EnrolInstance, Role, RoleAssignment, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import or_, select
 
 from . import sync as meta_sync
@@ -20,7 +21,7 @@ TEACHER_ROLES = ("editingteacher", "teacher")
 
 class MetaMethod(EnrolMethod):
     name = meta_sync.NAME
-    title = "Course meta link"
+    title = Text("Course meta link")
     instance_schema = MetaInstanceSettings
     site_schema = MetaSiteSettings
     manual_unenrol = False

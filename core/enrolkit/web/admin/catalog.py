@@ -11,6 +11,7 @@ from ... import lookup, roles
 from ...catalog import ensure_category
 from ...errors import EnrolkitError
 from ...models import CATEGORY, Category, Course, Role, RoleAssignment, User
+from ...texts import translate
 from ..guards import admin_required, site
 from . import bp
 
@@ -66,12 +67,20 @@ def category(category_id: int):
                 flash(_("Nothing changed."), "success")
             elif assign:
                 flash(
-                    _("%(role)s assigned to %(user)s.", role=role.name, user=user.username),
+                    _(
+                        "%(role)s assigned to %(user)s.",
+                        role=translate(role.label, _),
+                        user=user.fullname,
+                    ),
                     "success",
                 )
             else:
                 flash(
-                    _("%(role)s removed from %(user)s.", role=role.name, user=user.username),
+                    _(
+                        "%(role)s removed from %(user)s.",
+                        role=translate(role.label, _),
+                        user=user.fullname,
+                    ),
                     "success",
                 )
         return redirect(url_for("admin.category", category_id=found.id))
