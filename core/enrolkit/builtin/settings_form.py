@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask_babel import gettext
+from flask_babel import gettext, pgettext
 from markupsafe import Markup, escape
 
 from .. import hookimpl
 
 if TYPE_CHECKING:
     from marshmallow import fields
+
+
+#: The catalog context of a choice's label: a choice is a code (``unenrol``, ``login``), read
+#: in the catalog as ``msgctxt "setting choice"`` so it never collides with a sentence.
+CHOICE = "setting choice"
 
 
 @hookimpl
@@ -51,7 +56,7 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
             Markup('<option value="{}"{}>{}</option>').format(
                 choice,
                 Markup(" selected") if str(choice) == str(value) else "",
-                gettext(str(choice)),
+                pgettext(CHOICE, str(choice)),
             )
             for choice in choices
         )

@@ -57,6 +57,18 @@ def when(seconds: int | None, with_time: bool = True) -> str:
     return format_datetime(moment, "d MMM y, HH:mm" if with_time else "d MMM y")
 
 
+def status_label(code: str) -> str:
+    """A status code (``queued``, ``held``, ``active``...) as people read it: the code is its
+    own message id in the catalogs (core and plugins)."""
+    return _(code) if code else ""
+
+
+def event_label(code: str) -> str:
+    """A log event (``user_enrolled``) as people read it ("User enrolled", "Utilisateur
+    inscrit"), looked up by its words in the catalogs; a plugin's events in its own."""
+    return _(code.replace("_", " ").capitalize()) if code else ""
+
+
 def say(message: Any, category: str = "success") -> None:
     """Flash ``message`` in the reader's language (a :class:`~enrolkit.texts.Text` is
     translated now: the session keeps plain strings)."""
@@ -116,6 +128,8 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["day"] = lambda seconds: when(seconds, with_time=False)
+    app.jinja_env.filters["status"] = status_label
+    app.jinja_env.filters["event"] = event_label
     app.jinja_env.finalize = finalize
     for name in ("_", "gettext", "ngettext"):
         app.jinja_env.globals[name] = _translating_params(app.jinja_env.globals[name])

@@ -71,7 +71,12 @@ class CohortMethod(EnrolMethod):
         session = object_session(instance)
         role = session.get(Role, instance.role_id) if session and instance.role_id else None
         cohort = instance.settings.get("cohort", "?")
-        return f"{self.title} ({cohort} - {role.name if role else 'no role'})"
+        return Text(
+            "%(method)s (%(cohort)s - %(role)s)",
+            method=self.title,
+            cohort=cohort,
+            role=role.label if role else Text("no role"),
+        )
 
     def _refuse_duplicate(self, site: Site, instance: EnrolInstance) -> None:
         twin = site.session.scalar(

@@ -56,4 +56,6 @@ class CompletionMethod(EnrolMethod):
         return backfill.plan(site, instance)
 
     def display_name(self, instance: EnrolInstance) -> str:
-        return instance.name or f"After completing {instance.settings.get('source', '?')}"
+        return instance.name or Text(
+            "After completing %(course)s", course=instance.settings.get("source", "?")
+        )

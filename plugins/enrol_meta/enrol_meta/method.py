@@ -94,7 +94,11 @@ class MetaMethod(EnrolMethod):
         return meta_sync.plan(site, instance, "link saved")
 
     def display_name(self, instance: EnrolInstance) -> str:
-        return instance.name or f"{self.title} ({instance.settings.get('source', '?')})"
+        return instance.name or Text(
+            "%(method)s (%(course)s)",
+            method=self.title,
+            course=instance.settings.get("source", "?"),
+        )
 
 
 def _check_permission(site: Site, source: Course) -> None:

@@ -13,6 +13,7 @@ from ...errors import EnrolkitError
 from ...models import CATEGORY, Category, Course, Role, RoleAssignment, User
 from ...texts import translate
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from . import bp
 
 
@@ -26,7 +27,7 @@ def categories():
             with s.atomic():
                 ensure_category(s, path)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             flash(_("Category %(path)s is ready.", path=path), "success")
         return redirect(url_for("admin.categories"))
@@ -61,7 +62,7 @@ def category(category_id: int):
                 act = roles.assign if assign else roles.unassign
                 done = act(s, role, user, CATEGORY, found.id)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             if not done:
                 flash(_("Nothing changed."), "success")

@@ -17,6 +17,7 @@ from ...errors import EnrolkitError
 from ...log import record
 from ...models import Cohort, CohortMember, ProfileField, User
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from ..views import page_number, page_size
 from . import bp
 
@@ -99,7 +100,7 @@ def _set_profile(user: User, custom: list[ProfileField]) -> None:
         changed = people.set_fields(site(), user, assignments)
     except EnrolkitError as exc:
         site().session.rollback()
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     if changed:
         flash(_("Saved: %(fields)s.", fields=", ".join(changed)), "success")
@@ -118,7 +119,7 @@ def _set_password(user: User) -> None:
             people.set_password(user, password)
             record(s, "password_changed", "core", user_id=user.id)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     if user.id == g.user.id:  # keep this session, whose signature covered the old password
         from ..auth import remember
@@ -200,7 +201,7 @@ def _create_cohort() -> None:
             )
             record(s, "cohort_created", "core", reason=idnumber)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     flash(_("Cohort %(id)s created.", id=idnumber), "success")
 
@@ -216,7 +217,7 @@ def _import_cohorts() -> None:
             upload.save(out)
         created, updated, errors = cohorts.import_cohorts(site(), Path(path))
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     finally:
         os.unlink(path)
@@ -252,7 +253,7 @@ def cohort(cohort_id: int):
                 flash(_("%(count)d added.", count=len(done)), "success")
         except EnrolkitError as exc:
             s.session.rollback()
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         return redirect(url_for("admin.cohort", cohort_id=found.id))
     page, size = page_number(), page_size()
     total = s.session.scalar(select(func.count()).where(CohortMember.cohort_id == found.id))
@@ -282,7 +283,7 @@ def delete_cohort(cohort_id: int):
     try:
         cohorts.delete_cohort(site(), found)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return redirect(url_for("admin.cohort", cohort_id=cohort_id))
     flash(_("Cohort %(id)s deleted.", id=found.idnumber), "success")
     return redirect(url_for("admin.cohort_list"))
