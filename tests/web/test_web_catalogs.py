@@ -104,7 +104,7 @@ def test_every_method_title_setting_and_preset_role_has_french():
     for method in _plugins().methods.values():
         needed.add((None, str(method.title)))
         for schema in (method.instance_schema, method.site_schema):
-            for name, field in (schema().fields.items() if schema else ()):
+            for name, field in schema().fields.items() if schema else ():
                 meta = field.metadata
                 needed.add((None, meta.get("label") or name.replace("_", " ").capitalize()))
                 if meta.get("help"):
