@@ -15,15 +15,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, flash, g, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, request, url_for
 from flask_babel import Babel, format_datetime, get_locale
 from flask_babel import gettext as _
 from jinja2 import pass_context
+from markupsafe import Markup
 
 from ..catalogs import CORE_FOLDER, LANGUAGES, language_of, site_language
+from ..errors import message
 from ..names import finalize as format_names
 from ..texts import translate
-from .guards import public, site
+from .guards import ADMIN, public, site
 
 #: The cookie that keeps an anonymous visitor's choice of language (a year).
 LANG_COOKIE = "enrolkit_lang"
@@ -76,8 +78,24 @@ def say(message: Any, category: str = "success") -> None:
 
 
 def message_of(exc: BaseException) -> Any:
-    """An error's message, still a :class:`~enrolkit.texts.Text` when it was raised with one."""
-    return exc.args[0] if len(exc.args) == 1 else str(exc)
+    """An error's message in the reader's language, without the CLI's command; with a link to
+    the page where to act instead (:class:`enrolkit.errors.Where`) when the reader may open it."""
+    text = translate(message(exc), _)
+    where = getattr(exc, "web", None)
+    if where is None or not _may_open(where.endpoint):
+        return text
+    href = url_for(where.endpoint, **where.values)
+    return Markup('{} <a href="{}">{}</a>').format(text, href, translate(where.label, _))
+
+
+def _may_open(endpoint: str) -> bool:
+    """Whether the logged-in user may open the view (an admin page: admins only)."""
+    view = current_app.view_functions.get(endpoint)
+    audience = getattr(view, "permission", None)
+    user = getattr(g, "user", None)
+    if audience == ADMIN:
+        return bool(user is not None and user.siteadmin)
+    return view is not None
 
 
 def finalize(value: Any) -> Any:

@@ -58,6 +58,8 @@ class Row:
     timecreated: int
     roles: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    #: Whether the method lets the enrolment be removed by hand (else no "Unenrol" is offered).
+    removable: bool = True
 
 
 @dataclass
@@ -174,11 +176,17 @@ def page(site: Site, course: Course, filters: Filters, number: int, size: int) -
             timestart=ue.timestart,
             timeend=ue.timeend,
             timecreated=ue.timecreated,
+            removable=_removable(site, instance, ue.status),
         )
         for ue, user, instance in found
     ]
     _add_roles_and_groups(site, course, rows)
     return Page(rows, total, number, size)
+
+
+def _removable(site: Site, instance: EnrolInstance, status: int) -> bool:
+    method = site.plugins.methods.get(instance.method)
+    return method is None or method.may_unenrol_by_hand(status)
 
 
 def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from enrolkit import SUSPEND_NOROLES, EnrolMethod, Plan, SettingsError
-from enrolkit.errors import Refused
+from enrolkit.errors import Refused, Where
 from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
 from enrolkit.models import COURSE, Course, EnrolInstance, Role, RoleAssignment, User
 from enrolkit.site import Site
@@ -33,12 +33,25 @@ class MetaMethod(EnrolMethod):
         """A link copies the source's roles; it has no role of its own."""
         return None
 
-    def refusal(self, site: Site, instance: EnrolInstance) -> str:
-        source = instance.settings.get("source", "?")
-        return (
-            f"the enrolment mirrors course {source} (meta link, instance {instance.id}); "
-            f"unenrol the user from {source} instead (a suspended mirrored enrolment may be "
-            f"unenrolled by hand)"
+    def refusal(self, site: Site, instance: EnrolInstance) -> Text:
+        return Text(
+            "the enrolment mirrors the course %(course)s (meta link); unenrol the user from "
+            "%(course)s instead (a suspended mirrored enrolment may be unenrolled by hand)",
+            course=instance.settings.get("source", "?"),
+        )
+
+    def where_to_act(
+        self, site: Site, instance: EnrolInstance, user: User
+    ) -> tuple[str, Where] | None:
+        source = site.session.scalar(
+            select(Course).where(Course.shortname == instance.settings.get("source", ""))
+        )
+        if source is None:
+            return None
+        return f"enrolkit enrolment remove {user.username} {source.shortname}", Where(
+            Text("unenrol %(user)s from %(course)s", user=user.fullname, course=source.fullname),
+            "course.participants_page",
+            {"course_id": source.id},
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:

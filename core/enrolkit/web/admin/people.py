@@ -15,7 +15,7 @@ from ... import clock, cohorts, lengths, lookup, people
 from ...catalog import ensure_category
 from ...errors import EnrolkitError
 from ...log import record
-from ...models import Cohort, CohortMember, ProfileField, User
+from ...models import Cohort, CohortMember, EnrolInstance, ProfileField, User, UserEnrolment
 from ..guards import admin_required, site
 from ..i18n import message_of, say
 from ..views import page_number, page_size
@@ -235,6 +235,28 @@ def _cohort(cohort_id: int) -> Cohort:
     return cohort
 
 
+def _synced_enrolments(found: Cohort) -> dict[int, int]:
+    """How many course enrolments cohort sync holds for each member: what removing the member
+    (or deleting the cohort) touches, said before it is done."""
+    s = site()
+    instance_ids = [
+        instance.id
+        for instance in s.session.scalars(
+            select(EnrolInstance).where(EnrolInstance.method == "cohort")
+        )
+        if (instance.settings or {}).get("cohort") == found.idnumber
+    ]
+    if not instance_ids:
+        return {}
+    return dict(
+        s.session.execute(
+            select(UserEnrolment.user_id, func.count())
+            .where(UserEnrolment.instance_id.in_(instance_ids))
+            .group_by(UserEnrolment.user_id)
+        ).all()
+    )
+
+
 @bp.route("/cohorts/<int:cohort_id>", methods=["GET", "POST"])
 @admin_required
 def cohort(cohort_id: int):
@@ -267,6 +289,7 @@ def cohort(cohort_id: int):
     ).all()
     return render_template(
         "admin/cohort.html",
+        synced=_synced_enrolments(found),
         cohort=found,
         category=lookup.category_path(s.session, found.category_id),
         members=members,
