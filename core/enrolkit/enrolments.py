@@ -392,8 +392,13 @@ def unenrol_manually(
         stmt = stmt.where(EnrolInstance.id == instance_id)
     found = [(instance, status) for instance, status in site.session.execute(stmt)]
     if not found:
-        where = f"instance {instance_id} of " if instance_id is not None else ""
-        raise EnrolkitError(f"{user.username} is not enrolled in {where}{course.shortname}")
+        raise EnrolkitError(
+            Text("%(user)s is not enrolled in %(course)s", user=user.username,
+                 course=course.shortname)
+            if instance_id is None
+            else Text("%(user)s is not enrolled in %(course)s by this method",
+                      user=user.username, course=course.shortname)
+        )  # fmt: skip
     instances = [instance for instance, _status in found]
     refusals, places = [], []
     for instance, status in found:

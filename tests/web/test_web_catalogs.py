@@ -112,3 +112,15 @@ def test_every_method_title_setting_and_preset_role_has_french():
                 needed.update((CHOICE, str(choice)) for choice in meta.get("choices") or ())
     missing = sorted(text for key in needed if not _translated(merged.get(key)) for text in [key])
     assert not missing, f"no French for: {missing}"
+
+
+def test_a_scaffolded_method_ships_its_own_french_catalog_compiled(tmp_path):
+    from enrolkit.scaffolding import create
+
+    target = create("emaildomain", tmp_path)
+    folder = target / "enrol_emaildomain" / "translations" / "fr" / "LC_MESSAGES"
+    with open(folder / "messages.mo", "rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    assert compiled.gettext("Emaildomain enrolment") == "Inscription emaildomain"
+    assert compiled.gettext("Departments") == "Départements"
+    assert "translations/*/LC_MESSAGES/*.mo" in (target / "pyproject.toml").read_text()
