@@ -52,6 +52,9 @@ def load(site: Site) -> dict[str, int]:
     created = {"users": 0, "courses": 0, "cohorts": 0}
     with site.atomic():
         roles.ensure_presets(site)
+        for name, value in (("lang", "fr"), ("timezone", "Europe/Paris")):  # a French site
+            if site.get_config("core", name, None) is None:
+                site.set_config("core", name, value)
         for username, first, last, department, city, lang in USERS:
             if site.session.scalar(select(User.id).where(User.username == username)):
                 continue

@@ -111,3 +111,14 @@ def test_welcome_mail_is_in_the_recipients_language_else_the_sites(db_site):
     # the body is rendered by the delivery task, from the template queued in French
     queued = site.session.scalar(select(MailMessage.template).where(MailMessage.dedupe_key == "a"))
     assert "vous êtes inscrit au cours « {{ course.fullname }} »" in queued
+
+
+def test_the_admin_sets_the_sites_language_and_time_zone(app, world, client_as, post, csrf):
+    admin = client_as("admin")
+    bad = post(admin, "/admin/site", follow=True, lang="fr", timezone="Mars/Olympus")
+    assert "Choose a time zone of the list" in bad.get_data(as_text=True)
+    post(admin, "/admin/site", lang="fr", timezone="Europe/Paris")
+    anonymous = app.test_client()  # no language of its own, no browser preference
+    assert "Se connecter" in anonymous.get("/login").get_data(as_text=True)
+    page = admin.get("/admin/site").get_data(as_text=True)
+    assert 'value="Europe/Paris"' in page and '<option value="fr" lang="fr" selected>' in page

@@ -35,4 +35,4 @@ def index():
     return render_template("admin/index.html", counts=counts, failing_webhooks=failing_webhooks)
 
 
-from . import catalog, flatfile, methods, people, system  # noqa: E402, F401  (register views)
+from . import catalog, flatfile, methods, people, site_settings, system  # noqa: E402, F401
