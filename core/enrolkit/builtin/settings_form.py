@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask_babel import gettext, pgettext
 from markupsafe import Markup, escape
 
 from .. import hookimpl
@@ -43,6 +42,7 @@ def _default(field: fields.Field):
 
 
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
+    from flask_babel import gettext, pgettext  # here: the CLI loads this plugin, not Flask
     from marshmallow import fields
 
     from ..fields import Secret
