@@ -82,7 +82,7 @@ def test_help_and_a_listing_load_only_what_they_use(run):
     ok(run("demo"))
     listed = run("enrolment", "list", "MATH101", "--json", env=profile)
     assert listed.returncode == 0
-    assert [row["username"] for row in json.loads(listed.stdout)] == ["prof.martin"]
+    assert "prof.martin" in [row["username"] for row in json.loads(listed.stdout)]
     assert not imported(listed) & {"flask", "flask_smorest", "alembic", "waitress", "marshmallow"}
 
 

@@ -14,6 +14,7 @@ from .locks import retrying
 from .log import record
 from .models import Course, CourseCompletion, EnrolInstance, User
 from .site import Site
+from .texts import Text
 
 
 def view_course(site: Site, user: User, course: Course) -> CourseAccess:
@@ -64,8 +65,10 @@ def _decide(answers: list[CourseAccess], course: Course) -> CourseAccess:
     reasons = [a.reason for a in answers if a.reason]
     return CourseAccess(
         "denied",
-        "; ".join(reasons)
-        or f"you are not enrolled in {course.shortname} and no method lets you in",
+        Text.join("; ", reasons)
+        or Text(
+            "you are not enrolled in %(course)s and no method lets you in", course=course.shortname
+        ),
         redirect=next((a.redirect for a in answers if a.redirect), None),
     )
 
@@ -88,8 +91,9 @@ def enrol_me(
         return decision
     if decision.decision != "confirm":
         raise Refused(
-            f"{course.shortname} offers no enrolment to {user.username}: {decision.reason}"
-        )
+            Text("%(course)s offers no enrolment to %(username)s: %(reason)s",
+                 course=course.shortname, username=user.username, reason=decision.reason)
+        )  # fmt: skip
     offer = _offer(decision, course, instance_id)
     instance = site.session.get(EnrolInstance, offer.instance_id)
     confirmation.confirm(site, instance, user, data or {})

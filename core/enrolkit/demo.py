@@ -15,6 +15,10 @@ from .site import Site
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "enrolkit-demo"
+#: The French-speaking people a newcomer logs in as, besides the admin (same password).
+TEACHER_USERNAME = "prof.martin"
+STUDENT_USERNAME = "jean"
+LOGINS = (ADMIN_USERNAME, TEACHER_USERNAME, STUDENT_USERNAME)
 
 USERS = [
     # username, firstname, lastname, department, city, lang
@@ -36,14 +40,22 @@ COURSES = [
     ("PHYS101", "Physics 101", "Sciences / Physics"),
     ("ONBOARD", "Onboarding", "Company"),
     ("SEC101", "Security basics", "Company"),
+    ("SEC201", "Security in practice", "Company"),
 ]
 
 
-def load(site: Site) -> dict[str, int]:
-    """Create what is missing; return how many of each thing were created."""
+def load(site: Site, *, methods_at_work: bool = True) -> dict[str, int]:
+    """Create what is missing and put the methods to work (:mod:`.demo_automation`; a test that
+    adds its own instances passes ``methods_at_work=False``); return how many of each thing were
+    created."""
+    from . import demo_automation
+
     created = {"users": 0, "courses": 0, "cohorts": 0}
     with site.atomic():
         roles.ensure_presets(site)
+        for name, value in (("lang", "fr"), ("timezone", "Europe/Paris")):  # a French site
+            if site.get_config("core", name, None) is None:
+                site.set_config("core", name, value)
         for username, first, last, department, city, lang in USERS:
             if site.session.scalar(select(User.id).where(User.username == username)):
                 continue
@@ -61,7 +73,7 @@ def load(site: Site) -> dict[str, int]:
                     siteadmin=username == ADMIN_USERNAME,
                     timecreated=clock.now(),
                     password_hash=people.hash_password(ADMIN_PASSWORD)
-                    if username == ADMIN_USERNAME
+                    if username in LOGINS
                     else None,
                 )
             )
@@ -77,6 +89,7 @@ def load(site: Site) -> dict[str, int]:
                     fullname=fullname,
                     category_id=category.id,
                     timecreated=clock.now(),
+                    enablecompletion=True,
                 )
             )
             created["courses"] += 1
@@ -100,6 +113,7 @@ def load(site: Site) -> dict[str, int]:
             )
             created["cohorts"] += 1
         badges.award(site, "Onboarding complété", lookup.user(site.session, "jean"))
+    created["methods at work"] = len(demo_automation.load(site)) if methods_at_work else 0
     return created
 
 

@@ -948,19 +948,22 @@ class _Run:
             self.sql(
                 "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
                 " reason)"
-                " SELECT :now, CASE WHEN added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
-                " :component, :course, user_id, :instance, :origin,"
-                " 'role ' || CAST(role_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
-                " FROM ek_roles"
+                " SELECT :now, CASE WHEN e.added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
+                " :component, :course, e.user_id, :instance, :origin,"
+                " 'role ' || COALESCE(r.shortname, CAST(e.role_id AS VARCHAR(20))) || ': '"
+                " || COALESCE(e.reason, :reason)"
+                " FROM ek_roles e LEFT JOIN roles r ON r.id = e.role_id"
             )
         if r.groups_added or r.groups_removed or r.unenrolled:
             self.sql(
                 "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
                 " reason)"
-                " SELECT :now, CASE WHEN added = 1 THEN 'group_member_added'"
-                "  ELSE 'group_member_removed' END, :component, :course, user_id, :instance, :origin,"
-                " 'group ' || CAST(group_id AS VARCHAR(20)) || ': ' || COALESCE(reason, :reason)"
-                " FROM ek_groups"
+                " SELECT :now, CASE WHEN e.added = 1 THEN 'group_member_added'"
+                "  ELSE 'group_member_removed' END, :component, :course, e.user_id, :instance,"
+                " :origin,"
+                " 'group ' || COALESCE(g.name, CAST(e.group_id AS VARCHAR(20))) || ': '"
+                " || COALESCE(e.reason, :reason)"
+                " FROM ek_groups e LEFT JOIN groups g ON g.id = e.group_id"
             )
 
     def _notify(self) -> None:

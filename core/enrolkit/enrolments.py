@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select
 from . import lengths, lookup
 from .changes import InstanceChange
 from .engine import Change, Outcome, Plan
-from .errors import EnrolkitError, Refused, SettingsError
+from .errors import EnrolkitError, Refused, SettingsError, Where
 from .methods import UNENROL, EnrolMethod
 from .models import (
     ACTIVE,
@@ -25,6 +25,10 @@ from .models import (
     UserEnrolment,
 )
 from .site import Site
+from .texts import Text
+
+#: The refusal of a manual enrolment while the method is off (the CLI adds how to enable it).
+MANUAL_DISABLED = Text("manual enrolment is disabled on this site; enable it")
 
 CORE_KEYS = ("name", "role", "enabled")
 _TRUE = {"1", "true", "yes", "on", "y"}
@@ -122,9 +126,11 @@ def add_instance(
     method = site.plugins.method(method_name)
     if not site.method_enabled(method_name):
         raise Refused(
-            f"the method {method_name!r} is disabled on this site; "
-            f"enable it first: enrolkit method enable {method_name}"
-        )
+            Text("the method %(method)s is disabled on this site; enable it first",
+                 method=method.title or method_name),
+            cli=f"enrolkit method enable {method_name}",
+            web=Where(Text("Enrolment methods"), "admin.methods"),
+        )  # fmt: skip
     if not method.manual_instances:
         raise Refused(f"{method_name} creates its instances itself; they cannot be added by hand")
     if not method.multiple_instances and _instances(site, course, method_name):
@@ -354,7 +360,9 @@ def enrol_manually(
 ) -> Outcome:
     if not site.method_enabled("manual"):
         raise Refused(
-            "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
+            MANUAL_DISABLED,
+            cli="enrolkit method enable manual",
+            web=Where(Text("Enrolment methods"), "admin.methods"),
         )
     if timestart and timeend and timeend <= timestart:
         raise EnrolkitError("the end must come after the start")
@@ -384,18 +392,27 @@ def unenrol_manually(
         stmt = stmt.where(EnrolInstance.id == instance_id)
     found = [(instance, status) for instance, status in site.session.execute(stmt)]
     if not found:
-        where = f"instance {instance_id} of " if instance_id is not None else ""
-        raise EnrolkitError(f"{user.username} is not enrolled in {where}{course.shortname}")
+        raise EnrolkitError(
+            Text("%(user)s is not enrolled in %(course)s", user=user.username,
+                 course=course.shortname)
+            if instance_id is None
+            else Text("%(user)s is not enrolled in %(course)s by this method",
+                      user=user.username, course=course.shortname)
+        )  # fmt: skip
     instances = [instance for instance, _status in found]
-    refusals = []
+    refusals, places = [], []
     for instance, status in found:
         method = site.plugins.methods.get(instance.method)
         if method is not None and not method.may_unenrol_by_hand(status):
             refusals.append(method.refusal(site, instance))
+            places.append(method.where_to_act(site, instance, user))
     if refusals:
+        cli, web = next((place for place in places if place), (None, None))
         raise Refused(
-            f"cannot unenrol {user.username} from {course.shortname}: " + "; ".join(refusals)
-        )
+            Text("cannot unenrol %(user)s from %(course)s: %(reasons)s", user=user.username,
+                 course=course.shortname, reasons=Text.join("; ", refusals)),
+            cli=cli, web=web,
+        )  # fmt: skip
     with site.atomic():
         return [
             site.engine.apply(

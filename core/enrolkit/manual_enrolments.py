@@ -13,10 +13,11 @@ from . import clock, csvfile, lookup
 from .catalog import ImportRefused
 from .csvfile import RowError
 from .engine import ENROL, SUSPEND_OP, Change, Outcome, Plan
-from .enrolments import ensure_instance
-from .errors import EnrolkitError, Refused
+from .enrolments import MANUAL_DISABLED, ensure_instance
+from .errors import EnrolkitError, Refused, Where
 from .models import ACTIVE, SUSPENDED, Course, EnrolInstance, RoleAssignment, User, UserEnrolment
 from .site import Site
+from .texts import Text
 
 IMPORT_REQUIRED = ("username", "course")
 IMPORT_OPTIONAL = ("role", "start", "end")
@@ -36,9 +37,11 @@ def _manual_enrolment(
     ).first()
     if found is None:
         raise EnrolkitError(
-            f"{user.username} has no manual enrolment in {course.shortname}; "
-            f"enrol them first: enrolkit enrolment add {user.username} {course.shortname}"
-        )
+            Text("%(user)s has no manual enrolment in %(course)s; enrol them first",
+                 user=user.username, course=course.shortname),
+            cli=f"enrolkit enrolment add {user.username} {course.shortname}",
+            web=Where(Text("Participants"), "course.participants_page", {"course_id": course.id}),
+        )  # fmt: skip
     return found[0], found[1]
 
 
@@ -55,7 +58,9 @@ def edit_enrolment(
     enrolment in the course; what is not given stays as it is. Roles are not touched."""
     if not site.method_enabled("manual"):
         raise Refused(
-            "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
+            MANUAL_DISABLED,
+            cli="enrolkit method enable manual",
+            web=Where(Text("Enrolment methods"), "admin.methods"),
         )
     instance, enrolment = _manual_enrolment(site, user, course)
     start = enrolment.timestart if timestart is None else timestart
@@ -98,7 +103,9 @@ def import_enrolments(
     ``file:line: column: problem`` and skipped, and with ``strict`` nothing is applied."""
     if not site.method_enabled("manual"):
         raise Refused(
-            "manual enrolment is disabled on this site; enable it: enrolkit method enable manual"
+            MANUAL_DISABLED,
+            cli="enrolkit method enable manual",
+            web=Where(Text("Enrolment methods"), "admin.methods"),
         )
     name = Path(path).name
     items = csvfile.read(path, required=IMPORT_REQUIRED, optional=IMPORT_OPTIONAL)

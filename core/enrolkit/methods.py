@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from marshmallow import Schema, fields
 
     from .engine import Plan
+    from .errors import Where
     from .models import Course, EnrolInstance
     from .site import Site
 
@@ -98,11 +99,18 @@ class EnrolMethod:
         return f"enrol_{self.name}"
 
     def refusal(self, site: Site, instance: EnrolInstance) -> str:
-        """Why a manual unenrol is refused, and where to act instead."""
-        return (
-            f"this enrolment belongs to {self.title or self.name} (instance {instance.id}); "
-            f"change its source instead"
-        )
+        """Why a manual unenrol is refused, and where to act instead, naming things (never an
+        id or a command: the web and the API show it as it is)."""
+        from .texts import Text
+
+        return Text("this enrolment belongs to %(method)s; change its source instead",
+                    method=self.title or self.name)  # fmt: skip
+
+    def where_to_act(self, site: Site, instance: EnrolInstance, user) -> tuple[str, Where] | None:
+        """Where to end ``user``'s enrolment instead when :meth:`refusal` applies: the CLI
+        command and the page of the web admin (:class:`enrolkit.errors.Where`); None when the
+        refusal says it all."""
+        return None
 
     def may_unenrol_by_hand(self, status: int) -> bool:
         """Whether an enrolment of this method in ``status`` may be removed by hand."""

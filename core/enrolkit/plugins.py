@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -201,6 +202,19 @@ class Plugins:
         found: list[str] = []
         self.pm.hook.register_migrations(register=lambda path: found.append(str(path)))
         return found
+
+    def translation_folders(self) -> list[str]:
+        """The ``translations/`` folders of the plugin packages, by convention beside the
+        plugin's module (``enrol_x/translations/fr/LC_MESSAGES/messages.mo``): each plugin ships
+        the French of its own texts, merged into the web app's catalog."""
+        found: list[str] = []
+        for plugin in self.pm.get_plugins():
+            source = getattr(plugin, "__file__", None)
+            if source and Path(source).name == "__init__.py":
+                folder = Path(source).parent / "translations"
+                if folder.is_dir():
+                    found.append(str(folder))
+        return sorted(found)
 
     def on_login(self, *, site: Site, user: User) -> None:
         self.pm.hook.on_login(site=site, user=user)

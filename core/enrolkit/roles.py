@@ -9,6 +9,7 @@ from .changes import RoleChange
 from .errors import EnrolkitError
 from .models import CATEGORY, COURSE, SITE, Category, Course, Role, RoleAssignment, User
 from .site import Site
+from .texts import Text
 
 #: Moodle's preset roles, in its order.
 PRESETS = (
@@ -17,6 +18,17 @@ PRESETS = (
     ("teacher", "Non-editing teacher", "teacher"),
     ("student", "Student", "student"),
 )
+
+
+def label(shortname: str, name: str) -> str:
+    """How a role reads: a preset that keeps its English name (or none, as in Moodle) is a
+    :class:`~enrolkit.texts.Text`, shown in the reader's language (Étudiant, Enseignant...);
+    a name the site gave is shown as given."""
+    for preset, english, _archetype in PRESETS:
+        if shortname == preset and name in (english, ""):
+            return Text(english)
+    return name or shortname
+
 
 #: Moodle's default ``role_allow_assign``, by archetype: the roles a holder of each may give.
 #: A site admin may give every role; a role of another archetype (a custom one) gives none.
@@ -149,5 +161,16 @@ def _log(site: Site, event: str, role: Role, user: User, level: str, instanceid:
         "core",
         user_id=user.id,
         course_id=instanceid if level == COURSE else None,
-        reason=f"role {role.shortname} in {level} {instanceid}".rstrip(" 0"),
+        reason=f"role {role.shortname} in {_context_name(site, level, instanceid)}",
     )
+
+
+def _context_name(site: Site, level: str, instanceid: int) -> str:
+    """A context as people name it: ``category Sciences / Physics``, ``course MATH101``,
+    ``site``."""
+    if level == CATEGORY:
+        return f"category {lookup.category_path(site.session, instanceid)}"
+    if level == COURSE:
+        course = site.session.get(Course, instanceid)
+        return f"course {course.shortname if course else instanceid}"
+    return "site"

@@ -102,4 +102,18 @@ def create(name: str, directory: Path, kind: str = DEFAULT_KIND) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_fill(template.read_text(encoding="utf-8"), values), encoding="utf-8")
         made.append(path)
+    for catalog in (path for path in made if path.suffix == ".po"):
+        _compile(catalog)
     return target
+
+
+def _compile(po: Path) -> None:
+    """The ``.mo`` beside a scaffolded ``.po``, as ``pybabel compile`` makes it: the plugin
+    ships both, so its French works from the first install."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as source:
+        catalog = read_po(source)
+    with po.with_suffix(".mo").open("wb") as target:
+        write_mo(target, catalog)

@@ -44,6 +44,7 @@ from .models import STANDARD_FIELDS, Group, ProfileData, ProfileField, Role, Use
 from .models import Course as CourseRow
 from .names import format_string
 from .site import Site
+from .texts import Gettext
 
 #: Longest template source accepted, in characters.
 MAX_SOURCE = 20_000
@@ -1058,9 +1059,14 @@ def _constant_sizes(tree: nodes.Template) -> Iterator[TemplateProblem]:
 # --- welcome messages: rendering -------------------------------------------------------------
 
 
-def welcome_subject(course_fullname: str) -> str:
-    """Moodle's subject, with the course name read as a name (``R&amp;D`` -> ``R&D``)."""
-    return f"Welcome to {format_string(course_fullname)}"
+#: The default subject (a message id: the reader's language is looked up in the catalogs).
+WELCOME_SUBJECT = "Welcome to %(course)s"
+
+
+def welcome_subject(course_fullname: str, gettext: Gettext = str) -> str:
+    """Moodle's subject in the language of ``gettext``, with the course name read as a name
+    (``R&amp;D`` -> ``R&D``)."""
+    return gettext(WELCOME_SUBJECT) % {"course": format_string(course_fullname)}
 
 
 def render_message(
@@ -1078,9 +1084,16 @@ def render_message(
     return RenderedMail(subject=subject, text=text, html=text_to_html(text))
 
 
-def welcome_source(source: str) -> str:
-    """What a welcome setting renders: blank means :data:`DEFAULT_WELCOME`."""
-    return source if source.strip() else DEFAULT_WELCOME
+def welcome_source(source: str, gettext: Gettext = str) -> str:
+    """What a welcome setting renders: blank means :data:`DEFAULT_WELCOME`, in the language of
+    ``gettext`` (the recipient's: :func:`enrolkit.catalogs.reader_language`)."""
+    return source if source.strip() else gettext(DEFAULT_WELCOME)
+
+
+def _recipients_gettext(site: Site, user: User | None) -> Gettext:
+    from .catalogs import gettext_for, reader_language
+
+    return gettext_for(site, reader_language(site, user))
 
 
 def render_welcome(
@@ -1101,10 +1114,11 @@ def render_welcome(
     variables = context_for(
         site, user, course, role=role, timestart=timestart, timeend=timeend, extra=extra
     )
+    gettext = _recipients_gettext(site, user)
     return render_message(
-        welcome_source(source),
+        welcome_source(source, gettext),
         variables,
-        subject=welcome_subject(course.fullname),
+        subject=welcome_subject(course.fullname, gettext),
         seconds=time_limit(site),
     )
 
@@ -1138,8 +1152,12 @@ def preview_welcome(
         extra=extra,
         shown=shown,
     )
+    gettext = _recipients_gettext(site, user)
     return render_message(
-        welcome_source(source), variables, subject=welcome_subject(course.fullname), seconds=seconds
+        welcome_source(source, gettext),
+        variables,
+        subject=welcome_subject(course.fullname, gettext),
+        seconds=seconds,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import mail, templating
+from .catalogs import gettext_for, reader_language
 from .log import record
 from .models import Course, EnrolInstance, MailMessage, Role, User
 from .site import Site
@@ -43,12 +44,13 @@ def queue_welcomes(
             select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(recipients)))
         )
     )
-    source = templating.welcome_source(template)
-    subject = templating.welcome_subject(course.fullname)
     queued = 0
     for key, (user, timestart, timeend) in recipients.items():
         if key in done:
             continue
+        gettext = gettext_for(site, reader_language(site, user))  # the recipient's language
+        source = templating.welcome_source(template, gettext)
+        subject = templating.welcome_subject(course.fullname, gettext)
         variables = templating.context_for(
             site, user, course, role=role, timestart=timestart, timeend=timeend,
             extra=dict(extra) if extra else None,

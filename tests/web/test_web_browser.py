@@ -46,13 +46,14 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     roots = pytest.MonkeyPatch()
     roots.setenv("ENROLKIT_FLATFILE_ROOTS", str(home))  # the operator allows the drop folder
+    roots.setenv("ENROLKIT_HOME", str(home))  # the demo's flat file goes to the home's folder
     plugins = Plugins(entry_points=True)
     plugins.load_all()  # their tables join the metadata before it is created
     runtime = Runtime(f"sqlite:///{home / 'site.db'}", plugins)
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()
     with runtime.site() as site:
-        demo.load(site)
+        demo.load(site, methods_at_work=False)  # the tests add their own instances
         with site.atomic():
             hashed = people.hash_password(PASSWORD)
             for user in site.session.scalars(select(User)):
@@ -168,7 +169,7 @@ def test_teacher_adds_cohort_sync_and_meta_link_but_not_to_another_course(server
     page.locator(".card", has_text="Mathematics 101").locator("a.manage").click()
     page.get_by_label("Méthode").select_option("cohort")
     page.get_by_role("button", name="Ajouter").click()
-    page.get_by_label("Cohort", exact=True).fill("promo2026")
+    page.get_by_label("Cohorte", exact=True).fill("promo2026")
     shot(page, "course-add-cohort-sync")
     page.get_by_role("button", name="Ajouter la méthode").click()
     page.get_by_text("3 inscrits").wait_for()
@@ -179,7 +180,7 @@ def test_teacher_adds_cohort_sync_and_meta_link_but_not_to_another_course(server
     page.get_by_role("button", name="Ajouter la méthode").click()
     page.locator(".flash-success").wait_for()
     methods = page.inner_text("table")
-    assert "Cohort sync" in methods and "Course meta link" in methods
+    assert "Synchronisation des cohortes" in methods and "Méta-lien de cours" in methods
     shot(page, "course-methods")
 
     response = page.goto(f"/course/{course_id(runtime, 'PHYS101')}/manage")
@@ -194,7 +195,7 @@ def test_a_student_is_denied_a_course_and_sees_why(server, visit):
     response = page.goto(f"/course/{course_id(runtime, 'SEC101')}")
     assert response.status == 403
     assert page.get_by_role("heading", name="Vous ne pouvez pas ouvrir ce cours").is_visible()
-    assert "you are not enrolled in SEC101" in page.inner_text(".reason")
+    assert "vous n'êtes pas inscrit à SEC101" in page.inner_text(".reason")
     shot(page, "course-denied")
 
 
@@ -209,7 +210,7 @@ def test_the_welcome_preview_renders_live(server, visit):
     )
     frame = page.frame_locator("#w-html")
     frame.get_by_text("Bonjour Sam, bienvenue en Mathematics 101 !").wait_for()
-    assert page.inner_text("#w-subject") == "Welcome to Mathematics 101"
+    assert page.inner_text("#w-subject") == "Bienvenue dans le cours Mathematics 101"
     shot(page, "course-welcome-preview")
     page.get_by_label("Modèle", exact=True).fill("{{ user.nosuch }}")
     page.locator("#w-problems li").first.wait_for()

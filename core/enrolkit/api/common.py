@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from .. import jsontext
 from ..catalog import ImportRefused
 from ..confirmation import TooManyAttempts
-from ..errors import EnrolkitError, NotFound, Refused, SettingsError
+from ..errors import EnrolkitError, NotFound, Refused, SettingsError, message
 from ..site import Site
 from . import tokens
 
@@ -177,20 +177,20 @@ def enrolkit_error(error: EnrolkitError):
         messages: dict | list = [error.message]
         for part in reversed(error.field.split(".")):  # "usernames.1" -> {"usernames": {"1": ..}}
             messages = {part: messages}
-        return error_body(422, str(error), {error.location: messages})
+        return error_body(422, str(message(error)), {error.location: messages})
     if isinstance(error, SettingsError):
         return error_body(422, str(error), {"json": {"settings": error.messages}})
     if isinstance(error, ImportRefused):  # a strict import with bad rows applies nothing
         rows = [{"line": row.line, "message": row.message} for row in error.errors]
         return error_body(422, str(error), {"rows": rows})
     if isinstance(error, NotFound):
-        return error_body(404, str(error))
+        return error_body(404, str(message(error)))
     if isinstance(error, TooManyAttempts):
-        body, code, headers = error_body(429, str(error))
+        body, code, headers = error_body(429, str(message(error)))
         return body, code, {**headers, "Retry-After": str(error.retry_after)}
     if isinstance(error, Refused):
-        return error_body(409, str(error))
-    return error_body(422, str(error))
+        return error_body(409, str(message(error)))
+    return error_body(422, str(message(error)))
 
 
 def database_error(error: DataError | IntegrityError):

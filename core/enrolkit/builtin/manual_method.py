@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema
 
 from ..methods import KEEP, UNENROL, EnrolMethod, expiry_field
+from ..texts import Text
 
 
 class ManualSiteSettings(Schema):
@@ -18,7 +19,7 @@ class ManualInstanceSettings(Schema):
 
 class ManualMethod(EnrolMethod):
     name = "manual"
-    title = "Manual enrolments"
+    title = Text("Manual enrolments")
     enabled_by_default = True
     multiple_instances = False
     site_schema = ManualSiteSettings

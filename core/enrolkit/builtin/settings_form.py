@@ -1,7 +1,9 @@
 """The default ``render_settings``: any marshmallow schema as an HTML form.
 
 Labels, help texts and choices come from field metadata (``label``, ``help``, ``choices``,
-``widget``, ``pick``: the searchable picker that suggests values). A plugin overrides it for its own method by implementing the hook.
+``widget``, ``pick``: the searchable picker that suggests values), each looked up in the
+catalogs (the plugin ships their French in its own ``translations/`` folder). A plugin overrides
+it for its own method by implementing the hook.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from ..fields import Duration, Time, compact_duration, duration_words
 
 if TYPE_CHECKING:
     from marshmallow import fields
+
+
+#: The catalog context of a choice's label: a choice is a code (``unenrol``, ``login``), read
+#: in the catalog as ``msgctxt "setting choice"`` so it never collides with a sentence.
+CHOICE = "setting choice"
 
 
 @hookimpl
@@ -63,18 +70,21 @@ def _time_value(value) -> str:
 
 
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
+    from flask_babel import gettext, pgettext  # here: the CLI loads this plugin, not Flask
     from marshmallow import fields
 
     from ..fields import Secret
 
     meta = field.metadata
-    label = meta.get("label") or name.replace("_", " ").capitalize()
+    label = gettext(meta.get("label") or name.replace("_", " ").capitalize())
     ident = f"f-{name}"
     choices = meta.get("choices")
     if choices:
         options = Markup("").join(
             Markup('<option value="{}"{}>{}</option>').format(
-                choice, Markup(" selected") if str(choice) == str(value) else "", choice
+                choice,
+                Markup(" selected") if str(choice) == str(value) else "",
+                pgettext(CHOICE, str(choice)),
             )
             for choice in choices
         )
@@ -118,7 +128,9 @@ def render_field(name: str, field: fields.Field, value, error) -> Markup:
             kind, ident, name, value, pick
         )
     help_text = (
-        Markup('<small class="help">{}</small>').format(meta["help"]) if meta.get("help") else ""
+        Markup('<small class="help">{}</small>').format(gettext(meta["help"]))
+        if meta.get("help")
+        else ""
     )
     messages = error if isinstance(error, list) else ([error] if error else [])
     error_html = Markup("").join(

@@ -49,7 +49,8 @@ def plugin_list(as_json):
 
 @cli.command("demo")
 def demo_command():
-    """Load the demo site (idempotent) and print the admin's credentials."""
+    """Load the demo site (idempotent) and print the logins of its admin, a French-speaking
+    teacher and a French-speaking student."""
     from .. import demo
 
     with open_site() as site:
@@ -57,6 +58,8 @@ def demo_command():
     made = ", ".join(f"{v} {k}" for k, v in created.items() if v) or "nothing new"
     click.echo(f"demo site loaded ({made})")
     click.echo(f"admin login: {demo.ADMIN_USERNAME} / {demo.ADMIN_PASSWORD}")
+    click.echo(f"teacher login (French): {demo.TEACHER_USERNAME} / {demo.ADMIN_PASSWORD}")
+    click.echo(f"student login (French): {demo.STUDENT_USERNAME} / {demo.ADMIN_PASSWORD}")
 
 
 @cli.command("serve")

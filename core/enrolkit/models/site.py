@@ -115,6 +115,13 @@ class Role(Base):
     archetype: Mapped[str] = mapped_column(String(30), default="")
     sortorder: Mapped[int] = mapped_column(Integer, default=0)
 
+    @property
+    def label(self) -> str:
+        """The name people read, a preset's in their language (:func:`enrolkit.roles.label`)."""
+        from ..roles import label
+
+        return label(self.shortname, self.name)
+
 
 class RoleAssignment(Base):
     """A role held in a context. ``component``/``itemid`` name the owner ('' / 0: nobody)."""

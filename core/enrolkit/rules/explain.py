@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..texts import Text
+
 #: How each group operator reads in an explanation.
 GROUP_LABELS = {
-    "&": "all of these",
-    "|": "any of these",
-    "!&": "not all of these",
-    "!|": "none of these",
+    "&": Text("all of these"),
+    "|": Text("any of these"),
+    "!&": Text("not all of these"),
+    "!|": Text("none of these"),
 }
 
 GROUP = "group"

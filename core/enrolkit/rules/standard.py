@@ -35,6 +35,7 @@ from ..models import (
     ProfileField,
     User,
 )
+from ..texts import N_, Text
 from .condition import ConditionType, JsonPath, SqlContext, UserContext
 
 if TYPE_CHECKING:
@@ -70,11 +71,14 @@ PROFILE_OPS = (
 NO_VALUE_OPS = ("isempty", "isnotempty")
 #: How an explanation says that a value does or does not compare.
 PHRASES = {
-    "contains": ("contains", "does not contain"),
-    "doesnotcontain": ("contains", "does not contain"),
-    "startswith": ("starts with", "does not start with"),
-    "endswith": ("ends with", "does not end with"),
-}
+    "contains": (N_("%(shown)s, which contains %(wanted)s"),
+                 N_("%(shown)s, which does not contain %(wanted)s")),
+    "startswith": (N_("%(shown)s, which starts with %(wanted)s"),
+                   N_("%(shown)s, which does not start with %(wanted)s")),
+    "endswith": (N_("%(shown)s, which ends with %(wanted)s"),
+                 N_("%(shown)s, which does not end with %(wanted)s")),
+}  # fmt: skip
+PHRASES["doesnotcontain"] = PHRASES["contains"]
 
 
 @dataclass(frozen=True)
@@ -194,23 +198,28 @@ class ProfileCondition(ConditionType):
         )
         return _compare_sql(params.op, func.coalesce(stored, ""), params.value)
 
-    def explain(self, params: ProfileParams, ctx: UserContext, passed: bool) -> str:
+    def explain(self, params: ProfileParams, ctx: UserContext, passed: bool) -> Text:
         actual = self._actual(params, ctx)
         if actual is None:
-            return f"no custom profile field {params.field!r} exists"
-        name, op, wanted = params.label, params.op, params.value
-        shown = f"{name} is {actual!r}" if actual else f"{name} is empty"
+            return Text("no custom profile field %(field)s exists", field=repr(params.field))
+        name, op, wanted = params.label, params.op, repr(params.value)
+        if actual:
+            shown = Text("%(field)s is %(value)s", field=name, value=repr(actual))
+        else:
+            shown = Text("%(field)s is empty", field=name)
+        if passed and op in ("isequalto", "isempty", "isnotempty"):
+            return shown
         if op == "isequalto":
-            return shown if passed else f"{shown}, expected {wanted!r}"
+            return Text("%(shown)s, expected %(wanted)s", shown=shown, wanted=wanted)
         if op == "isempty":
-            return shown if passed else f"{shown}, expected empty"
+            return Text("%(shown)s, expected empty", shown=shown)
         if op == "isnotempty":
-            return shown if passed else f"{shown}, expected a value"
-        if op == "doesnotcontain" and not wanted:
-            return f"{shown} (not containing '' matches everyone)"
-        holds = _compare("contains" if op == "doesnotcontain" else op, actual, wanted)
+            return Text("%(shown)s, expected a value", shown=shown)
+        if op == "doesnotcontain" and not params.value:
+            return Text("%(shown)s (not containing '' matches everyone)", shown=shown)
+        holds = _compare("contains" if op == "doesnotcontain" else op, actual, params.value)
         yes, no = PHRASES[op]
-        return f"{shown}, which {yes if holds else no} {wanted!r}"
+        return Text(yes if holds else no, shown=shown, wanted=wanted)
 
     def errors(self, params: ProfileParams, site: Site) -> list[str]:
         if not params.custom or _field_id(site.session, params.field) is not None:
@@ -269,10 +278,12 @@ class DateCondition(ConditionType):
     def sql(self, params: DateParams, ctx: SqlContext) -> ColumnElement[bool]:
         return true() if self._holds(params, ctx.now) else false()
 
-    def explain(self, params: DateParams, ctx: UserContext, passed: bool) -> str:
-        before = ctx.now < params.time
-        relation = "before" if before else "on or after"
-        return f"it is {_when(ctx.now)}, {relation} {_when(params.time)}"
+    def explain(self, params: DateParams, ctx: UserContext, passed: bool) -> Text:
+        if ctx.now < params.time:
+            return Text("it is %(now)s, before %(time)s", now=_when(ctx.now),
+                        time=_when(params.time))  # fmt: skip
+        return Text("it is %(now)s, on or after %(time)s", now=_when(ctx.now),
+                    time=_when(params.time))  # fmt: skip
 
 
 # --- badge -----------------------------------------------------------------------------------
@@ -284,8 +295,10 @@ class BadgeParams:
     name: str | None
 
     @property
-    def label(self) -> str:
-        return f"badge {self.name!r}" if self.name is not None else f"badge #{self.badge_id}"
+    def label(self) -> Text:
+        if self.name is not None:
+            return Text("badge %(name)s", name=repr(self.name))
+        return Text("badge #%(id)s", id=self.badge_id)
 
 
 def _user_badges(ctx: UserContext) -> tuple[set[int], set[str]]:
@@ -330,12 +343,12 @@ class BadgeCondition(ConditionType):
             .exists()
         )
 
-    def explain(self, params: BadgeParams, ctx: UserContext, passed: bool) -> str:
+    def explain(self, params: BadgeParams, ctx: UserContext, passed: bool) -> Text:
         if passed:
-            return f"{params.label} awarded"
+            return Text("%(badge)s awarded", badge=params.label)
         if self._resolve(params, ctx.site.session) is None:
-            return f"no {params.label} exists"
-        return f"{params.label} not awarded"
+            return Text("no %(badge)s exists", badge=params.label)
+        return Text("%(badge)s not awarded", badge=params.label)
 
     def problems(self, params: BadgeParams, site: Site) -> list[str]:
         return [f"no {params.label}"] if self._resolve(params, site.session) is None else []
@@ -388,12 +401,12 @@ class CompletionCondition(ConditionType):
             .exists()
         )
 
-    def explain(self, params: str, ctx: UserContext, passed: bool) -> str:
+    def explain(self, params: str, ctx: UserContext, passed: bool) -> Text:
         if passed:
-            return f"completed course {params!r}"
+            return Text("completed course %(course)s", course=repr(params))
         if _course_id(ctx.site.session, params) is None:
-            return f"no course {params!r} exists"
-        return f"has not completed course {params!r}"
+            return Text("no course %(course)s exists", course=repr(params))
+        return Text("has not completed course %(course)s", course=repr(params))
 
     def problems(self, params: str, site: Site) -> list[str]:
         return [f"no course {params!r}"] if _course_id(site.session, params) is None else []
@@ -438,12 +451,12 @@ class CohortCondition(ConditionType):
             .exists()
         )
 
-    def explain(self, params: str, ctx: UserContext, passed: bool) -> str:
+    def explain(self, params: str, ctx: UserContext, passed: bool) -> Text:
         if passed:
-            return f"member of cohort {params!r}"
+            return Text("member of cohort %(cohort)s", cohort=repr(params))
         if _cohort_id(ctx.site.session, params) is None:
-            return f"no cohort {params!r} exists"
-        return f"not a member of cohort {params!r}"
+            return Text("no cohort %(cohort)s exists", cohort=repr(params))
+        return Text("not a member of cohort %(cohort)s", cohort=repr(params))
 
     def problems(self, params: str, site: Site) -> list[str]:
         return [f"no cohort {params!r}"] if _cohort_id(site.session, params) is None else []
@@ -468,9 +481,11 @@ class ColumnCondition(ConditionType):
     def sql(self, params: str, ctx: SqlContext) -> ColumnElement[bool]:
         return getattr(User, self.column) == params
 
-    def explain(self, params: str, ctx: UserContext, passed: bool) -> str:
-        shown = f"{self.type} is {getattr(ctx.user, self.column)!r}"
-        return shown if passed else f"{shown}, expected {params!r}"
+    def explain(self, params: str, ctx: UserContext, passed: bool) -> Text:
+        shown = Text("%(field)s is %(value)s", field=self.type,
+                     value=repr(getattr(ctx.user, self.column)))  # fmt: skip
+        return shown if passed else Text("%(shown)s, expected %(wanted)s", shown=shown,
+                                         wanted=repr(params))  # fmt: skip
 
     def prefilter(self, params: str) -> tuple[str, str]:
         return (self.column, params)

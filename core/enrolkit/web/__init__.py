@@ -21,11 +21,9 @@ from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from .. import db
+from ..catalogs import LANGUAGES
 from ..errors import EnrolkitError
 from ..runtime import Runtime
-
-#: Languages the interface is translated into; the first is the fallback.
-LANGUAGES = ("en", "fr")
 
 csrf = CSRFProtect()
 
@@ -45,7 +43,6 @@ def create_app(config: dict[str, Any] | None = None, runtime: Runtime | None = N
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=None,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         BABEL_DEFAULT_LOCALE=LANGUAGES[0],
         #: Failed logins allowed per username and address within the window (seconds).
         LOGIN_MAX_FAILURES=5,

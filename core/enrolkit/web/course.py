@@ -34,6 +34,7 @@ from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
 from .guards import course_manager, site
+from .i18n import message_of, say
 from .views import filter_args, page_number, page_size
 
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
@@ -156,7 +157,7 @@ def _user_or_none(username: str) -> User | None:
     try:
         return lookup.user(site().session, username)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return None
 
 
@@ -196,7 +197,10 @@ def _instance_form(course, method, instance, values, errors, status=200):
         instance=instance,
         values=values,
         errors=errors,
-        roles=_givable(course, site().session.get(Role, instance.role_id) if instance else None),
+        roles=_givable(
+            course,
+            site().session.get(Role, instance.role_id) if instance and instance.role_id else None,
+        ),
         settings=forms.render(site(), method, "instance", values, errors),
     ), status
 
@@ -224,7 +228,7 @@ def add_instance(course: Course):
     except SettingsError as exc:
         return _instance_form(course, method, None, raw, exc.messages, 400)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return _instance_form(course, method, None, raw, {}, 400)
     flash(
         " ".join(
@@ -267,7 +271,7 @@ def edit_instance(course: Course, instance_id: int):
         return _instance_form(course, method, instance, raw, exc.messages, 400)
     except EnrolkitError as exc:
         s.session.rollback()
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return _instance_form(course, method, instance, raw, {}, 400)
     flash(" ".join(filter(None, [_("Saved."), _outcome_message(result.outcome)])), "success")
     return redirect(url_for("course.methods"))
@@ -282,7 +286,7 @@ def toggle_instance(course: Course, instance_id: int):
             site(), instance, {"enabled": "off" if instance.enabled else "on"}
         )
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         state = _("enabled") if result.instance.enabled else _("disabled")
         flash(
@@ -315,7 +319,7 @@ def delete_instance(course: Course, instance_id: int):
         try:
             outcome = enrolments.delete_instance(s, instance)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             flash(
                 _(
@@ -374,7 +378,7 @@ def enrol_user(course: Course):
         timeend = clock.parse_time(request.form.get("timeend") or None, field="end")
         outcome = enrolments.enrol_manually(s, user, course, role=role, timeend=timeend or None)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         flash(
             _("%(user)s is enrolled.", user=user.username)
@@ -396,7 +400,7 @@ def unenrol_user(course: Course):
             _instance(course, instance_id)
         enrolments.unenrol_manually(s, user, course, instance_id)
     except (EnrolkitError, ValueError) as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         flash(_("%(user)s is unenrolled.", user=user.username), "success")
     return redirect(url_for("course.participants_page", **filter_args()))
@@ -499,7 +503,7 @@ def welcome(course: Course):
                 enrolments.update_instance(s, instance, {WELCOME: source})
             except EnrolkitError as exc:
                 s.session.rollback()
-                flash(str(exc), "error")
+                say(message_of(exc), "error")
             else:
                 flash(_("The welcome message is saved."), "success")
                 return redirect(url_for("course.welcome", instance=instance.id, user=username))
@@ -515,7 +519,7 @@ def welcome(course: Course):
         username=username,
         variables=extra_text,
         preview=preview,
-        default=templating.DEFAULT_WELCOME,
+        default=_(templating.DEFAULT_WELCOME),
         sample=templating.SAMPLE_USERNAME,
         frame_style=FRAME_STYLE,
     )
@@ -564,7 +568,7 @@ def groups(course: Course):
                 enrolments.update_instance(s, instance, {GROUP: source})
             except EnrolkitError as exc:
                 s.session.rollback()
-                flash(str(exc), "error")
+                say(message_of(exc), "error")
             else:
                 flash(_("The group name template is saved."), "success")
                 return redirect(url_for("course.groups", instance=instance.id))
@@ -597,7 +601,7 @@ def _group_samples(course: Course, source: str, username: str) -> list[tuple[str
         try:
             subjects.append(_preview_subject(course, username))
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
     shown = None if g.user.siteadmin else participants.SHOWN_FIELDS
     for user in s.session.scalars(
         select(User)
@@ -746,7 +750,7 @@ def completion(course: Course):
             when = clock.parse_time(request.form.get("time") or None, field="time") or s.now()
             done = access.complete_course(s, user, course, when)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             flash(
                 _("%(user)s has completed %(course)s.", user=user.username, course=course.shortname)

@@ -26,6 +26,7 @@ from ..models import (
     User,
     UserEnrolment,
 )
+from ..roles import label as role_label
 from ..site import Site
 
 #: What the participants page shows of each user: the name, the username and Moodle's default
@@ -57,6 +58,8 @@ class Row:
     timecreated: int
     roles: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    #: Whether the method lets the enrolment be removed by hand (else no "Unenrol" is offered).
+    removable: bool = True
 
 
 @dataclass
@@ -173,11 +176,17 @@ def page(site: Site, course: Course, filters: Filters, number: int, size: int) -
             timestart=ue.timestart,
             timeend=ue.timeend,
             timecreated=ue.timecreated,
+            removable=_removable(site, instance, ue.status),
         )
         for ue, user, instance in found
     ]
     _add_roles_and_groups(site, course, rows)
     return Page(rows, total, number, size)
+
+
+def _removable(site: Site, instance: EnrolInstance, status: int) -> bool:
+    method = site.plugins.methods.get(instance.method)
+    return method is None or method.may_unenrol_by_hand(status)
 
 
 def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:
@@ -187,8 +196,14 @@ def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:
     if not user_ids:
         return
     roles: dict[int, list[tuple[str, str, int]]] = {}
-    for user_id, name, component, itemid in site.session.execute(
-        select(RoleAssignment.user_id, Role.name, RoleAssignment.component, RoleAssignment.itemid)
+    for user_id, shortname, name, component, itemid in site.session.execute(
+        select(
+            RoleAssignment.user_id,
+            Role.shortname,
+            Role.name,
+            RoleAssignment.component,
+            RoleAssignment.itemid,
+        )
         .join(Role, Role.id == RoleAssignment.role_id)
         .where(
             RoleAssignment.contextlevel == COURSE,
@@ -197,7 +212,7 @@ def _add_roles_and_groups(site: Site, course: Course, rows: list[Row]) -> None:
         )
         .order_by(Role.sortorder)
     ):
-        roles.setdefault(user_id, []).append((name or "", component, itemid))
+        roles.setdefault(user_id, []).append((role_label(shortname, name), component, itemid))
     groups: dict[int, list[tuple[str, str, int]]] = {}
     for user_id, name, component, itemid in site.session.execute(
         select(GroupMember.user_id, Group.name, GroupMember.component, GroupMember.itemid)

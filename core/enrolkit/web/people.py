@@ -22,6 +22,7 @@ from ..models import (
 )
 from . import LANGUAGES, forms
 from .guards import MANAGING_ROLES, is_course_manager, login_required, site
+from .i18n import message_of, say
 from .views import page_number, page_size
 
 bp = Blueprint("people", __name__)
@@ -146,7 +147,7 @@ def enrol_me(course_id: int):
         flash(_("Check the fields of this enrolment."), "error")
         return course_view(course_id, errors={instance_id: exc.messages})
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         if decision.decision == "granted":
             flash(_("You are enrolled in %(course)s.", course=course.fullname), "success")

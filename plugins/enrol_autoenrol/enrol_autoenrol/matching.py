@@ -18,6 +18,7 @@ from enrolkit.models import EnrolInstance, User, UserEnrolment
 from enrolkit.rules import Explanation, Rule, parse
 from enrolkit.rules.explain import GROUP
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import func, select
 
 from . import NAME
@@ -39,23 +40,23 @@ def removal_of(site: Site, instance: EnrolInstance, site_removal: str | None = N
     return site_removal or site.method_settings(NAME)["removal"]
 
 
-def window_blocker(instance: EnrolInstance, now: int) -> str | None:
+def window_blocker(instance: EnrolInstance, now: int) -> Text | None:
     settings = instance.settings or {}
     start, end = settings.get("enrolstart") or 0, settings.get("enrolend") or 0
     if start and now < start:
-        return f"new enrolments open on {clock.iso(start)}"
+        return Text("new enrolments open on %(date)s", date=clock.iso(start))
     if end and now >= end:
-        return f"new enrolments closed on {clock.iso(end)}"
+        return Text("new enrolments closed on %(date)s", date=clock.iso(end))
     return None
 
 
-def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[str]:
+def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[Text]:
     """What stops any new enrolment in the instance right now, whoever asks. (The callers
     check first that the method is enabled on the site.)"""
     if not instance.enabled:
-        return [f"the auto-enrolment of instance {instance.id} is disabled"]
+        return [Text("this auto-enrolment is disabled")]
     if not (instance.settings or {}).get("newenrols", True):
-        return ["new enrolments are not allowed"]
+        return [Text("new enrolments are not allowed")]
     window = window_blocker(instance, now)
     if window:
         return [window]
@@ -65,15 +66,21 @@ def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[str
             select(func.count()).where(UserEnrolment.instance_id == instance.id)
         )
         if taken >= limit:
-            return [f"the course is full ({taken} of {limit} places taken)"]
+            return [
+                Text(
+                    "the course is full (%(taken)d of %(limit)d places taken)",
+                    taken=taken,
+                    limit=limit,
+                )  # fmt: skip
+            ]
     return []
 
 
-def user_blockers(site: Site, instance: EnrolInstance, user: User) -> list[str]:
+def user_blockers(site: Site, instance: EnrolInstance, user: User) -> list[Text]:
     """What stops this user's new enrolment: an account that cannot use it, or an enrolment the
     user already has in the course."""
     if user.deleted or user.suspended:
-        return [f"the account {user.username} is suspended"]
+        return [Text("the account %(username)s is suspended", username=user.username)]
     rows = site.session.execute(
         select(UserEnrolment.instance_id, UserEnrolment.status)
         .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
@@ -81,34 +88,42 @@ def user_blockers(site: Site, instance: EnrolInstance, user: User) -> list[str]:
     ).all()
     for instance_id, status in rows:
         if instance_id == instance.id:
-            state = "active" if status == 0 else "suspended"
-            return [f"{user.username} already has an enrolment here ({state})"]
+            if status == 0:
+                return [Text("%(username)s already has an active enrolment here",
+                             username=user.username)]  # fmt: skip
+            return [Text("%(username)s already has a suspended enrolment here",
+                         username=user.username)]  # fmt: skip
     if rows:
-        return [f"{user.username} is already enrolled in the course by another method"]
+        return [Text("%(username)s is already enrolled in the course by another method",
+                     username=user.username)]  # fmt: skip
     return []
 
 
-def blockers(site: Site, instance: EnrolInstance, user: User) -> list[str]:
+def blockers(site: Site, instance: EnrolInstance, user: User) -> list[Text]:
     return instance_blockers(site, instance, site.now()) or user_blockers(site, instance, user)
 
 
-def why_not(explanation: Explanation) -> str:
-    """The failing part of an explanation, as one line a user can read."""
+def why_not(explanation: Explanation) -> Text:
+    """The failing part of an explanation, as one line a user can read (in their language
+    where it is shown)."""
     if explanation.type != GROUP:
         return explanation.summary
     if explanation.op == "&":
-        return "; ".join(why_not(child) for child in explanation.children if not child.passed)
+        return Text.join("; ", [why_not(c) for c in explanation.children if not c.passed])
     if explanation.op == "|":
-        return "none of: " + " / ".join(why_not(child) for child in explanation.children)
+        return Text("none of: %(conditions)s",
+                    conditions=Text.join(" / ", [why_not(c) for c in explanation.children]))  # fmt: skip
     # A negated group fails on what held: list it.
     held = [_held(child) for child in explanation.children if child.passed]
-    return f"{explanation.summary}: " + " / ".join(held)
+    return Text("%(group)s: %(conditions)s", group=explanation.summary,
+                conditions=Text.join(" / ", held))  # fmt: skip
 
 
-def _held(explanation: Explanation) -> str:
+def _held(explanation: Explanation) -> Text:
     if explanation.type != GROUP:
         return explanation.summary
-    return f"{explanation.summary}: " + " / ".join(_held(c) for c in explanation.children)
+    return Text("%(group)s: %(conditions)s", group=explanation.summary,
+                conditions=Text.join(" / ", [_held(c) for c in explanation.children]))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from enrolkit import SUSPEND, EnrolMethod, SettingsError, templating
 from enrolkit.models import Course, EnrolInstance, User
 from enrolkit.rules import RuleError, parse
 from enrolkit.site import Site
+from enrolkit.texts import Text
 
 from . import groups, prefilter, view
 from .matching import NAME, Verdict, instance_blockers, removal_of, rule_of, user_blockers
@@ -15,7 +16,7 @@ from .schema import AutoenrolInstanceSettings, AutoenrolSiteSettings
 
 class AutoenrolMethod(EnrolMethod):
     name = NAME
-    title = "Auto-enrol"
+    title = Text("Auto-enrol")
     instance_schema = AutoenrolInstanceSettings
     site_schema = AutoenrolSiteSettings
     enabled_by_default = False

@@ -76,7 +76,7 @@ class AutoenrolInstanceSettings(Schema):
         metadata={
             "label": "Rule",
             "help": "Who may be enrolled: a condition tree (Moodle availability JSON). Empty: "
-            "everyone. Test it with: enrolkit rule test INSTANCE USERNAME",
+            "everyone. Test it on a real account with the rule tester of the course's Rules page.",
             "widget": "textarea",
         },
     )

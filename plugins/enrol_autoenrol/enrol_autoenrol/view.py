@@ -13,6 +13,7 @@ from enrolkit import CourseAccess
 from enrolkit.errors import Refused
 from enrolkit.models import Course, EnrolInstance, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import select
 
 from .enrolling import enrol
@@ -49,20 +50,22 @@ def on_course_view(
         return offers
     if not answers:
         return None
-    reason = "; ".join(answer.reason for answer in answers)
+    reason = Text.join("; ", [answer.reason for answer in answers])
     conf = site.method_settings(NAME)
     redirect = conf["denied_url"] if conf["denied"] == REDIRECT else None
     return CourseAccess("denied", reason, answers[0].instance_id, redirect)
 
 
-def _refusal(site: Site, instance: EnrolInstance, user: User) -> str | None:
+def _refusal(site: Site, instance: EnrolInstance, user: User) -> Text | None:
     """Why ``user`` cannot be enrolled by ``instance`` now, or None."""
     blocked = blockers(site, instance, user)
     if blocked:
-        return f"{label(site, instance)}: {'; '.join(blocked)}"
+        return Text("%(method)s: %(reasons)s", method=label(site, instance),
+                    reasons=Text.join("; ", blocked))  # fmt: skip
     explanation = rule_of(site, instance).explain(site, user)
     if not explanation.passed:
-        return f"{label(site, instance)}: you do not meet the conditions: {why_not(explanation)}"
+        return Text("%(method)s: you do not meet the conditions: %(why)s",
+                    method=label(site, instance), why=why_not(explanation))  # fmt: skip
     return None
 
 
@@ -72,20 +75,24 @@ def _answer(site: Site, instance: EnrolInstance, user: User) -> CourseAccess:
         return CourseAccess("denied", refusal, instance.id)
     if (instance.settings or {}).get("mode") == CONFIRM:
         return CourseAccess(
-            "confirm", f'{label(site, instance)}: confirm to enrol ("Enrol me")', instance.id
+            "confirm",
+            Text('%(method)s: confirm to enrol ("Enrol me")', method=label(site, instance)),
+            instance.id,
         )
     enrol(site, instance, user, "matched the rule on course view")
-    return CourseAccess("granted", f"enrolled by {label(site, instance)}", instance.id)
+    return CourseAccess(
+        "granted", Text("enrolled by %(method)s", method=label(site, instance)), instance.id
+    )
 
 
 def confirm(site: Site, instance: EnrolInstance, user: User) -> None:
     """The user confirmed ("Enrol me"): enrol them if the instance offers confirmation and they
     still may be enrolled, with the instance's duration."""
     if not site.method_enabled(NAME):
-        raise Refused("auto-enrolment is disabled on this site")
+        raise Refused(Text("auto-enrolment is disabled on this site"))
     mode = (instance.settings or {}).get("mode")
     if mode != CONFIRM:
-        raise Refused(f"instance {instance.id} enrols on {mode}, not on confirmation")
+        raise Refused(Text("this auto-enrolment does not offer a confirmation"))
     refusal = _refusal(site, instance, user)
     if refusal:
         raise Refused(refusal)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from enrolkit import UNENROL, EnrolMethod, Plan
-from enrolkit.models import EnrolInstance
+from enrolkit import UNENROL, EnrolMethod, Plan, lookup
+from enrolkit.errors import Where
+from enrolkit.models import Course, EnrolInstance, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 
 from . import sync as category_sync
 from .schemas import CategorySiteSettings
@@ -12,7 +14,7 @@ from .schemas import CategorySiteSettings
 
 class CategoryMethod(EnrolMethod):
     name = category_sync.NAME
-    title = "Category enrolments"
+    title = Text("Category enrolments")
     site_schema = CategorySiteSettings
     multiple_instances = False
     manual_instances = False
@@ -27,11 +29,25 @@ class CategoryMethod(EnrolMethod):
         """Losing the category role always unenrols (there is no setting, as in Moodle)."""
         return UNENROL
 
-    def refusal(self, site: Site, instance: EnrolInstance) -> str:
-        return (
-            f"the enrolment comes from a role held in the course's category (instance "
-            f"{instance.id}); unassign that role in the category instead"
+    def refusal(self, site: Site, instance: EnrolInstance) -> Text:
+        return Text(
+            "the enrolment comes from a role held in the course's category; unassign that role "
+            "in the category instead"
         )
+
+    def where_to_act(
+        self, site: Site, instance: EnrolInstance, user: User
+    ) -> tuple[str, Where] | None:
+        course = site.session.get(Course, instance.course_id)
+        if course is None or not course.category_id:
+            return None
+        path = lookup.category_path(site.session, course.category_id)
+        return f"enrolkit role unassign ROLE {user.username} --category '{path}'", Where(
+            Text("the roles of %(user)s in the category %(category)s", user=user.fullname,
+                 category=path),
+            "admin.category",
+            {"category_id": course.category_id},
+        )  # fmt: skip
 
     def sync(self, site: Site, instance: EnrolInstance) -> Plan:
         return category_sync.plan(site, instance, "instance saved")

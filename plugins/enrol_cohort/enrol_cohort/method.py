@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enrolkit import UNENROL, EnrolMethod, Plan, SettingsError
+from enrolkit.errors import Where
 from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
-from enrolkit.models import Category, Cohort, Course, EnrolInstance, Role
+from enrolkit.models import Category, Cohort, Course, EnrolInstance, Role, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
@@ -15,7 +17,7 @@ from .schemas import CohortInstanceSettings, CohortSiteSettings
 
 class CohortMethod(EnrolMethod):
     name = cohort_sync.NAME
-    title = "Cohort sync"
+    title = Text("Cohort sync")
     instance_schema = CohortInstanceSettings
     site_schema = CohortSiteSettings
     enabled_by_default = True
@@ -24,13 +26,26 @@ class CohortMethod(EnrolMethod):
     default_removal = UNENROL
     roles_follow_enabled = True
 
-    def refusal(self, site: Site, instance: EnrolInstance) -> str:
-        cohort = instance.settings.get("cohort", "?")
-        return (
-            f"the enrolment comes from cohort {cohort} (instance {instance.id}); remove the user "
-            f"from the cohort instead: enrolkit cohort remove {cohort} USERNAME "
-            f"(a suspended cohort enrolment may be unenrolled by hand)"
+    def refusal(self, site: Site, instance: EnrolInstance) -> Text:
+        return Text(
+            "the enrolment comes from the cohort %(cohort)s; remove the user from the cohort "
+            "instead (a suspended cohort enrolment may be unenrolled by hand)",
+            cohort=_cohort_name(site, instance),
         )
+
+    def where_to_act(
+        self, site: Site, instance: EnrolInstance, user: User
+    ) -> tuple[str, Where] | None:
+        idnumber = instance.settings.get("cohort", "?")
+        cohort = site.session.scalar(select(Cohort).where(Cohort.idnumber == idnumber))
+        if cohort is None:
+            return None
+        return f"enrolkit cohort remove {idnumber} {user.username}", Where(
+            Text("remove %(user)s from the cohort %(cohort)s", user=user.fullname,
+                 cohort=cohort.name),
+            "admin.cohort",
+            {"cohort_id": cohort.id},
+        )  # fmt: skip
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
         """The cohort must exist and be visible from the course; the group must exist."""
@@ -70,7 +85,12 @@ class CohortMethod(EnrolMethod):
         session = object_session(instance)
         role = session.get(Role, instance.role_id) if session and instance.role_id else None
         cohort = instance.settings.get("cohort", "?")
-        return f"{self.title} ({cohort} - {role.name if role else 'no role'})"
+        return Text(
+            "%(method)s (%(cohort)s - %(role)s)",
+            method=self.title,
+            cohort=cohort,
+            role=role.label if role else Text("no role"),
+        )
 
     def _refuse_duplicate(self, site: Site, instance: EnrolInstance) -> None:
         twin = site.session.scalar(
@@ -103,3 +123,9 @@ def available(site: Site, course: Course, cohort: Cohort) -> bool:
 
 
 __all__ = ["CohortMethod"]
+
+
+def _cohort_name(site: Site, instance: EnrolInstance) -> str:
+    idnumber = instance.settings.get("cohort", "?")
+    name = site.session.scalar(select(Cohort.name).where(Cohort.idnumber == idnumber))
+    return name or idnumber

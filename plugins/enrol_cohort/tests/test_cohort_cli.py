@@ -40,6 +40,8 @@ def test_instance_add_sync_and_refusals_from_the_cli(cli, site):
     refused(cli("instance", "add", "C1", "cohort", "cohort=promo"), "already synchronised")
     refused(cli("instance", "add", "C1", "cohort", "cohort=nope"), "no cohort with idnumber")
     refused(cli("enrolment", "remove", "u1", "C1"), "remove the user from the cohort instead")
+    # the command line says which command does it, with the real names (not USERNAME)
+    refused(cli("enrolment", "remove", "u1", "C1"), "by hand): enrolkit cohort remove promo u1")
 
     ok(cli("cohort", "remove", "promo", "u1"))
     ok(cli("cohort", "add", "promo", "u1", "u2"))

@@ -7,6 +7,7 @@ from enrolkit import EnrolMethod, Plan, SettingsError, lookup, templating
 from enrolkit.errors import NotFound
 from enrolkit.models import Course, EnrolInstance
 from enrolkit.site import Site
+from enrolkit.texts import Text
 
 from . import backfill, sources
 from .schemas import CompletionInstanceSettings, CompletionSiteSettings
@@ -15,7 +16,7 @@ from .welcome import EXTRA_VARIABLES
 
 class CompletionMethod(EnrolMethod):
     name = "completion"
-    title = "Course completed"
+    title = Text("Course completed")
     instance_schema = CompletionInstanceSettings
     site_schema = CompletionSiteSettings
 
@@ -55,4 +56,6 @@ class CompletionMethod(EnrolMethod):
         return backfill.plan(site, instance)
 
     def display_name(self, instance: EnrolInstance) -> str:
-        return instance.name or f"After completing {instance.settings.get('source', '?')}"
+        return instance.name or Text(
+            "After completing %(course)s", course=instance.settings.get("source", "?")
+        )

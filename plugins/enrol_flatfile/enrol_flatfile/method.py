@@ -17,6 +17,7 @@ from enrolkit.errors import SettingsError
 from enrolkit.methods import REMOVAL_ACTIONS, SUSPEND_NOROLES, EnrolMethod
 from enrolkit.models import Role
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import select
 
@@ -204,7 +205,7 @@ class FlatfileInstanceSettings(Schema):
 
 class FlatfileMethod(EnrolMethod):
     name = NAME
-    title = "Flat file"
+    title = Text("Flat file")
     site_schema = FlatfileSiteSettings
     instance_schema = FlatfileInstanceSettings
     enabled_by_default = False

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from enrolkit import log
-from enrolkit.errors import EnrolkitError, Refused
+from enrolkit.errors import EnrolkitError, Refused, Where
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import delete, func, select
 
 from .applying import Applier
@@ -222,7 +223,9 @@ def process(
     site.plugins.method(NAME)
     if not dry_run and not site.method_enabled(NAME):
         raise Refused(
-            "flat-file enrolment is disabled on this site; enable it: enrolkit method enable flatfile"
+            Text("flat-file enrolment is disabled on this site; enable it"),
+            cli="enrolkit method enable flatfile",
+            web=Where(Text("Enrolment methods"), "admin.methods"),
         )
     settings = load_settings(site)
     if path is not None:

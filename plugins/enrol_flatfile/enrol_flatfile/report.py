@@ -17,6 +17,7 @@ from pathlib import Path
 from enrolkit import csvfile, mail
 from enrolkit.models import User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import select
 
 from .models import FlatfileReject
@@ -95,17 +96,27 @@ def read_errors(path: Path) -> list[dict]:
     return found
 
 
-def summary(name: str, counts: dict[str, int], *, dry_run: bool = False) -> str:
+#: How a file's run reads (message ids: a page shows them in its reader's language).
+SUMMARY = (
+    "%(name)s: %(lines)d line(s), %(applied)d applied, %(scheduled)d scheduled, "
+    "%(rejected)d rejected; enrolled %(enrolled)d, updated %(updated)d, suspended %(suspended)d, "
+    "unenrolled %(unenrolled)d, roles added %(roles_added)d, removed %(roles_removed)d"
+)
+DRY_RUN_SUMMARY = (
+    "%(name)s: %(lines)d line(s), %(applied)d would be applied, %(scheduled)d would be "
+    "scheduled, %(rejected)d rejected; enrolled %(enrolled)d, updated %(updated)d, suspended "
+    "%(suspended)d, unenrolled %(unenrolled)d, roles added %(roles_added)d, removed "
+    "%(roles_removed)d"
+)
+COUNTED = ("lines", "scheduled", "rejected", "enrolled", "updated", "suspended", "unenrolled",
+           "roles_added", "roles_removed")  # fmt: skip
+
+
+def summary(name: str, counts: dict[str, int], *, dry_run: bool = False) -> Text:
     """``enrol.csv: 4 lines, 3 applied, 1 rejected, 0 scheduled; enrolled 2, ...``"""
-    get = counts.get
-    would = "would be " if dry_run else ""
-    return (
-        f"{name}: {get('lines', 0)} line(s), {get('accepted', 0) - get('scheduled', 0)} "
-        f"{would}applied, {get('scheduled', 0)} {would}scheduled, {get('rejected', 0)} rejected; "
-        f"enrolled {get('enrolled', 0)}, updated {get('updated', 0)}, "
-        f"suspended {get('suspended', 0)}, unenrolled {get('unenrolled', 0)}, "
-        f"roles added {get('roles_added', 0)}, removed {get('roles_removed', 0)}"
-    )
+    numbers = {key: counts.get(key, 0) for key in COUNTED}
+    numbers["applied"] = counts.get("accepted", 0) - numbers["scheduled"]
+    return Text(DRY_RUN_SUMMARY if dry_run else SUMMARY, name=name, **numbers)
 
 
 def admin_addresses(site: Site) -> list[tuple[int, str]]:

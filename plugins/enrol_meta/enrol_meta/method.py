@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import deque
 
 from enrolkit import SUSPEND_NOROLES, EnrolMethod, Plan, SettingsError
-from enrolkit.errors import Refused
+from enrolkit.errors import Refused, Where
 from enrolkit.groups import NEW_GROUP, check_group_setting, create_instance_group
 from enrolkit.models import COURSE, Course, EnrolInstance, Role, RoleAssignment, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import or_, select
 
 from . import sync as meta_sync
@@ -20,7 +21,7 @@ TEACHER_ROLES = ("editingteacher", "teacher")
 
 class MetaMethod(EnrolMethod):
     name = meta_sync.NAME
-    title = "Course meta link"
+    title = Text("Course meta link")
     instance_schema = MetaInstanceSettings
     site_schema = MetaSiteSettings
     manual_unenrol = False
@@ -32,12 +33,25 @@ class MetaMethod(EnrolMethod):
         """A link copies the source's roles; it has no role of its own."""
         return None
 
-    def refusal(self, site: Site, instance: EnrolInstance) -> str:
-        source = instance.settings.get("source", "?")
-        return (
-            f"the enrolment mirrors course {source} (meta link, instance {instance.id}); "
-            f"unenrol the user from {source} instead (a suspended mirrored enrolment may be "
-            f"unenrolled by hand)"
+    def refusal(self, site: Site, instance: EnrolInstance) -> Text:
+        return Text(
+            "the enrolment mirrors the course %(course)s (meta link); unenrol the user from "
+            "%(course)s instead (a suspended mirrored enrolment may be unenrolled by hand)",
+            course=instance.settings.get("source", "?"),
+        )
+
+    def where_to_act(
+        self, site: Site, instance: EnrolInstance, user: User
+    ) -> tuple[str, Where] | None:
+        source = site.session.scalar(
+            select(Course).where(Course.shortname == instance.settings.get("source", ""))
+        )
+        if source is None:
+            return None
+        return f"enrolkit enrolment remove {user.username} {source.shortname}", Where(
+            Text("unenrol %(user)s from %(course)s", user=user.fullname, course=source.fullname),
+            "course.participants_page",
+            {"course_id": source.id},
         )
 
     def prepare_instance(self, site: Site, course: Course, settings: dict) -> dict:
@@ -93,7 +107,11 @@ class MetaMethod(EnrolMethod):
         return meta_sync.plan(site, instance, "link saved")
 
     def display_name(self, instance: EnrolInstance) -> str:
-        return instance.name or f"{self.title} ({instance.settings.get('source', '?')})"
+        return instance.name or Text(
+            "%(method)s (%(course)s)",
+            method=self.title,
+            course=instance.settings.get("source", "?"),
+        )
 
 
 def _check_permission(site: Site, source: Course) -> None:

@@ -207,7 +207,16 @@ def source_instance_changed(site: Site, change: InstanceChange) -> None:
     if change.method == NAME or change.kind == "created" or not site.method_enabled(NAME):
         return
     for link in links_from(site, {change.course_id}):
-        site.engine.apply(plan(site, link, f"source instance {change.instance_id} {change.kind}"))
+        site.engine.apply(plan(site, link, f"{_source_name(site, change)} {change.kind}"))
+
+
+def _source_name(site: Site, change: InstanceChange) -> str:
+    """The changed instance of the source course as people name it (for the log)."""
+    instance = site.session.get(EnrolInstance, change.instance_id)
+    method = site.plugins.methods.get(change.method)
+    if instance is None or method is None:
+        return f"{change.method} of the source course"
+    return f"{method.display_name(instance)} of the source course"
 
 
 def source_deleted(site: Site, course_id: int) -> None:

@@ -66,4 +66,13 @@ def index():
     )
 
 
-from . import accounts, catalog, courses, flatfile, methods, people, system  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    accounts,
+    catalog,
+    courses,
+    flatfile,
+    methods,
+    people,
+    site_settings,
+    system,
+)

@@ -11,7 +11,9 @@ from ... import catalog, deletion, lookup, roles
 from ...catalog import check_category_path, ensure_category, move_category
 from ...errors import EnrolkitError
 from ...models import CATEGORY, Category, Course, Role, RoleAssignment, User
+from ...texts import translate
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from . import bp
 
 
@@ -25,7 +27,7 @@ def categories():
             with s.atomic():
                 ensure_category(s, path)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             flash(_("Category %(path)s is ready.", path=path), "success")
         return redirect(url_for("admin.categories"))
@@ -60,18 +62,26 @@ def category(category_id: int):
                 act = roles.assign if assign else roles.unassign
                 done = act(s, role, user, CATEGORY, found.id)
         except EnrolkitError as exc:
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         else:
             if not done:
                 flash(_("Nothing changed."), "success")
             elif assign:
                 flash(
-                    _("%(role)s assigned to %(user)s.", role=role.name, user=user.username),
+                    _(
+                        "%(role)s assigned to %(user)s.",
+                        role=translate(role.label, _),
+                        user=user.fullname,
+                    ),
                     "success",
                 )
             else:
                 flash(
-                    _("%(role)s removed from %(user)s.", role=role.name, user=user.username),
+                    _(
+                        "%(role)s removed from %(user)s.",
+                        role=translate(role.label, _),
+                        user=user.fullname,
+                    ),
                     "success",
                 )
         return redirect(url_for("admin.category", category_id=found.id))

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ...errors import EnrolkitError
 from ...uploads import MAX_NAME, NameTooLong, upload_name
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from . import bp
 
 METHOD = "flatfile"
@@ -84,7 +85,7 @@ def _folder(method):
     try:
         return method.load_settings(site()).folder
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return None
 
 
@@ -158,7 +159,7 @@ def flatfile_process():
         results = list(processor.process(s, path=path, dry_run=dry_run))
     except EnrolkitError as exc:
         s.session.rollback()
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return redirect(url_for("admin.flatfile"))
     if dry_run:
         return render_template("admin/flatfile_preview.html", results=results)
@@ -166,7 +167,7 @@ def flatfile_process():
         flash(_("No file to apply in the drop folder."), "success")
     for result in results:
         bad = result.counts.get("rejected") or result.outcome != processor.APPLIED
-        flash(result.summary(), "error" if bad else "success")
+        say(result.summary(), "error" if bad else "success")
         if result.note:
             flash(result.note, "error")
     return redirect(url_for("admin.flatfile"))

@@ -11,6 +11,7 @@ from ...plugins import Plugins
 from ...site import CORE, ENABLED_METHODS
 from .. import forms
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from . import bp
 
 
@@ -61,7 +62,7 @@ def toggle_method(name: str):
         with s.atomic():
             s.set_method_enabled(name, on)
     except EnrolkitError as exc:  # the method refused to be enabled (e.g. no drop folder)
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return redirect(url_for("admin.methods"))
     flash(
         _("%(name)s enabled.", name=name) if on else _("%(name)s disabled.", name=name), "success"

@@ -25,6 +25,7 @@ from ...models import (
     UserEnrolment,
 )
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from ..views import page_number, page_size
 from . import bp
 
@@ -146,7 +147,7 @@ def _set_profile(user: User, custom: list[ProfileField]) -> None:
         changed = people.set_fields(site(), user, assignments)
     except EnrolkitError as exc:
         site().session.rollback()
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     if changed:
         flash(_("Saved: %(fields)s.", fields=", ".join(changed)), "success")
@@ -165,7 +166,7 @@ def _set_password(user: User) -> None:
             people.set_password(user, password)
             record(s, "password_changed", "core", user_id=user.id)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     if user.id == g.user.id:  # keep this session, whose signature covered the old password
         from ..auth import remember
@@ -247,7 +248,7 @@ def _create_cohort() -> None:
             )
             record(s, "cohort_created", "core", reason=idnumber)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     flash(_("Cohort %(id)s created.", id=idnumber), "success")
 
@@ -263,7 +264,7 @@ def _import_cohorts() -> None:
             upload.save(out)
         created, updated, errors = cohorts.import_cohorts(site(), Path(path))
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return
     finally:
         os.unlink(path)
@@ -279,6 +280,28 @@ def _cohort(cohort_id: int) -> Cohort:
     if cohort is None:
         abort(404)
     return cohort
+
+
+def _synced_enrolments(found: Cohort) -> dict[int, int]:
+    """How many course enrolments cohort sync holds for each member: what removing the member
+    (or deleting the cohort) touches, said before it is done."""
+    s = site()
+    instance_ids = [
+        instance.id
+        for instance in s.session.scalars(
+            select(EnrolInstance).where(EnrolInstance.method == "cohort")
+        )
+        if (instance.settings or {}).get("cohort") == found.idnumber
+    ]
+    if not instance_ids:
+        return {}
+    return dict(
+        s.session.execute(
+            select(UserEnrolment.user_id, func.count())
+            .where(UserEnrolment.instance_id.in_(instance_ids))
+            .group_by(UserEnrolment.user_id)
+        ).all()
+    )
 
 
 @bp.route("/cohorts/<int:cohort_id>", methods=["GET", "POST"])
@@ -299,7 +322,7 @@ def cohort(cohort_id: int):
                 flash(_("%(count)d added.", count=len(done)), "success")
         except EnrolkitError as exc:
             s.session.rollback()
-            flash(str(exc), "error")
+            say(message_of(exc), "error")
         return redirect(url_for("admin.cohort", cohort_id=found.id))
     page, size = page_number(), page_size()
     total = s.session.scalar(select(func.count()).where(CohortMember.cohort_id == found.id))
@@ -313,6 +336,7 @@ def cohort(cohort_id: int):
     ).all()
     return render_template(
         "admin/cohort.html",
+        synced=_synced_enrolments(found),
         cohort=found,
         category=lookup.category_path(s.session, found.category_id),
         members=members,
@@ -329,7 +353,7 @@ def delete_cohort(cohort_id: int):
     try:
         cohorts.delete_cohort(site(), found)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
         return redirect(url_for("admin.cohort", cohort_id=cohort_id))
     flash(_("Cohort %(id)s deleted.", id=found.idnumber), "success")
     return redirect(url_for("admin.cohort_list"))

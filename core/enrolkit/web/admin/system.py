@@ -10,6 +10,7 @@ from ... import clock, log, lookup, tasks
 from ...errors import EnrolkitError
 from ...models import Course, EnrolInstance, HeldPlan, MailMessage, User
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from ..views import page_number, page_size
 from . import bp
 
@@ -32,7 +33,7 @@ def task_update(name: str):
         tasks.set_enabled(s, name, bool(request.form.get("enabled")))
     except EnrolkitError as exc:
         s.session.rollback()
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         flash(_("Task %(name)s saved.", name=name), "success")
     return redirect(url_for("admin.task_list"))
@@ -48,7 +49,7 @@ def task_run(name: str):
     try:
         outcome = tasks.Runner(current_app.extensions["enrolkit"]).run(name)
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     else:
         flash(outcome.line(), "success" if outcome.status == "ok" else "error")
     return redirect(url_for("admin.task_list"))
@@ -181,7 +182,7 @@ def decide_plan(plan_id: int, decision: str):
             s.engine.discard(plan_id)
             flash(_("Plan %(id)d discarded.", id=plan_id), "success")
     except EnrolkitError as exc:
-        flash(str(exc), "error")
+        say(message_of(exc), "error")
     return redirect(url_for("admin.plan", plan_id=plan_id))
 
 
