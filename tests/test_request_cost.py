@@ -134,3 +134,32 @@ def test_aim_a_first_login_costs_the_same_into_2_or_8_courses(lms):
 def test_aim_a_one_user_cohort_change_costs_30_statements(lms):
     assert len(lms.cost(lambda: lms.cohort("one", "hr2", add=True))) <= 30
     assert len(lms.cost(lambda: lms.cohort("one", "hr2", add=False))) <= 30
+
+
+# --- what a request reads once (Site.memo) -----------------------------------------------------
+
+
+def test_a_setting_changed_on_another_node_is_read_at_the_next_request(make_runtime, any_db):
+    """Settings are read once per transaction, not once per plan; another node's change is seen
+    as soon as this one's transaction ends, and a change rolled back is forgotten."""
+    runtime = make_runtime(url=any_db)
+    other = make_runtime(url=any_db)
+    with runtime.site() as site, other.site() as elsewhere:
+        assert site.get_config("core", "guard_min", 10) == 10  # a read transaction begins
+        with elsewhere.atomic():
+            elsewhere.set_config("core", "guard_min", 3)
+        assert site.get_config("core", "guard_min", 10) == 10  # the transaction's own view
+        site.session.commit()
+        with site.atomic():
+            assert site.get_config("core", "guard_min", 10) == 3
+            site.set_config("core", "guard_min", 4)
+            assert site.get_config("core", "guard_min", 10) == 4
+            try:
+                with site.atomic():
+                    site.set_config("core", "guard_min", 5)
+                    assert site.get_config("core", "guard_min", 10) == 5
+                    raise RuntimeError("undo the savepoint")
+            except RuntimeError:
+                pass
+            assert site.get_config("core", "guard_min", 10) == 4
+        assert elsewhere.get_config("core", "guard_min") == 4
