@@ -30,6 +30,8 @@ ENABLED_METHODS = "enabled_methods"
 
 #: Key in a session's ``info``: what :meth:`Site.memo` read in the current transaction.
 MEMO = "enrolkit_memo"
+#: The memo key of the site settings (the ``config`` table).
+CONFIG_MEMO = ("config",)
 
 T = TypeVar("T")
 
@@ -127,18 +129,20 @@ class Site:
         else:
             row.value = encoded
         self.session.flush()
-        self.forget(("config", component))
+        self.forget(CONFIG_MEMO)
 
     def _config(self, component: str) -> dict[str, str]:
-        """A component's stored settings, as JSON text by name (one query per transaction)."""
-        return self.memo(
-            ("config", component),
-            lambda: dict(
-                self.session.execute(
-                    select(Config.name, Config.value).where(Config.component == component)
-                ).all()
-            ),
-        )
+        """A component's stored settings, as JSON text by name. The whole table (a few rows per
+        component) is read in one query per transaction: a login reads the core's settings and
+        two or three methods'."""
+
+        def read() -> dict[str, dict[str, str]]:
+            found: dict[str, dict[str, str]] = {}
+            for row in self.session.execute(select(Config.component, Config.name, Config.value)):
+                found.setdefault(row.component, {})[row.name] = row.value
+            return found
+
+        return self.memo(CONFIG_MEMO, read).get(component, {})
 
     def stored_method_settings(self, name: str) -> dict:
         """A method's site settings as stored, unchecked: what a settings form shows when a
