@@ -157,6 +157,7 @@ class World:
     confirm_courses: list[str]
     cohort_courses: list[str]
     members: dict[str, set[str]]
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def rule(**equality: str) -> str:
@@ -259,7 +260,8 @@ class Client:
         self.rng = random.Random(seed)
         self.connections: dict[int, http.client.HTTPConnection] = {}
 
-    def send(self, endpoint: str, method: str, path: str, body: dict | None = None) -> None:
+    def send(self, endpoint: str, method: str, path: str, body: dict | None = None) -> dict:
+        """One request; its JSON answer ({} when it failed)."""
         port = self.rng.choice(self.ports)
         data = json.dumps(body).encode() if body is not None else None
         started = time.perf_counter()
@@ -277,6 +279,7 @@ class Client:
             self.connections.pop(port, None)
             status, payload = 599, f"{type(exc).__name__}: {exc}".encode()
         self.results.add(endpoint, status, time.perf_counter() - started, payload)
+        return json.loads(payload) if status == 200 and payload else {}
 
     def one(self) -> None:
         rng, world = self.rng, self.world
@@ -298,14 +301,20 @@ class Client:
             else:
                 self.send("listing", "GET", "/courses?page_size=50")
         else:
+            # Adds mostly add (a random user is rarely a member); removes remove a member.
             cohort = rng.choice(COHORTS)
-            if rng.random() < 0.5:
-                self.send("cohort-add", "POST", f"/cohorts/{cohort}/members",
-                          {"usernames": [user]})  # fmt: skip
+            members = world.members[cohort]
+            if rng.random() < 0.5 or not members:
+                answer = self.send("cohort-add", "POST", f"/cohorts/{cohort}/members",
+                                   {"usernames": [user]})  # fmt: skip
             else:
-                member = rng.choice(sorted(world.members[cohort]))
-                self.send("cohort-remove", "POST", f"/cohorts/{cohort}/members/remove",
-                          {"usernames": [member]})  # fmt: skip
+                with world.lock:
+                    user = rng.choice(sorted(members))
+                answer = self.send("cohort-remove", "POST", f"/cohorts/{cohort}/members/remove",
+                                   {"usernames": [user]})  # fmt: skip
+            with world.lock:
+                members.update(answer.get("added", ()))
+                members.difference_update(answer.get("removed", ()))
 
     def run(self, until: float) -> None:
         while time.monotonic() < until:

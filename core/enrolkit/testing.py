@@ -432,7 +432,7 @@ def statements(bind: Engine | Connection) -> Iterator[Statements]:
     """Record every statement sent through ``bind`` (a site's ``session.get_bind()`` or a
     runtime's ``db``) inside the block: a test can pin how many queries a login or a cohort
     change costs, and a change that adds a query per enrolment fails it. An ``executemany``
-    counts once, as it is one round trip."""
+    counts once: it is one call to the driver."""
     found = Statements()
 
     def seen(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
