@@ -342,6 +342,23 @@ def cron_runner(env: dict[str, str], stop: threading.Event, runs: CronRuns) -> N
         stop.wait(max(0.0, CRON_EVERY - (time.monotonic() - started)))
 
 
+def lock_sampler(url: str, stop: threading.Event, samples: list[tuple[int, int]]) -> None:
+    """Every second: how many sessions run a statement, and how many of them wait for a lock
+    (an instance's advisory lock, a row): what the database, not Python, makes requests wait."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not stop.wait(1.0):
+            samples.append(
+                conn.execute(
+                    "SELECT COUNT(*) FILTER (WHERE state = 'active'),"
+                    " COUNT(*) FILTER (WHERE wait_event_type = 'Lock')"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                ).fetchone()
+            )
+
+
 # --- the checks --------------------------------------------------------------------------------
 
 
@@ -428,7 +445,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
 
-def report(results: Results, seconds: float, cron: CronRuns, load: tuple, found: list) -> bool:
+def report(
+    results: Results, seconds: float, cron: CronRuns, locks: list, load: tuple, found: list
+) -> bool:
     total = sum(len(v) for v in results.latencies.values())
     everything = [x for values in results.latencies.values() for x in values]
     rate = total / seconds
@@ -450,6 +469,11 @@ def report(results: Results, seconds: float, cron: CronRuns, load: tuple, found:
         print(f"cron --force runs: {len(cron.durations)}, took "
               f"{min(cron.durations):.1f}-{max(cron.durations):.1f} s"
               f"{', failed: ' + '; '.join(cron.failures) if cron.failures else ''}")  # fmt: skip
+    if locks:
+        waiting = [w for _, w in locks]
+        print(f"database sessions running a statement: {sum(a for a, _ in locks) / len(locks):.1f}"
+              f" on average; waiting for a lock: {sum(waiting) / len(waiting):.1f} on average,"
+              f" {max(waiting)} at most")  # fmt: skip
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in load))
     print("checks:")
     for name, broken in found:
@@ -495,6 +519,11 @@ def main() -> int:
         results, cron, stop = Results(), CronRuns(), threading.Event()
         runner = threading.Thread(target=cron_runner, args=(env, stop, cron))
         runner.start()
+        locks: list[tuple[int, int]] = []
+        sampler = threading.Thread(
+            target=lock_sampler, args=(url.replace("+psycopg", ""), stop, locks)
+        )
+        sampler.start()
         until = time.monotonic() + args.seconds
         began = time.monotonic()
         clients = [
@@ -508,12 +537,13 @@ def main() -> int:
         elapsed = time.monotonic() - began
         stop.set()
         runner.join()
+        sampler.join()
         load = os.getloadavg()
         for node in nodes:
             node.send_signal(signal.SIGTERM)
         for node in nodes:
             node.wait(timeout=30)
-        ok = report(results, elapsed, cron, load, checks(url))
+        ok = report(results, elapsed, cron, locks, load, checks(url))
         return 0 if ok else 1
     finally:
         for node in nodes:
