@@ -6,13 +6,13 @@ Every hook receives a ``Site``. It is cheap to make: one per CLI command, web re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from . import clock
@@ -27,6 +27,26 @@ ORIGINS = ("cli", "web", "api", "cron", "event", "scim")
 
 CORE = "core"
 ENABLED_METHODS = "enabled_methods"
+
+#: Key in a session's ``info``: what :meth:`Site.memo` read in the current transaction.
+MEMO = "enrolkit_memo"
+#: The memo key of the site settings (the ``config`` table).
+CONFIG_MEMO = ("config",)
+
+T = TypeVar("T")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo_at_the_end(session: Session, transaction) -> None:
+    """The end of the outermost transaction lets other writers' changes in: read again."""
+    if transaction.parent is None:
+        session.info.pop(MEMO, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_memo_on_rollback(session: Session, _previous) -> None:
+    """A rollback, of a savepoint too, may undo a change of ours that was memoised."""
+    session.info.pop(MEMO, None)
 
 
 @dataclass
@@ -87,11 +107,26 @@ class Site:
             self.session.commit()
         self.session.connection(execution_options={"enrolkit_write": True})
 
+    # --- what a transaction reads many times ---------------------------------------------
+
+    def memo(self, key: tuple, read: Callable[[], T]) -> T:
+        """``read()``, once per transaction and key: site settings and webhook subscriptions,
+        which one request (a login enrolling into ten courses) would otherwise read once per
+        plan. Forgotten at commit and rollback; a writer of what is memoised calls
+        :meth:`forget`."""
+        found = self.session.info.setdefault(MEMO, {})
+        if key not in found:
+            found[key] = read()
+        return found[key]
+
+    def forget(self, key: tuple) -> None:
+        self.session.info.get(MEMO, {}).pop(key, None)
+
     # --- settings -----------------------------------------------------------------------
 
     def get_config(self, component: str, name: str, default: Any = None) -> Any:
-        row = self.session.get(Config, (component, name))
-        return default if row is None else json.loads(row.value)
+        stored = self._config(component).get(name)
+        return default if stored is None else json.loads(stored)
 
     def set_config(self, component: str, name: str, value: Any) -> None:
         row = self.session.get(Config, (component, name))
@@ -101,15 +136,26 @@ class Site:
         else:
             row.value = encoded
         self.session.flush()
+        self.forget(CONFIG_MEMO)
+
+    def _config(self, component: str) -> dict[str, str]:
+        """A component's stored settings, as JSON text by name. The whole table (a few rows per
+        component) is read in one query per transaction: a login reads the core's settings and
+        two or three methods'."""
+
+        def read() -> dict[str, dict[str, str]]:
+            found: dict[str, dict[str, str]] = {}
+            for row in self.session.execute(select(Config.component, Config.name, Config.value)):
+                found.setdefault(row.component, {})[row.name] = row.value
+            return found
+
+        return self.memo(CONFIG_MEMO, read).get(component, {})
 
     def stored_method_settings(self, name: str) -> dict:
         """A method's site settings as stored, unchecked: what a settings form shows when a
         stored value no longer passes the schema (a rule added since), so it can be fixed."""
         component = self.plugins.method(name).component
-        return {
-            row.name: json.loads(row.value)
-            for row in self.session.scalars(select(Config).where(Config.component == component))
-        }
+        return {key: json.loads(value) for key, value in self._config(component).items()}
 
     def method_settings(self, name: str) -> dict:
         """A method's site settings: stored values over the schema's defaults."""

@@ -22,17 +22,23 @@ Fixtures:
 * ``outbox``: the mail enrolkit queued (``outbox.messages``, oldest first); ``smtp``: a real SMTP
   server on loopback that ``ENROLKIT_SMTP_URL`` points at, so ``run_cron`` delivers to it
   (``smtp.messages`` are the parsed messages received; needs aiosmtpd).
+
+Helpers: ``statements(bind)``, the SQL statements a block sends (to pin what a request costs).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
 
 from . import clock as _clock
 from .models import Base
@@ -44,6 +50,7 @@ __all__ = [
     "Outbox",
     "SiteFactory",
     "Smtp",
+    "Statements",
     "any_db",
     "app",
     "clock",
@@ -59,6 +66,7 @@ __all__ = [
     "runtime",
     "site",
     "smtp",
+    "statements",
 ]
 
 
@@ -404,3 +412,35 @@ def smtp(monkeypatch) -> Iterator[Smtp]:
         yield handler
     finally:
         controller.stop()
+
+
+class Statements(list):
+    """The SQL statements sent while a :func:`statements` block ran, in order. Its text (what
+    an ``assert len(found) <= n`` failure shows) lists them by kind, most frequent first, so
+    the query that grew is named."""
+
+    def __str__(self) -> str:
+        kinds = Counter(re.sub(r"\s+", " ", statement).strip()[:110] for statement in self)
+        lines = [f"{count:4d}  {kind}" for kind, count in kinds.most_common()]
+        return f"{len(self)} statements:\n" + "\n".join(lines)
+
+    __repr__ = __str__
+
+
+@contextmanager
+def statements(bind: Engine | Connection) -> Iterator[Statements]:
+    """Record every statement sent through ``bind`` (a site's ``session.get_bind()`` or a
+    runtime's ``db``) inside the block: a test can pin how many queries a login or a cohort
+    change costs, and a change that adds a query per enrolment fails it. An ``executemany``
+    counts once: it is one call to the driver."""
+    found = Statements()
+
+    def seen(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        found.append(statement)
+
+    target = bind.engine if isinstance(bind, Connection) else bind
+    event.listen(target, "before_cursor_execute", seen)
+    try:
+        yield found
+    finally:
+        event.remove(target, "before_cursor_execute", seen)

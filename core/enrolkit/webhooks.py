@@ -68,6 +68,8 @@ BACKOFF_BASE = 60
 BACKOFF_MAX = 3600
 DISABLE_AFTER = 86400
 TIMEOUT = 10.0
+#: Key of the active subscriptions in :meth:`Site.memo`: read once per transaction, not per plan.
+ACTIVE_MEMO = ("webhooks", "active")
 #: How long a delivery run owns the batch it is sending (more than ``TIMEOUT``).
 LEASE = 60
 URL_LENGTH = 2000
@@ -196,6 +198,7 @@ def add(
         )
         site.session.add(subscription)
         site.session.flush()
+        site.forget(ACTIVE_MEMO)
         record(site, "webhook_added", "core", course_id=course_id, reason=_describe(subscription))
     return subscription, secret
 
@@ -249,6 +252,7 @@ def set_enabled(site: Site, subscription_id: int, enabled: bool) -> WebhookSubsc
         subscription.status = ACTIVE if enabled else DISABLED
         subscription.disabled_reason = "" if enabled else "disabled by an administrator"
         subscription.failing_since = 0
+        site.forget(ACTIVE_MEMO)
         if enabled:  # the waiting batch goes first, now
             site.session.execute(
                 update(WebhookDelivery)
@@ -275,6 +279,7 @@ def remove(site: Site, subscription_id: int) -> None:
         for model in (WebhookEvent, WebhookDelivery):
             site.session.execute(delete(model).where(model.subscription_id == subscription_id))
         site.session.delete(subscription)
+        site.forget(ACTIVE_MEMO)
         record(site, "webhook_removed", "core", reason=reason)
 
 
@@ -339,10 +344,13 @@ def _subscribers(
 
 
 def _active(site: Site) -> list[WebhookSubscription]:
-    return list(
-        site.session.scalars(
-            select(WebhookSubscription).where(WebhookSubscription.status == ACTIVE)
-        )
+    return site.memo(
+        ACTIVE_MEMO,
+        lambda: list(
+            site.session.scalars(
+                select(WebhookSubscription).where(WebhookSubscription.status == ACTIVE)
+            )
+        ),
     )
 
 
@@ -694,6 +702,7 @@ def _record_failure(
         if now - subscription.failing_since < DISABLE_AFTER:
             return False
         subscription.status = DISABLED
+        site.forget(ACTIVE_MEMO)
         subscription.disabled_reason = f"failing since {iso(subscription.failing_since)}: {error}"[
             :1000
         ]

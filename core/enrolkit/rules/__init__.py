@@ -27,7 +27,7 @@ Condition types come from the ``register_conditions`` hook (``site.plugins.condi
 built-in ones live in :mod:`enrolkit.rules.standard`. Each evaluates for one user in Python
 (:meth:`Rule.matches`, a few queries whatever the rule's size), compiles to one SQL condition over
 ``users`` (:meth:`Rule.sql`, a whole site in one query) and explains itself
-(:meth:`Rule.explain`). :meth:`Rule.prefilter` gives the standard-field equalities every match
+(:meth:`Rule.explain`). :meth:`Rule.prefilter` gives the profile-field equalities every match
 must have, so a login can skip rules that cannot match before evaluating any.
 """
 

@@ -127,6 +127,8 @@ class ConditionType:
         return []
 
     def prefilter(self, params: Any) -> tuple[str, str] | None:
-        """``(standard_field, value)`` when every passing user has exactly that value in that
-        ``users`` column (an equality the caller may test before running the whole rule)."""
+        """``(field, value)`` when every passing user has exactly that value in that field (an
+        equality the caller may test, or look up in an index, before running the whole rule).
+        ``field`` is a standard field (a ``users`` column) or ``profile_field_<shortname>`` for a
+        custom profile field, whose value is '' for a user without one."""
         return None

@@ -231,9 +231,9 @@ class ProfileCondition(ConditionType):
         return [f"unknown custom profile field {params.field!r} (custom fields: {names})"]
 
     def prefilter(self, params: ProfileParams) -> tuple[str, str] | None:
-        if params.custom or params.op != "isequalto":
+        if params.op != "isequalto":
             return None
-        return (params.field, params.value)
+        return (params.label, params.value)
 
 
 # --- date ------------------------------------------------------------------------------------

@@ -197,7 +197,8 @@ class Rule:
         ]
 
     def prefilter(self) -> tuple[tuple[str, str], ...]:
-        """``(users column, value)`` pairs every matching user has, e.g. ``("department", "IT")``.
+        """``(field, value)`` pairs every matching user has, e.g. ``("department", "IT")`` or
+        ``("profile_field_campus", "North")``.
 
         Taken from conditions that the rule requires outright: children of the top-level "all
         of" group and of "all of" groups nested in it, never from under an "any of" or a

@@ -1,14 +1,16 @@
 """Which login-mode instances a user could match, found through an index before any rule runs.
 
 A login must not cost more as the site grows instances the user cannot match. So each login-mode
-instance's rule is reduced, when it is saved, to *slots*: sets of ``(users column, value)`` pairs
-such that every matching user has at least one pair of each slot. ``department = IT and badge X``
+instance's rule is reduced, when it is saved, to *slots*: sets of ``(field, value)`` pairs such
+that every matching user has at least one pair of each slot. A field is a standard one (a
+``users`` column) or ``profile_field_<shortname>``, a custom one. ``department = IT and badge X``
 gives one slot ``{(department, IT)}``; ``(department = IT or department = Support) and ...`` gives
 ``{(department, IT), (department, Support)}``. The slots go to ``enrol_autoenrol_prefilter``,
 indexed by column and value. An instance whose rule yields no slot (empty, negated, badges only)
 gets one slot with the pair ``('', '')``, which every user has.
 
-At login one indexed query finds the instances all of whose slots the user's own values satisfy,
+At login one indexed query finds the instances all of whose slots the user's own values (their
+columns, and their ``profile_data`` rows, '' for a custom field without one) satisfy,
 that are enabled, and in whose course the user has no enrolment yet; only their rules are then
 evaluated in Python. The index can only widen the set of candidates, never narrow it wrongly: the
 rule decides.
@@ -18,7 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from enrolkit.models import STANDARD_FIELDS, Base, EnrolInstance, User, UserEnrolment
+from enrolkit.models import (
+    STANDARD_FIELDS,
+    Base,
+    EnrolInstance,
+    ProfileData,
+    ProfileField,
+    User,
+    UserEnrolment,
+)
+from enrolkit.people import PROFILE_PREFIX
 from enrolkit.rules import Rule
 from enrolkit.rules.tree import Condition, Group
 from enrolkit.site import Site
@@ -32,8 +43,10 @@ from sqlalchemy import (
     distinct,
     func,
     insert,
+    literal,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,6 +56,8 @@ from .schema import LOGIN
 ANYONE = ("", "")
 #: Longest value indexed; a longer one is left out of the index (the rule still decides).
 VALUE_LENGTH = 255
+#: Longest field name: ``profile_field_`` and a custom field's shortname (100 characters).
+FIELD_LENGTH = 120
 
 Slot = frozenset[tuple[str, str]]
 
@@ -55,7 +70,7 @@ class PrefilterPair(Base):
         ForeignKey("enrol_instances.id", ondelete="CASCADE"), primary_key=True
     )
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    field: Mapped[str] = mapped_column(String(20), primary_key=True)
+    field: Mapped[str] = mapped_column(String(FIELD_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(String(VALUE_LENGTH), primary_key=True)
     slots: Mapped[int] = mapped_column(Integer)
     __table_args__ = (
@@ -73,7 +88,8 @@ def _pair(condition: Condition) -> tuple[str, str] | None:
     if pair is None:
         return None
     field, value = pair
-    if field not in STANDARD_FIELDS or len(value) > VALUE_LENGTH:
+    known = field in STANDARD_FIELDS or field.startswith(PROFILE_PREFIX)
+    if not known or len(field) > FIELD_LENGTH or len(value) > VALUE_LENGTH:
         return None
     return field, value
 
@@ -134,10 +150,22 @@ def candidates(site: Site, user: User) -> list[EnrolInstance]:
     """Enabled login-mode instances whose slots ``user`` satisfies, in courses where the user has
     no enrolment yet (by any method, in any state), in a stable order."""
     pairs = [(field, getattr(user, field) or "") for field in STANDARD_FIELDS] + [ANYONE]
+    # Every custom field's pair, '' where the user has no value: in the same query.
+    custom = select(
+        literal(PROFILE_PREFIX) + ProfileField.shortname, func.coalesce(ProfileData.value, "")
+    ).outerjoin(
+        ProfileData,
+        and_(ProfileData.field_id == ProfileField.id, ProfileData.user_id == user.id),
+    )
     p = PrefilterPair
     possible = (
         select(p.instance_id)
-        .where(or_(*(and_(p.field == field, p.value == value) for field, value in pairs)))
+        .where(
+            or_(
+                *(and_(p.field == field, p.value == value) for field, value in pairs),
+                tuple_(p.field, p.value).in_(custom),
+            )
+        )
         .group_by(p.instance_id)
         .having(func.count(distinct(p.slot)) == func.max(p.slots))
     )

@@ -110,7 +110,10 @@ def test_bad_site_settings_are_refused(ae):
          [{("city", "Lyon"), ("lang", "fr")}]),
         ({"op": "|", "c": [profile("city", "Lyon"), {"type": "badge", "id": "X"}]}, []),
         ({"op": "!&", "c": [profile("city", "Lyon")]}, []),
-        ({"op": "&", "c": [profile("campus", "North", custom=True)]}, []),
+        ({"op": "&", "c": [profile("campus", "North", custom=True)]},
+         [{("profile_field_campus", "North")}]),
+        ({"op": "|", "c": [profile("campus", "North", custom=True), profile("city", "Lyon")]},
+         [{("profile_field_campus", "North"), ("city", "Lyon")}]),
         ({"op": "&", "c": [{"type": "profile", "sf": "city", "op": "startswith", "v": "L"}]}, []),
     ],
 )  # fmt: skip
