@@ -213,7 +213,8 @@ def get(site: Site, subscription_id: int) -> WebhookSubscription:
 
 
 def listing(site: Site) -> list[dict]:
-    """Every subscription with its backlog (events not yet accepted). Never the secret."""
+    """Every subscription with its backlog (events not yet accepted), when a batch was last
+    accepted, and the failed attempts since (with the last error). Never the secret."""
     waiting = dict(
         site.session.execute(
             select(WebhookEvent.subscription_id, func.count())
@@ -222,10 +223,48 @@ def listing(site: Site) -> list[dict]:
             .group_by(WebhookEvent.subscription_id)
         ).all()
     )
+    last_delivered = dict(
+        site.session.execute(
+            select(WebhookDelivery.subscription_id, func.max(WebhookDelivery.delivered))
+            .where(WebhookDelivery.status == DELIVERED)
+            .group_by(WebhookDelivery.subscription_id)
+        ).all()
+    )
+    # Order is kept, so a subscription has at most one failing batch: the oldest pending one.
+    failing = {
+        subscription_id: (attempts, error)
+        for subscription_id, attempts, error in site.session.execute(
+            select(
+                WebhookDelivery.subscription_id,
+                WebhookDelivery.attempts,
+                WebhookDelivery.last_error,
+            )
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.attempts > 0)
+            .order_by(WebhookDelivery.id.desc())
+        ).all()
+    }
     return [
-        row(s) | {"waiting": waiting.get(s.id, 0)}
+        row(s)
+        | {
+            "waiting": waiting.get(s.id, 0),
+            "last_delivered": last_delivered.get(s.id) or 0,
+            "failures": failing.get(s.id, (0, ""))[0],
+            "last_error": failing.get(s.id, (0, ""))[1],
+        }
         for s in site.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))
     ]
+
+
+def disabled_after_failures(site: Site) -> list[WebhookSubscription]:
+    """The subscriptions the delivery task disabled after ``DISABLE_AFTER`` seconds of failures
+    (not those a person disabled): their receivers need fixing, and the admin home says so."""
+    return list(
+        site.session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.status == DISABLED, WebhookSubscription.failing_since > 0)
+            .order_by(WebhookSubscription.id)
+        )
+    )
 
 
 def row(subscription: WebhookSubscription) -> dict:

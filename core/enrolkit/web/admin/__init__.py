@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from ...models import Cohort, Course, HeldPlan, MailMessage, User, WebhookSubscription
+from ...models import Cohort, Course, HeldPlan, MailMessage, User
+from ...webhooks import disabled_after_failures
 from ..guards import admin_required, site
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -26,13 +27,8 @@ def index():
         "held": count(select(HeldPlan.id).where(HeldPlan.status == "held")),
         "queued": count(select(MailMessage.id).where(MailMessage.status == "queued")),
     }
-    # Disabled by the delivery task (not by a person): the receiver needs fixing.
-    failing_webhooks = session.scalars(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.status == "disabled", WebhookSubscription.failing_since > 0)
-        .order_by(WebhookSubscription.id)
-    ).all()
+    failing_webhooks = disabled_after_failures(site())
     return render_template("admin/index.html", counts=counts, failing_webhooks=failing_webhooks)
 
 
-from . import catalog, flatfile, methods, people, system  # noqa: E402, F401  (register views)
+from . import catalog, flatfile, methods, people, system, webhooks  # noqa: E402, F401  (register views)
