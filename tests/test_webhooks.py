@@ -163,10 +163,18 @@ def test_a_day_of_failures_disables_the_subscription_and_enable_resumes(
     subscription = subscribe(db_site, receiver)
     enrol_manually(db_site, user, course)
     receiver.answers = [503] * 100
-    while db_site.session.get(WebhookSubscription, subscription.id).status == "active":
+    first_failure = db_site.now()
+    while True:
+        failed_at = db_site.now()
         webhooks.deliver(db_site)
-        clock.advance(webhooks.BACKOFF_MAX)
         db_site.session.expire_all()
+        if db_site.session.get(WebhookSubscription, subscription.id).status != "active":
+            break
+        assert failed_at - first_failure < webhooks.DISABLE_AFTER  # not disabled early
+        clock.advance(webhooks.BACKOFF_MAX)
+    # disabled at the first failure a day or more after the first one
+    assert webhooks.DISABLE_AFTER <= failed_at - first_failure
+    assert failed_at - first_failure < webhooks.DISABLE_AFTER + webhooks.BACKOFF_MAX
     disabled = db_site.session.get(WebhookSubscription, subscription.id)
     assert "HTTP 503" in disabled.disabled_reason
     assert db_site.session.scalar(
