@@ -3,6 +3,7 @@ scim2-client acting as the identity provider in the issue's scenario."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -128,75 +129,135 @@ def test_scim2_tester_finds_every_check_passing(live, client, tmp_path):
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
+def _patch(*operations: dict) -> dict:
+    return {"schemas": [PATCH], "Operations": list(operations)}
+
+
 def test_an_identity_provider_provisions_a_synced_group(live, client, tmp_path):
     """The issue's scenario with scim2-client as the IdP: 1,000 users with departments and a
-    group synced into a course (group=new); a member removed and a user deactivated, and the
-    enrolments follow at once."""
-    from enrolkit.models import GroupMember, User, UserEnrolment
+    group synced into a course (group=new), and an auto-enrol instance on department in
+    another course, whose users the LMS reports logging in. A member removed, a user
+    deactivated and two users moved between departments, and the enrolments follow."""
+    from enrolkit.models import Course, EnrolInstance, Group, GroupMember, User, UserEnrolment
     from enrolkit.runtime import Runtime
     from enrolkit.testing import SiteFactory
-    from scim2_models import EnterpriseUser, Group
+    from scim2_models import EnterpriseUser
+    from scim2_models import Group as ScimGroup
     from scim2_models import User as ScimUser
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     base, token, env = live
     runtime = Runtime(env["ENROLKIT_DATABASE_URL"])
+    departments = ("Sales", "IT", "HR")
+    lms_token = subprocess.run(
+        [ENROLKIT, "token", "create", "lms", "--scope", "write"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    lms = httpx2.Client(
+        base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {lms_token}"}, timeout=60
+    )
+
+    def members(course: str, group: str | None = None, active: bool = True) -> set[int]:
+        """Users enrolled (active) in the course, or members of one of its groups."""
+        with runtime.site() as site:
+            course_id = site.session.scalar(select(Course.id).where(Course.shortname == course))
+            if group is not None:
+                query = (
+                    select(GroupMember.user_id)
+                    .join(Group, Group.id == GroupMember.group_id)
+                    .where(Group.course_id == course_id, Group.name == group)
+                )
+            else:
+                query = (
+                    select(UserEnrolment.user_id)
+                    .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+                    .where(EnrolInstance.course_id == course_id)
+                )
+                if active:
+                    query = query.where(UserEnrolment.status == 0)
+            return set(site.session.scalars(query))
+
+    def log_in(user_ids) -> list[int]:
+        """The LMS reports logins (POST /api/v1/events/login); the statuses it got."""
+        return [
+            lms.post("/events/login", json={"username": f"emp{ids.index(str(u)):04d}"}).status_code
+            for u in user_ids
+        ]
+
     try:
         idp = client(base, token)
         count = 1000
         started = time.perf_counter()
-        ids = []
+        ids: list[str] = []
         for i in range(count):
             user = ScimUser[EnterpriseUser](user_name=f"emp{i:04d}", active=True)
-            user[EnterpriseUser] = EnterpriseUser(department=("Sales", "IT", "HR")[i % 3])
+            user[EnterpriseUser] = EnterpriseUser(department=departments[i % 3])
             ids.append(idp.create(user).id)
         rate = count / (time.perf_counter() - started)
-        group = idp.create(Group(display_name="Staff", external_id="staff"))
+        group = idp.create(ScimGroup(display_name="Staff", external_id="staff"))
+        rule = {
+            "op": "&",
+            "c": [{"type": "profile", "sf": "department", "op": "isequalto", "v": "IT"}],
+        }
         with runtime.site() as site:
             factory = SiteFactory(site)
             factory.instance(factory.course("ONBOARD"), "cohort", cohort="staff", group="new")
+            factory.instance(
+                factory.course("ITTOOLS"),
+                "autoenrol",
+                mode="login",
+                rule=json.dumps(rule),
+                group_template="Groupe_{department}",
+            )
             site.session.commit()
         started = time.perf_counter()
         idp.modify(
             "Group",
             group.id,
-            {
-                "schemas": [PATCH],
-                "Operations": [
-                    {"op": "add", "path": "members", "value": [{"value": i} for i in ids]}
-                ],
-            },
+            _patch({"op": "add", "path": "members", "value": [{"value": i} for i in ids]}),
         )
         grouped = time.perf_counter() - started
-        removed, deactivated = ids[0], ids[1]
-        idp.modify(
-            "Group",
-            group.id,
-            {
-                "schemas": [PATCH],
-                "Operations": [{"op": "remove", "path": f'members[value eq "{removed}"]'}],
-            },
-        )
-        idp.modify(
-            "User",
-            deactivated,
-            {
-                "schemas": [PATCH],
-                "Operations": [{"op": "replace", "path": "active", "value": False}],
-            },
-        )
+        everyone = {int(i) for i in ids}
+        assert members("ONBOARD") == everyone == members("ONBOARD", "Staff cohort")
+
+        # The first 30 log in: the 10 of IT are auto-enrolled, into the group of their department.
+        sample = [int(i) for i in ids[:30]]
+        assert log_in(sample) == [200] * 30
+        it = {u for n, u in enumerate(sample) if n % 3 == 1}
+        assert members("ITTOOLS") == it == members("ITTOOLS", "Groupe_IT")
+
+        removed, deactivated, joining, leaving = (int(ids[n]) for n in (0, 1, 3, 4))
+        remove = f'members[value eq "{removed}"]'
+        idp.modify("Group", group.id, _patch({"op": "remove", "path": remove}))
+        off = {"op": "replace", "path": "active", "value": False}
+        idp.modify("User", str(deactivated), _patch(off))
+        department = f"{ENTERPRISE}:department"
+        for user_id, value in ((joining, "IT"), (leaving, "HR")):
+            move = {"op": "replace", "path": department, "value": value}
+            idp.modify("User", str(user_id), _patch(move))
+
+        # The removed member leaves the synced course and its group at once.
+        assert members("ONBOARD") == everyone - {removed} == members("ONBOARD", "Staff cohort")
+        # The deactivated user is suspended: no more logins; the enrolments stay, as Moodle
+        # keeps a suspended account's enrolments (the account, not the enrolment, is off).
         with runtime.site() as site:
-            enrolled = set(
-                site.session.scalars(select(UserEnrolment.user_id).where(UserEnrolment.status == 0))
-            )
-            assert len(enrolled) == count - 1 and int(removed) not in enrolled
-            assert site.session.get(User, int(deactivated)).suspended
-            members = site.session.scalar(select(func.count()).select_from(GroupMember))
-            assert members == count - 1
+            assert site.session.get(User, deactivated).suspended
+        assert log_in([deactivated]) == [422]
+        assert deactivated in members("ONBOARD") and deactivated in members("ITTOOLS")
+        # Moved between departments: at their next login the auto-enrolment follows.
+        assert log_in([joining, leaving]) == [200, 200]
+        assert members("ITTOOLS") == it - {leaving} | {joining}
+        assert joining in members("ITTOOLS", "Groupe_IT")
+        assert leaving not in members("ITTOOLS", "Groupe_IT")
+
         (tmp_path / "figures.txt").write_text(
-            f"{rate:.0f} users/s created; PATCH adding {count} members to a group synced into 1 course "
-            f"in {grouped:.1f} s\n"
+            f"{rate:.0f} users/s created; PATCH adding {count} members to a group synced into "
+            f"1 course in {grouped:.1f} s\n"
         )
         print(f"SCIM: {rate:.0f} users/s; PATCH adding {count} members, synced: {grouped:.1f} s")
     finally:
+        lms.close()
         runtime.dispose()
