@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -20,6 +21,8 @@ from scim2_tester import Status, check_server
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#: Connections the identity provider of the scenario creates users on at once.
+CONNECTIONS = 4
 #: The page listing every scim2-tester check that does not pass, with the reason.
 COMPLIANCE = Path(__file__).parents[2] / "docs" / "scim-compliance.md"
 
@@ -205,12 +208,26 @@ def test_an_identity_provider_provisions_a_synced_group(live, client, tmp_path):
     try:
         idp = client(base, token)
         count = 1000
+
+        def create(numbers: range) -> list[str]:
+            """One connection of the IdP creating these users, as IdPs provision in parallel."""
+            connection = client(base, token)
+            made = []
+            for i in numbers:
+                user = ScimUser[EnterpriseUser](user_name=f"emp{i:04d}", active=True)
+                user[EnterpriseUser] = EnterpriseUser(department=departments[i % 3])
+                made.append(connection.create(user).id)
+            return made
+
         started = time.perf_counter()
-        ids: list[str] = []
-        for i in range(count):
-            user = ScimUser[EnterpriseUser](user_name=f"emp{i:04d}", active=True)
-            user[EnterpriseUser] = EnterpriseUser(department=departments[i % 3])
-            ids.append(idp.create(user).id)
+        with ThreadPoolExecutor(CONNECTIONS) as pool:
+            chunks = pool.map(create, [range(n, count, CONNECTIONS) for n in range(CONNECTIONS)])
+            by_number = {
+                i: made
+                for n, chunk in enumerate(chunks)
+                for i, made in zip(range(n, count, CONNECTIONS), chunk, strict=True)
+            }
+        ids: list[str] = [by_number[i] for i in range(count)]
         rate = count / (time.perf_counter() - started)
         group = idp.create(ScimGroup(display_name="Staff", external_id="staff"))
         rule = {
