@@ -75,6 +75,8 @@ URL_LENGTH = 2000
 RUN_BATCHES = 50
 #: Rows per INSERT when queueing a big change.
 CHUNK = 5000
+#: Events from which PostgreSQL gets them by COPY rather than INSERT.
+COPY_FROM = 1000
 
 
 class WebhookError(EnrolkitError):
@@ -462,11 +464,18 @@ def _insert(
         (target, event, f"{head}{int(uid)}{tail}", now) for target in targets for uid in user_ids
     ]
     connection = site.session.connection()
+    columns = "webhook_events (subscription_id, event, payload, created)"
+    if connection.dialect.name == "postgresql" and len(rows) > COPY_FROM:
+        # COPY through the transaction's own connection: a third of executemany's time.
+        with (
+            connection.connection.cursor() as cursor,
+            cursor.copy(f"COPY {columns} FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = (
-        "INSERT INTO webhook_events (subscription_id, event, payload, created)"
-        f" VALUES ({marker}, {marker}, {marker}, {marker})"
-    )
+    statement = f"INSERT INTO {columns} VALUES ({marker}, {marker}, {marker}, {marker})"
     for start in range(0, len(rows), CHUNK):
         connection.exec_driver_sql(statement, rows[start : start + CHUNK])
     return len(rows)
