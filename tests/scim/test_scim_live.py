@@ -21,6 +21,8 @@ from scim2_tester import Status, check_server
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#: Seconds ``enrolkit serve`` may take to answer: a shared CI machine can be slow to start it.
+STARTUP = 120
 #: Connections the identity provider of the scenario creates users on at once.
 CONNECTIONS = 4
 #: The page listing every scim2-tester check that does not pass, with the reason.
@@ -77,19 +79,23 @@ def live(tmp_path, any_db):
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STARTUP
     while True:
         try:
             urllib.request.urlopen(f"{base}/login", timeout=2).close()
             break
         except OSError:
-            if time.monotonic() > deadline:
+            if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
                 raise
             time.sleep(0.2)
     yield base, made.stdout.strip(), env
     server.terminate()
-    server.wait(timeout=10)
+    try:
+        server.wait(timeout=STARTUP)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 @pytest.fixture
