@@ -215,9 +215,13 @@ def test_an_identity_provider_provisions_a_synced_group(live, client, tmp_path):
         idp = client(base, token)
         count = 1000
 
+        # Discovered one after the other: scim2-models builds its models with pydantic's
+        # create_model, which Python 3.11 cannot compile in several threads at once.
+        connections = [client(base, token) for _ in range(CONNECTIONS)]
+
         def create(numbers: range) -> list[str]:
             """One connection of the IdP creating these users, as IdPs provision in parallel."""
-            connection = client(base, token)
+            connection = connections[numbers.start]
             made = []
             for i in numbers:
                 user = ScimUser[EnterpriseUser](user_name=f"emp{i:04d}", active=True)
