@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from enrolkit import webhooks
+from enrolkit.engine import Change, Plan
 from enrolkit.enrolments import enrol_manually, unenrol_manually
 from enrolkit.models import LogEntry, WebhookEvent, WebhookSubscription
 from sqlalchemy import func, select
@@ -114,6 +115,34 @@ def test_events_arrive_signed_in_order_and_in_batches(db_site, course, receiver)
     assert webhooks.deliver(db_site).sent == 0  # nothing twice
 
 
+def test_a_big_change_queues_every_event_once_and_rolls_back_with_it(db_site, course, receiver):
+    """A change of more than COPY_FROM users goes into the outbox in bulk (COPY on
+    PostgreSQL): every event arrives once, signed, in order; none for a rolled-back change."""
+    count = webhooks.COPY_FROM + 150
+    users = db_site.users(count)
+    instance = db_site.instance(course, "manual")
+    db_site.session.commit()
+    subscribe(db_site, receiver, "user_enrolled,role_assigned")
+    plan = Plan(instance.id, reason="bulk", changes=[Change(user.id) for user in users])
+    with pytest.raises(RuntimeError), db_site.atomic():
+        db_site.engine.apply(plan)
+        assert db_site.session.scalar(select(func.count()).select_from(WebhookEvent)) == 2 * count
+        raise RuntimeError("the change fails after queueing")
+    assert db_site.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+    db_site.engine.apply(plan)
+    db_site.session.commit()
+    while webhooks.deliver(db_site).sent:
+        pass
+
+    assert not receiver.invalid
+    events = receiver.accepted()
+    enrolled = [e["data"]["username"] for e in events if e["type"] == "user_enrolled"]
+    assigned = [e["data"]["username"] for e in events if e["type"] == "role_assigned"]
+    assert enrolled == [u.username for u in users] and sorted(assigned) == sorted(enrolled)
+    assert {e["data"]["course"] for e in events if e["type"] == "user_enrolled"} == {"C2"}
+
+
 def test_filters_and_rolled_back_changes_queue_nothing(db_site, course, receiver):
     other = db_site.course("OTHER")
     db_site.instance(other, "manual")
@@ -163,10 +192,18 @@ def test_a_day_of_failures_disables_the_subscription_and_enable_resumes(
     subscription = subscribe(db_site, receiver)
     enrol_manually(db_site, user, course)
     receiver.answers = [503] * 100
-    while db_site.session.get(WebhookSubscription, subscription.id).status == "active":
+    first_failure = db_site.now()
+    while True:
+        failed_at = db_site.now()
         webhooks.deliver(db_site)
-        clock.advance(webhooks.BACKOFF_MAX)
         db_site.session.expire_all()
+        if db_site.session.get(WebhookSubscription, subscription.id).status != "active":
+            break
+        assert failed_at - first_failure < webhooks.DISABLE_AFTER  # not disabled early
+        clock.advance(webhooks.BACKOFF_MAX)
+    # disabled at the first failure a day or more after the first one
+    assert webhooks.DISABLE_AFTER <= failed_at - first_failure
+    assert failed_at - first_failure < webhooks.DISABLE_AFTER + webhooks.BACKOFF_MAX
     disabled = db_site.session.get(WebhookSubscription, subscription.id)
     assert "HTTP 503" in disabled.disabled_reason
     assert db_site.session.scalar(

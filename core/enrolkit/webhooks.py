@@ -77,6 +77,8 @@ URL_LENGTH = 2000
 RUN_BATCHES = 50
 #: Rows per INSERT when queueing a big change.
 CHUNK = 5000
+#: Events from which PostgreSQL gets them by COPY rather than INSERT.
+COPY_FROM = 1000
 
 
 class WebhookError(EnrolkitError):
@@ -216,7 +218,8 @@ def get(site: Site, subscription_id: int) -> WebhookSubscription:
 
 
 def listing(site: Site) -> list[dict]:
-    """Every subscription with its backlog (events not yet accepted). Never the secret."""
+    """Every subscription with its backlog (events not yet accepted), when a batch was last
+    accepted, and the failed attempts since (with the last error). Never the secret."""
     waiting = dict(
         site.session.execute(
             select(WebhookEvent.subscription_id, func.count())
@@ -225,10 +228,48 @@ def listing(site: Site) -> list[dict]:
             .group_by(WebhookEvent.subscription_id)
         ).all()
     )
+    last_delivered = dict(
+        site.session.execute(
+            select(WebhookDelivery.subscription_id, func.max(WebhookDelivery.delivered))
+            .where(WebhookDelivery.status == DELIVERED)
+            .group_by(WebhookDelivery.subscription_id)
+        ).all()
+    )
+    # Order is kept, so a subscription has at most one failing batch: the oldest pending one.
+    failing = {
+        subscription_id: (attempts, error)
+        for subscription_id, attempts, error in site.session.execute(
+            select(
+                WebhookDelivery.subscription_id,
+                WebhookDelivery.attempts,
+                WebhookDelivery.last_error,
+            )
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.attempts > 0)
+            .order_by(WebhookDelivery.id.desc())
+        ).all()
+    }
     return [
-        row(s) | {"waiting": waiting.get(s.id, 0)}
+        row(s)
+        | {
+            "waiting": waiting.get(s.id, 0),
+            "last_delivered": last_delivered.get(s.id) or 0,
+            "failures": failing.get(s.id, (0, ""))[0],
+            "last_error": failing.get(s.id, (0, ""))[1],
+        }
         for s in site.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))
     ]
+
+
+def disabled_after_failures(site: Site) -> list[WebhookSubscription]:
+    """The subscriptions the delivery task disabled after ``DISABLE_AFTER`` seconds of failures
+    (not those a person disabled): their receivers need fixing, and the admin home says so."""
+    return list(
+        site.session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.status == DISABLED, WebhookSubscription.failing_since > 0)
+            .order_by(WebhookSubscription.id)
+        )
+    )
 
 
 def row(subscription: WebhookSubscription) -> dict:
@@ -431,11 +472,18 @@ def _insert(
         (target, event, f"{head}{int(uid)}{tail}", now) for target in targets for uid in user_ids
     ]
     connection = site.session.connection()
+    columns = "webhook_events (subscription_id, event, payload, created)"
+    if connection.dialect.name == "postgresql" and len(rows) > COPY_FROM:
+        # COPY through the transaction's own connection: a third of executemany's time.
+        with (
+            connection.connection.cursor() as cursor,
+            cursor.copy(f"COPY {columns} FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = (
-        "INSERT INTO webhook_events (subscription_id, event, payload, created)"
-        f" VALUES ({marker}, {marker}, {marker}, {marker})"
-    )
+    statement = f"INSERT INTO {columns} VALUES ({marker}, {marker}, {marker}, {marker})"
     for start in range(0, len(rows), CHUNK):
         connection.exec_driver_sql(statement, rows[start : start + CHUNK])
     return len(rows)

@@ -55,6 +55,9 @@ def test_deliveries_are_listed_and_replayed(api, api_runtime, allow_loopback):
         webhooks.deliver(site)  # port 9 refuses: the batch fails and waits
     (failed,) = api.get(f"/webhooks/{body['id']}/deliveries?failed=true").get_json()
     assert failed["attempts"] == 1 and failed["webhook_id"].startswith("msg_")
+    listed = api.get(f"/webhooks/{body['id']}").get_json()
+    assert listed["failures"] == 1 and listed["last_delivered"] == 0 and listed["waiting"] == 1
+    assert "ConnectionRefusedError" in listed["last_error"]
     assert api.post(f"/webhooks/deliveries/{failed['id']}/replay").status_code == 202
     (again,) = api.get(f"/webhooks/{body['id']}/deliveries").get_json()
     assert again["attempts"] == 0 and again["webhook_id"] == failed["webhook_id"]

@@ -178,3 +178,39 @@ def test_custom_profile_fields_travel_in_the_enrolkit_extension(scim, scim_runti
     new_user(scim, "erin")
     assert names(scim("GET", f'/Users?filter={PROFILE}:promo eq "2026"')) == ["dana"]
     assert names(scim("GET", f"/Users?filter={PROFILE}:promo pr")) == ["dana"]
+
+
+def test_the_schemas_publish_what_enrolkit_keeps_and_other_attributes_are_ignored(scim):
+    """A client that discovers the service learns what a round trip keeps; an IdP that sends
+    more (Entra and Okta send a title, phone numbers, an employee number) is still served."""
+    schemas = {s["id"]: s for s in scim("GET", "/Schemas").get_json()["Resources"]}
+    user = {a["name"]: a for a in schemas[USER]["attributes"]}
+    assert "title" not in user and "phoneNumbers" not in user and "password" not in user
+    assert [s["name"] for s in user["name"]["subAttributes"]] == ["familyName", "givenName"]
+    assert user["displayName"]["mutability"] == "readOnly"
+    assert [a["name"] for a in schemas[ENTERPRISE]["attributes"]] == ["organization", "department"]
+    members = next(a for a in schemas[GROUP]["attributes"] if a["name"] == "members")
+    display = next(s for s in members["subAttributes"] if s["name"] == "display")
+    assert display["mutability"] == "readOnly"
+
+    body = {
+        "schemas": [USER, ENTERPRISE],
+        "userName": "ann",
+        "title": "Director",
+        "phoneNumbers": [{"value": "+33 1 23 45 67 89", "type": "work"}],
+        ENTERPRISE: {"department": "IT", "employeeNumber": "701"},
+    }
+    created = scim("POST", "/Users", json=body)
+    assert created.status_code == 201, created.get_json()
+    patch = {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "replace", "path": "title", "value": "CEO"},
+            {"op": "replace", "path": "name.givenName", "value": "Ann"},
+        ],
+    }
+    changed = scim("PATCH", f"/Users/{created.get_json()['id']}", json=patch)
+    assert changed.status_code in (200, 204), changed.get_json()
+    kept = scim("GET", f"/Users/{created.get_json()['id']}").get_json()
+    assert kept["name"] == {"givenName": "Ann"} and kept[ENTERPRISE] == {"department": "IT"}
+    assert "title" not in kept and "phoneNumbers" not in kept

@@ -16,6 +16,8 @@ from enrolkit.models import (
     MailMessage,
     RoleAssignment,
     UserEnrolment,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from enrolkit.web.guards import ADMIN, PUBLIC, STAFF, TEACHER, USER
 from sqlalchemy import func, select
@@ -40,7 +42,11 @@ def samples(app, world, web_runtime):
         )
         held = HeldPlan(instance_id=instance.id, status="held", summary={}, payload={"rows": []})
         mail = MailMessage(to="a@example.org", subject="Hello", body="Hi")
-        site.session.add_all([held, mail])
+        hook = WebhookSubscription(url="http://127.0.0.1:9/hook", events="user_enrolled", secret="")
+        site.session.add_all([held, mail, hook])
+        site.session.flush()
+        delivery = WebhookDelivery(subscription_id=hook.id, msg_id="msg_walk", body="{}")
+        site.session.add(delivery)
         site.session.flush()
         values = {
             "course_id": world.course.id,
@@ -50,6 +56,9 @@ def samples(app, world, web_runtime):
             "category_id": world.category.id,
             "plan_id": held.id,
             "message_id": mail.id,
+            "subscription_id": hook.id,
+            "delivery_id": delivery.id,
+            "action": "disable",
             "name": "manual",
             "decision": "discard",
             "filename": "style.css",
@@ -129,6 +138,8 @@ def _fingerprint(runtime) -> tuple:
             count(Config),
             tuple(site.session.scalars(select(HeldPlan.status).order_by(HeldPlan.id))),
             tuple(site.session.scalars(select(Config.value).order_by(Config.name))),
+            tuple(site.session.scalars(select(WebhookSubscription.status))),
+            tuple(site.session.scalars(select(WebhookDelivery.next_attempt))),
         )
 
 

@@ -632,6 +632,9 @@ class Webhook(Schema):
     failing_since = Int()
     created = Int()
     waiting = Int(metadata={"description": "Events not yet accepted by the receiver."})
+    last_delivered = Int(metadata={"description": "When a batch was last accepted; 0: never."})
+    failures = Int(metadata={"description": "Failed attempts since the last accepted batch."})
+    last_error = Str(metadata={"description": "What the last failed attempt got."})
 
 
 class WebhookCreated(Webhook):

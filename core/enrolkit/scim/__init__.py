@@ -10,6 +10,7 @@ credential can do nothing else.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from scim2_models import (
@@ -22,8 +23,10 @@ from scim2_models import (
     Filter,
     ForbiddenException,
     Group,
+    Mutability,
     Patch,
     ResourceType,
+    Schema,
     ScimProvider,
     ServiceProviderConfig,
     Sort,
@@ -46,8 +49,63 @@ if TYPE_CHECKING:
 MOUNT = "/scim"
 MAX_RESULTS = 1000
 
+#: Attributes of the standard schemas that enrolkit does not store (sub-attributes after a dot).
+#: ``/Schemas`` leaves them out, so a client that discovers the service knows what a round trip
+#: keeps; a request carrying them is still accepted and they are ignored, as RFC 7644 §3.3 lets
+#: a server ignore what it does not keep (IdPs send them whatever the schema says).
+NOT_STORED: dict[str, frozenset[str]] = {
+    "urn:ietf:params:scim:schemas:core:2.0:User": frozenset(
+        "nickName profileUrl title userType preferredLanguage locale timezone phoneNumbers ims"
+        " photos addresses entitlements roles x509Certificates name.formatted name.middleName"
+        " password groups emails.display name.honorificPrefix name.honorificSuffix".split()
+    ),
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": frozenset(
+        "employeeNumber costCenter division manager".split()
+    ),
+}
+#: Attributes enrolkit computes, published read-only: a user's displayName is made of the given
+#: and family names; a member's display is the user's username.
+COMPUTED: dict[str, frozenset[str]] = {
+    "urn:ietf:params:scim:schemas:core:2.0:User": frozenset({"displayName"}),
+    "urn:ietf:params:scim:schemas:core:2.0:Group": frozenset({"members.display"}),
+}
 
-def provider(profile: type[Extension] | None = None) -> ScimProvider:
+
+def published(schema: Schema) -> Schema:
+    """``schema`` as ``/Schemas`` shows it: without what enrolkit does not store, and with what
+    it computes read-only."""
+    dropped = NOT_STORED.get(schema.id, frozenset())
+    computed = COMPUTED.get(schema.id, frozenset())
+    if not dropped and not computed:
+        return schema
+    schema = schema.model_copy(deep=True)
+
+    def keep(attributes, prefix: str):
+        kept = []
+        for attribute in attributes or []:
+            path = prefix + attribute.name
+            if path in dropped:
+                continue
+            if path in computed:
+                attribute.mutability = Mutability.read_only
+            if attribute.sub_attributes:
+                attribute.sub_attributes = keep(attribute.sub_attributes, path + ".")
+            kept.append(attribute)
+        return kept
+
+    schema.attributes = keep(schema.attributes, "")
+    return schema
+
+
+class Provider(ScimProvider):
+    """scim2-models' provider, publishing the schemas as enrolkit keeps them."""
+
+    @cached_property
+    def schemas(self) -> tuple[Schema, ...]:
+        return tuple(published(schema) for schema in super().schemas)
+
+
+def provider(profile: type[Extension] | None = None) -> Provider:
     config = ServiceProviderConfig(
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
@@ -64,7 +122,7 @@ def provider(profile: type[Extension] | None = None) -> ScimProvider:
             )
         ],
     )
-    return ScimProvider(
+    return Provider(
         models=[User, EnterpriseUser, Group] + ([profile] if profile else []),
         resource_types=[
             ResourceType.from_resource(user_model(profile)),

@@ -13,8 +13,8 @@ from ...models import (
     PendingAction,
     ScheduledTask,
     User,
-    WebhookSubscription,
 )
+from ...webhooks import disabled_after_failures
 from ..guards import admin_required, site
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -36,11 +36,7 @@ def index():
         "queued": count(select(MailMessage.id).where(MailMessage.status == "queued")),
     }
     # Disabled by the delivery task (not by a person): the receiver needs fixing.
-    failing_webhooks = session.scalars(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.status == "disabled", WebhookSubscription.failing_since > 0)
-        .order_by(WebhookSubscription.id)
-    ).all()
+    failing_webhooks = disabled_after_failures(site())
     failed_tasks = session.scalars(
         select(ScheduledTask)
         .where(ScheduledTask.last_result.startswith("failed"))
@@ -75,4 +71,5 @@ from . import (  # noqa: E402, F401
     people,
     site_settings,
     system,
+    webhooks,
 )
