@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup, escape
 
 from .. import hookimpl
-from ..fields import Duration, Time, compact_duration, duration_words
 
 if TYPE_CHECKING:
     from marshmallow import fields
@@ -70,10 +69,12 @@ def _time_value(value) -> str:
 
 
 def render_field(name: str, field: fields.Field, value, error) -> Markup:
-    from flask_babel import gettext, pgettext  # here: the CLI loads this plugin, not Flask
+    # Imported here: every CLI call loads this plugin, and a listing needs neither Flask nor
+    # marshmallow (see benchmarks/bench_cli.py).
+    from flask_babel import gettext, pgettext
     from marshmallow import fields
 
-    from ..fields import Secret
+    from ..fields import Duration, Secret, Time, compact_duration, duration_words
 
     meta = field.metadata
     label = gettext(meta.get("label") or name.replace("_", " ").capitalize())
