@@ -31,6 +31,7 @@ from enrolkit.models import (
     ProfileField,
     Role,
     User,
+    UserEnrolment,
 )
 from enrolkit.web import create_app
 from sqlalchemy import select
@@ -203,6 +204,16 @@ def _urls(app, runtime):
             "plan_id": [first(HeldPlan)],
             "message_id": [first(MailMessage)],
             "group_id": [first(Group)],
+            "enrolment_id": [
+                site.session.scalar(
+                    select(UserEnrolment.id)
+                    .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+                    .join(Course, Course.id == EnrolInstance.course_id)
+                    .where(Course.shortname == "MATH101", EnrolInstance.method == "manual")
+                    .order_by(UserEnrolment.id)
+                )
+                or 1
+            ],
             "file_id": [1],
             "name": sorted(site.plugins.methods),
         }
@@ -217,6 +228,9 @@ def _urls(app, runtime):
             combos = [{}]
         for name in args - {"instance_id", "course_id"} if "instance_id" in args else args:
             options = tasks if name == "name" and "task" in rule.endpoint else values.get(name, [1])
+            choices = getattr(rule._converters[name], "items", None)  # <any(a, b):name>
+            if choices:
+                options = sorted(choices)
             combos = [{**combo, name: option} for combo in combos for option in options]
         with app.test_request_context():
             from flask import url_for

@@ -7,6 +7,7 @@ from enrolkit.errors import Refused
 from enrolkit.fields import matches
 from enrolkit.models import Course, EnrolInstance, Group, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from marshmallow import Schema
 from sqlalchemy import select
 
@@ -17,7 +18,7 @@ from .schemas import InstanceSettings, KeyInput, SiteSettings
 
 class SelfMethod(EnrolMethod):
     name = NAME
-    title = "Self enrolment"
+    title = Text("Self enrolment")
     instance_schema = InstanceSettings
     site_schema = SiteSettings
     enrol_me_schema = KeyInput
