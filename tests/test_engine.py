@@ -849,3 +849,41 @@ def test_change_hooks_fire_once_per_plan_with_the_users(site, course, src, plugi
         )
     )
     assert len(plugin.enrolments) == 1 and len(plugin.roles) == 1  # nothing changed, no call
+
+
+# --- batches: many plans in one engine pass ---------------------------------------------------
+
+
+def test_a_batch_applies_each_plan_and_a_held_one_does_not_stop_the_others(
+    site, course, src, twenty
+):
+    other = site.instance(site.course("c2"), "src")
+    newcomers = site.users(3, prefix="new")
+
+    held, applied = site.engine.apply_many(
+        [
+            Plan(src.id, reason="cohort emptied", desired=desired(twenty[:9])),
+            Plan(other.id, reason="new cohort", desired=desired(newcomers)),
+        ]
+    )
+
+    assert held.instance_id == src.id and held.held_plan_id is not None
+    assert set(enrolments(site, src)) == set(ids(twenty)), "a held plan writes nothing"
+    assert applied.instance_id == other.id and applied.enrolled == ids(newcomers)
+    assert set(enrolments(site, other)) == set(ids(newcomers))
+
+
+def test_a_batch_refuses_two_plans_for_one_instance_and_writes_nothing(site, src):
+    users = site.users(2)
+    site.session.commit()
+    before = snapshot(site)
+
+    with pytest.raises(ValueError, match="one plan per instance"):
+        site.engine.apply_many(
+            [
+                Plan(src.id, reason="a", changes=[Change(users[0].id)]),
+                Plan(src.id, reason="b", changes=[Change(users[1].id)]),
+            ]
+        )
+
+    assert snapshot(site) == before

@@ -250,7 +250,9 @@ class Engine:
         self.site = site
 
     def apply(self, plan: Plan, *, dry_run: bool = False, force: bool = False) -> Outcome:
-        """Apply ``plan`` in one transaction (a savepoint inside an outer one), as the only
+        """Apply one plan: a batch of one (see :meth:`apply_many`).
+
+        Apply ``plan`` in one transaction (a savepoint inside an outer one), as the only
         writer of its instance: the instance's lock (:func:`~enrolkit.locks.lock_instances`) is
         taken before the plan's source is read, so a concurrent plan's changes are either all
         seen or not yet begun. A plan that is its own transaction is run again when the database
@@ -270,6 +272,53 @@ class Engine:
         return retrying(
             site, lambda: self._apply(instance, plan, removal, dry_run=False, force=force)
         )
+
+    def apply_many(
+        self, plans: Sequence[Plan], *, dry_run: bool = False, force: bool = False
+    ) -> list[Outcome]:
+        """Apply several plans, at most one per instance, in one transaction; their outcomes in
+        the order of ``plans``.
+
+        Every instance's lock is taken first, in ascending order. The guard decides per
+        instance: a held plan is stored and the others are written. ``dry_run`` and ``force``
+        are :meth:`apply`'s. A batch the database ends with a deadlock or a serialisation
+        failure is run again as a whole.
+        """
+        plans = list(plans)
+        ids = [plan.instance_id for plan in plans]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a batch holds at most one plan per instance; merge their changes")
+        if not plans:
+            return []
+        site = self.site
+        found = {
+            instance.id: instance
+            for instance in site.session.scalars(
+                select(EnrolInstance).where(EnrolInstance.id.in_(ids))
+            )
+        }
+        missing = [instance_id for instance_id in ids if instance_id not in found]
+        if missing:
+            raise NotFound(f"no enrolment instance {missing[0]}")
+        removals = [
+            plan.removal
+            or site.plugins.method(found[plan.instance_id].method).removal_action(
+                site, found[plan.instance_id]
+            )
+            for plan in plans
+        ]
+
+        def attempt() -> list[Outcome]:
+            with site.atomic():
+                lock_instances(site.session, ids)
+                return [
+                    self._apply(
+                        found[plan.instance_id], plan, removal, dry_run=dry_run, force=force
+                    )
+                    for plan, removal in zip(plans, removals, strict=True)
+                ]
+
+        return attempt() if dry_run else retrying(site, attempt)
 
     def _apply(
         self, instance: EnrolInstance, plan: Plan, removal: str, *, dry_run: bool, force: bool
