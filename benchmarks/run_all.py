@@ -62,7 +62,7 @@ def main() -> int:
                 failures.append(f"{name}.py exited with status {status} (see its output)")
         context = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "make bench" + (f" BENCH_ARGS='{' '.join(passed)}'" if passed else ""),
+            "command": _command(sys.argv[1:]),
             "commit": _commit(),
             "minutes": (time.time() - started) / 60,
             "cores": os.cpu_count(),
@@ -79,6 +79,11 @@ def main() -> int:
     args.output.write_text(_results.splice(document, section), encoding="utf-8")
     print(f"== wrote {args.output}" + (f"; {len(failures)} script(s) failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _command(arguments: list[str]) -> str:
+    """How to make this run again."""
+    return "make bench" + (f" BENCH_ARGS='{' '.join(arguments)}'" if arguments else "")
 
 
 def _commit() -> str:
