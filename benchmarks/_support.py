@@ -144,17 +144,26 @@ class Baselines:
         """Write the rows written since ``marks`` again, both ways; the copies are emptied after
         each, so one run can measure several operations."""
         rows = self._written(marks)
+        counts = {name: len(rows[name]) for name in self.tables}
         raw = self._timed(lambda conn: self._executemany(conn, rows, RAW))
+        self._check(raw, {name: counts[name] if name in RAW else 0 for name in self.tables})
         if not from_file:
             kind = "INSERT ... SELECT"
-            seconds = self._timed(lambda conn: self._insert_select(conn, marks))
+            written = self._timed(lambda conn: self._insert_select(conn, marks))
         elif self.db.dialect.name == "postgresql":
             kind = "COPY"
-            seconds = self._timed(lambda conn: self._copy(conn, rows))
+            written = self._timed(lambda conn: self._copy(conn, rows))
         else:
             kind = "executemany, all tables"
-            seconds = self._timed(lambda conn: self._executemany(conn, rows, self.tables))
-        return Measured(raw, seconds, kind, {name: len(rows[name]) for name in self.tables})
+            written = self._timed(lambda conn: self._executemany(conn, rows, self.tables))
+        self._check(written, counts)
+        return Measured(raw[0], written[0], kind, counts)
+
+    @staticmethod
+    def _check(written: tuple[float, dict[str, int]], expected: dict[str, int]) -> None:
+        """A baseline that wrote other rows than the operation would be no baseline."""
+        if written[1] != expected:
+            raise AssertionError(f"the baseline wrote {written[1]}, not {expected}")
 
     def _columns(self, table: Table) -> list[str]:
         # The id is the copy's own; the log's transaction stamp comes from its default.
@@ -172,15 +181,18 @@ class Baselines:
                 rows[source.name] = [dict(row._mapping) for row in conn.execute(query)]
         return rows
 
-    def _timed(self, write) -> float:
+    def _timed(self, write) -> tuple[float, dict[str, int]]:
+        """Seconds to ``write`` and commit, and the rows it left in each copy (then removed)."""
         started = time.perf_counter()
         with self.db.begin() as conn:
             write(conn)
         seconds = time.perf_counter() - started
         with self.db.begin() as conn:
-            for _, copy in self.pairs:
+            counts = {}
+            for source, copy in self.pairs:
+                counts[source.name] = conn.scalar(select(func.count()).select_from(copy))
                 conn.execute(copy.delete())
-        return seconds
+        return seconds, counts
 
     def _executemany(self, conn, rows: dict[str, list[dict]], tables: tuple[str, ...]) -> None:
         for source, copy in self.pairs:
