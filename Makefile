@@ -76,9 +76,9 @@ test: $(INSTALLED)
 # lines), bench_completion, bench_autoenrol, bench_growth, bench_rules and bench_web (SQLite only),
 # each on both backends, then rewrites the generated section of benchmarks/RESULTS.md (the
 # hand-written sections stay). At the issue's sizes, about 25-45 min on a quiet 2-core machine
-# (the longest part: the 1,000,000-line flat file on PostgreSQL); BENCH_ARGS=--quick, about 3 min. Left out, as they need long runs or a set-up of their own
-# (run them by hand): bench_load.py (two nodes under LMS traffic), bench_cli.py, bench_scim.py,
-# bench_webhooks.py.
+# (the longest part: the 1,000,000-line flat file on PostgreSQL); BENCH_ARGS=--quick, about 3 min.
+# Left out, as they need long runs or a set-up of their own (run them by hand): bench_load.py (two
+# nodes under LMS traffic), bench_cli.py, bench_scim.py, bench_webhooks.py.
 BENCH := $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 bench: $(INSTALLED)
