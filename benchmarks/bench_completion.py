@@ -1,9 +1,10 @@
 """How fast the completion method backfills 100,000 past completers, and what one completion costs.
 
-    .venv/bin/python benchmarks/bench_completion.py [--url URL] [--users N] [--courses M]
+    .venv/bin/python benchmarks/bench_completion.py [--url URL] [--users N] [--courses M] [--quick]
 
-Without ``--url`` it runs on a new SQLite file in a temporary folder. With a PostgreSQL URL it
-creates a new database on that server for the run and drops it afterwards.
+It runs on a new SQLite file and, when ENROLKIT_TEST_POSTGRES_URL names a server, on a new
+database of that server (dropped afterwards); ``--url`` runs on that database server only.
+``--quick``: 5,000 users, 500 courses, K = 20.
 
 The site: N users, all of whom completed course A at some time in the past two years; M other
 courses, each with a completion instance naming another course (so finding the instances that
@@ -12,7 +13,9 @@ wait for A is a lookup among M, not a scan); course B, empty.
 (a) ``backfill``: ``enrolkit instance add B completion source=A welcome=off --backfill``, i.e.
     ``add_instance(..., backfill=True)``: the instance, the selection of the N completers not yet
     in B, one desired-state plan (N enrolments, N role assignments, 2N log rows), the commit.
-    Aim: under 3 s on SQLite for N = 100,000.
+    Aim: under 3 s on SQLite for N = 100,000. Beside it, the baselines of ``_support.py``: the
+    same rows written again into same-shaped copies, ``raw`` (executemany of the enrolments and
+    role assignments, no log) and the set-based limit (INSERT ... SELECT, the log rows included).
 (b) ``welcome``: queueing the welcome message (render + outbox row) for 2,000 of them, per user;
     what a backfill with ``welcome=on`` adds.
 (c) ``on_completion``: K new users complete A one at a time, B's instance now holding N
@@ -33,10 +36,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import enrol_completion
+from _results import record
+from _support import Baselines, backend, fresh_database, servers
 from enrol_completion import welcome
 from enrol_completion.sources import CompletionSource
 from enrolkit import access
@@ -44,54 +48,38 @@ from enrolkit.enrolments import add_instance, update_instance
 from enrolkit.models import Base, Course, CourseCompletion, EnrolInstance, Role, User, UserEnrolment
 from enrolkit.plugins import Plugins
 from enrolkit.runtime import Runtime
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
+BENCH = "bench_completion"
 NOW = 1_790_000_000
 YEAR = 365 * 86_400
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--url", help="database URL (default: SQLite, and PostgreSQL if set)")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--courses", type=int, default=10_000)
     parser.add_argument("--completions", type=int, default=200, help="K, for (c)")
+    parser.add_argument("--quick", action="store_true", help="5,000 users, 500 courses, K = 20")
     args = parser.parse_args()
+    if args.quick:
+        args.users, args.courses, args.completions = 5_000, 500, 20
     os.environ["ENROLKIT_NOW"] = str(NOW)
-    with tempfile.TemporaryDirectory() as folder:
-        url, cleanup = _database(args.url, Path(folder))
-        try:
+    for server in servers(args.url):
+        with tempfile.TemporaryDirectory() as folder, fresh_database(server, Path(folder)) as url:
             run(url, args.users, args.courses, args.completions)
-        finally:
-            cleanup()
-
-
-def _database(url: str | None, folder: Path):
-    if not url:
-        return f"sqlite:///{folder / 'bench.db'}", lambda: None
-    if not url.startswith("postgresql"):
-        return url, lambda: None
-    name = f"ek_bench_{uuid.uuid4().hex[:8]}"
-    server = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.rsplit("/", 1)[0] + "/" + name, drop
 
 
 def run(url: str, users: int, courses: int, completions: int) -> None:
     runtime = Runtime(url, Plugins(entry_points=False, extra=(enrol_completion,)))
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()
+    baselines = Baselines(runtime.db)
     with runtime.site() as site:
         source, target = _setup(site, users, courses)
 
+        mark = baselines.mark()
         wall, cpu = time.perf_counter(), time.process_time()
         result = add_instance(
             site, target, "completion", {"source": "A", "welcome": "off"}, backfill=True
@@ -99,6 +87,8 @@ def run(url: str, users: int, courses: int, completions: int) -> None:
         backfill = (time.perf_counter() - wall, time.process_time() - cpu)
         assert len(result.outcome.enrolled) == users, result.outcome.counts()
         instance = result.instance
+        site.session.commit()
+        base = baselines.measure(mark)
 
         update_instance(site, instance, {"welcome": "on"})
         some = list(site.session.scalars(select(User.id).order_by(User.id).limit(2_000)))
@@ -123,17 +113,27 @@ def run(url: str, users: int, courses: int, completions: int) -> None:
         assert enrolled == users + 2 * completions, enrolled
     runtime.dispose()
 
-    backend = url.split(":", 1)[0]
-    print(f"backend: {backend}, completers: {users:,}, completion instances: {courses + 1:,}")
+    name = backend(url)
+    print(f"backend: {name}, completers: {users:,}, completion instances: {courses + 1:,}")
     print(
         f"(a) backfill of {users:,} past completers, welcome off: {backfill[0]:.2f} s"
         f" (CPU of this process {backfill[1]:.2f} s; aim: < 3 s)"
     )
+    print(f"    {base.ratios(backfill[0])}")
     print(f"(b) welcome message queued, per user: {per_welcome * 1000:.2f} ms")
     print(f"(c) on_completion, one user, welcome on (aim: < 10 ms), {completions} runs:")
     print(f"    into the instance holding {users:,} enrolments: {_summary(big)}")
     print(f"    into an instance holding few enrolments:       {_summary(small)}")
     print(f"    whole complete_course (store, log, hook, commit): {_summary(whole)}")
+    figure = f"backfill of {users:,} past completers"
+    record(BENCH, figure, name, backfill[0], "s")
+    record(BENCH, f"{figure}: vs raw", name, backfill[0] / base.raw, "x")
+    record(BENCH, f"{figure}: vs set-based", name, backfill[0] / base.set, "x")
+    record(BENCH, "welcome message queued, per user", name, per_welcome * 1000, "ms")
+    hook = f"on_completion into an instance of {users:,}, median"
+    record(BENCH, hook, name, statistics.median(t[0] for t in big) * 1000, "ms")
+    whole_figure = "whole complete_course, median"
+    record(BENCH, whole_figure, name, statistics.median(whole) * 1000, "ms")
 
 
 def _summary(times: list[tuple[float, float]] | list[float]) -> str:

@@ -5,18 +5,21 @@ a five-condition rule both ways. Python is timed on a random sample of users (th
 that a login takes) and extrapolated to the whole site; the output says so. Runs on SQLite, and
 also on PostgreSQL when ENROLKIT_TEST_POSTGRES_URL is set.
 
-    .venv/bin/python benchmarks/bench_rules.py [--users N] [--sample N]
+    .venv/bin/python benchmarks/bench_rules.py [--users N] [--sample N] [--quick]
+
+``--quick``: 5,000 users, a sample of 500.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
 from pathlib import Path
 
+from _results import record
+from _support import fresh_database, servers
 from enrolkit import rules
 from enrolkit.models import (
     Badge,
@@ -32,7 +35,6 @@ from enrolkit.models import (
 )
 from enrolkit.plugins import Plugins
 from enrolkit.runtime import Runtime
-from enrolkit.testing import fresh_database_url
 from sqlalchemy import insert, select
 
 CHUNK = 10_000
@@ -164,17 +166,22 @@ def measure(url: str, users: int, sample: int) -> None:
         f"-> SQL is {python_site / sql_seconds:,.0f}x faster"
     )
     runtime.dispose()
+    figure = f"five-condition rule over {users:,} users, one SQL query"
+    record("bench_rules", figure, backend, sql_seconds * 1e3, "ms")
+    record("bench_rules", "five-condition rule, Python, per user", backend, per_user * 1e3, "ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=5_000)
+    parser.add_argument("--quick", action="store_true", help="5,000 users, a sample of 500")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        measure(fresh_database_url("sqlite", Path(tmp)), args.users, args.sample)
-        if os.environ.get("ENROLKIT_TEST_POSTGRES_URL"):
-            measure(fresh_database_url("postgresql", Path(tmp)), args.users, args.sample)
+    if args.quick:
+        args.users, args.sample = 5_000, 500
+    for server in servers(None):
+        with tempfile.TemporaryDirectory() as tmp, fresh_database(server, Path(tmp)) as url:
+            measure(url, args.users, args.sample)
 
 
 if __name__ == "__main__":
