@@ -64,6 +64,11 @@ def test_a_zone_planted_in_the_database_falls_back_to_the_sites(as_user, cast, s
     assert student.get("/").status_code == 200
     assert student.get(f"/course/{cast.course.id}").status_code == 200
     assert student.get(f"/user/{cast.student.id}").status_code == 200
+    # The language menu still works for them (it does not post a zone).
+    token = student.get("/").get_data(as_text=True).split('name="csrf_token" value="')[1]
+    student.post("/language", data={"lang": "fr", "next": "/", "csrf_token": token.split('"')[0]})
+    with sec_runtime.site() as site:
+        assert site.session.get(User, cast.student.id).lang == "fr"
 
 
 def test_markup_in_a_fields_description_is_shown_as_text(

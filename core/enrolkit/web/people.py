@@ -166,12 +166,13 @@ def profile(user_id: int):
     if request.method == "POST":
         if user_id != g.user.id:
             abort(403)
-        lang = request.form.get("lang", "")
-        zone = request.form.get("timezone", user.timezone).strip()
-        if lang not in LANGUAGES:
+        chosen = {"lang": request.form.get("lang", "")}
+        if "timezone" in request.form:
+            chosen["timezone"] = request.form["timezone"].strip()
+        if chosen["lang"] not in LANGUAGES:
             flash(_("Choose one of the offered languages."), "error")
-        elif valid_timezone(zone):
-            people.set_fields(site(), user, {"lang": lang, "timezone": zone})
+        elif valid_timezone(chosen.get("timezone", "")):
+            people.set_fields(site(), user, chosen)
             flash(_("Your preferences are saved."), "success")
         return redirect(url_for("people.profile", user_id=user_id))
     return render_template(
