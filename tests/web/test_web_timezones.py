@@ -116,7 +116,7 @@ def test_a_user_chooses_their_zone_beside_their_language(world, client_as, post,
     url = f"/user/{world.student.id}"
     page = student.get(url).get_data(as_text=True)
     assert '<option value="America/Montreal">' in page
-    assert "The site's time zone (UTC)" in page
+    assert "Site time zone (UTC)" in page
     done = post(student, url, follow=True, lang="en", timezone="America/Montreal")
     assert "Your preferences are saved." in done.get_data(as_text=True)
     assert '<option value="America/Montreal" selected>' in done.get_data(as_text=True)
