@@ -115,3 +115,28 @@ def test_a_malformed_short_name_is_refused(
     assert 'class="flash flash-error"' in response.get_data(as_text=True)
     with sec_runtime.site() as site:
         assert site.session.get(ProfileField, campus).shortname == "campus"
+
+
+def test_the_last_second_of_year_9999_east_of_utc_never_breaks_a_page(as_user, cast, sec_runtime):
+    """A zone ahead of UTC would put the latest time an enrolment may hold in year 10000; the
+    page shows it in UTC instead of failing."""
+    from enrolkit.clock import MAX_TIME
+    from enrolkit.models import EnrolInstance, UserEnrolment
+
+    with sec_runtime.site() as site, site.atomic():
+        enrolment = site.session.scalar(
+            select(UserEnrolment)
+            .join(EnrolInstance, EnrolInstance.id == UserEnrolment.instance_id)
+            .where(UserEnrolment.user_id == cast.student.id)
+        )
+        enrolment.timeend, enrolment_id = MAX_TIME, enrolment.id
+        for user in (cast.student, cast.teacher):
+            site.session.get(User, user.id).timezone = "Pacific/Kiritimati"
+    student_page = as_user("student").get(f"/course/{cast.course.id}")
+    assert student_page.status_code == 200
+    assert "31 Dec 9999, 23:59 UTC" in student_page.get_data(as_text=True)
+    teacher = as_user("teacher")
+    course = f"/course/{cast.course.id}/manage"
+    assert teacher.get(f"{course}/participants").status_code == 200
+    edit = teacher.get(f"{course}/enrolment/{enrolment_id}")
+    assert edit.status_code == 200 and 'value="9999-12-31"' in edit.get_data(as_text=True)

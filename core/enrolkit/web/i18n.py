@@ -84,7 +84,11 @@ def when(seconds: int | None, with_time: bool = True) -> str:
     if not seconds:
         return "—"
     moment = datetime.fromtimestamp(seconds, UTC)
-    return format_datetime(moment, "d MMM y, HH:mm" if with_time else "d MMM y")
+    pattern = "d MMM y, HH:mm" if with_time else "d MMM y"
+    try:
+        return format_datetime(moment, pattern)
+    except OverflowError:  # the last seconds of year 9999, east of UTC: shown in UTC
+        return format_datetime(moment, pattern + " 'UTC'", rebase=False)
 
 
 def local_input(seconds: int | None, with_time: bool = False) -> str:
@@ -92,7 +96,10 @@ def local_input(seconds: int | None, with_time: bool = False) -> str:
     (``2026-09-01T08:00``) wants its value, in the reader's time zone; '' for none."""
     if not seconds:
         return ""
-    moment = datetime.fromtimestamp(seconds, clock.timezone(select_timezone()))
+    try:
+        moment = datetime.fromtimestamp(seconds, clock.timezone(select_timezone()))
+    except OverflowError:  # the last seconds of year 9999, east of UTC: the UTC day
+        moment = datetime.fromtimestamp(seconds, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M" if with_time else "%Y-%m-%d")
 
 
