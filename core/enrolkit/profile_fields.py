@@ -164,13 +164,11 @@ def update(
         for key, value in (("shortname", shortname), ("name", name), ("description", description))
         if getattr(field, key) != value
     ]
-    if "shortname" in changed:
-        found = uses(site, field.shortname)
-        if found:
-            raise FieldInUse(field, found, "rename")
     if not changed:
         return []
-    with site.atomic():
+    with site.atomic():  # checked in the write's transaction: no rule saved in between
+        if "shortname" in changed and (found := uses(site, field.shortname)):
+            raise FieldInUse(field, found, "rename")
         reason = (
             field.shortname if shortname == field.shortname else f"{field.shortname} -> {shortname}"
         )
@@ -182,10 +180,9 @@ def update(
 def remove(site: Site, field: ProfileField) -> int:
     """Delete the field and every user's value in it; return how many users had a value. Refused
     with :class:`FieldInUse` while a setting reads it. Fires ``profile_changed`` for them."""
-    found = uses(site, field.shortname)
-    if found:
-        raise FieldInUse(field, found, "delete")
-    with site.atomic():
+    with site.atomic():  # checked in the write's transaction: no rule saved in between
+        if found := uses(site, field.shortname):
+            raise FieldInUse(field, found, "delete")
         holders = tuple(
             site.session.scalars(
                 select(ProfileData.user_id).where(
