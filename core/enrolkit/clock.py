@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from .errors import EnrolkitError
 
@@ -24,10 +26,32 @@ class BadTime(EnrolkitError, ValueError):
     """A time that is neither Unix seconds nor ISO 8601, or that is out of range."""
 
 
+#: What ``available_timezones()`` lists that is no place: a placeholder and the machine's own.
+NOT_ZONES = frozenset({"Factory", "localtime"})
+
+
+@cache
+def zones() -> tuple[str, ...]:
+    """The IANA time zones a site or a user may choose ("Europe/Paris"), sorted."""
+    return tuple(sorted(available_timezones() - NOT_ZONES))
+
+
+def timezone(name: str | None, default: str = "UTC") -> ZoneInfo:
+    """The time zone ``name`` when it is one of :func:`zones`, else ``default``."""
+    return ZoneInfo(name if name in zones() else default)
+
+
 def parse_time(
-    value: str | int | None, *, field: str = "time", latest: int = MAX_TIME, hint: str = ""
+    value: str | int | None,
+    *,
+    field: str = "time",
+    latest: int = MAX_TIME,
+    hint: str = "",
+    zone: tzinfo | None = None,
 ) -> int:
-    """Unix seconds from ``value``: an int, digits, or ISO 8601 (naive means UTC). Empty -> 0.
+    """Unix seconds from ``value``: an int, digits, or ISO 8601. Empty -> 0. A time without an
+    offset ("2026-09-01", "2026-09-01T08:00") is read in ``zone``: the zone of the person who
+    typed it, UTC when none is given (the CLI, files, the API).
 
     The result lies between 0 (1970-01-01) and ``latest`` (by default the end of year 9999);
     anything else is :class:`BadTime` naming ``field`` and the accepted range (``hint`` adds
@@ -41,7 +65,7 @@ def parse_time(
         text = str(value).strip()
         if not text:
             return 0
-        seconds = _seconds(text, field)
+        seconds = _seconds(text, field, zone or UTC)
     if not 0 <= seconds <= latest:
         last = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%d")
         raise BadTime(
@@ -51,7 +75,7 @@ def parse_time(
     return seconds
 
 
-def _seconds(text: str, field: str) -> int:
+def _seconds(text: str, field: str, zone: tzinfo) -> int:
     if text.lstrip("-").isdigit():
         if len(text) > 20:  # int() of a megabyte of digits is slow; nothing that long is a time
             return -1
@@ -64,7 +88,7 @@ def _seconds(text: str, field: str) -> int:
             "such as 2026-09-01 or 2026-09-01T08:00:00Z"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     try:
         return int(moment.timestamp())
     except (OverflowError, ValueError, OSError):  # year 1 in a negative offset, and the like

@@ -28,9 +28,12 @@ USER_OPTIONAL = (
     "city",
     "country",
     "suspended",
+    "timezone",
 )
 PROFILE_PREFIX = "profile_field_"
-EDITABLE = tuple(f for f in STANDARD_FIELDS if f != "username") + ("suspended",)
+#: Besides the standard fields: whether the account is suspended, and the user's own time zone
+#: ('' for the site's). Neither is a field rules or group names read.
+EDITABLE = tuple(f for f in STANDARD_FIELDS if f != "username") + ("suspended", "timezone")
 
 
 def check_field(field: str, value: str) -> str | bool:
@@ -43,6 +46,11 @@ def check_field(field: str, value: str) -> str | bool:
         if lowered in ("0", "no", "false", "off", ""):
             return False
         raise EnrolkitError(f"column suspended: {lengths.shown(value)} is not 0/1")
+    if field == "timezone" and value and value not in clock.zones():
+        raise EnrolkitError(
+            f"column timezone: {lengths.shown(value)} is not a time zone; give an IANA name such "
+            "as Europe/Paris or America/Montreal, or nothing for the site's"
+        )
     lengths.check_values(User, {field: value})
     if field == "email" and value and ("\r" in value or "\n" in value):
         raise EnrolkitError("column email: contains a line break; give one address on one line")

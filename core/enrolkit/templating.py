@@ -977,6 +977,33 @@ def _attribute_problems(
                 yield TemplateProblem(node.lineno, message)
 
 
+def welcome_custom_fields(source: str) -> set[str]:
+    """The custom profile fields a welcome template reads (``user.profile_field_x``,
+    ``user.profile.x``, ``user.profile["x"]``), by shortname; none for a template that does not
+    parse (the form that saved it refused it)."""
+    try:
+        tree = _HTML_ENV.parse(_from_moodle(source))
+    except TemplateSyntaxError:
+        return set()
+    shadowed = _assigned_names(tree)
+    found = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attribute = _attribute_of(node)
+        if attribute is None:
+            continue
+        base, attr = attribute
+        if _is_user_profile(base, shadowed):
+            found.add(attr)
+        elif (
+            isinstance(base, nodes.Name)
+            and base.name == "user"
+            and "user" not in shadowed
+            and attr.startswith(PROFILE_PREFIX)
+        ):
+            found.add(attr.removeprefix(PROFILE_PREFIX))
+    return found
+
+
 #: The names every limit's message starts with (``"time limit: ..."``).
 LIMITS = ("time limit", "work limit", "step limit", "output limit", "size limit", "depth limit")
 

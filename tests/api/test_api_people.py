@@ -197,3 +197,11 @@ def test_badges_are_awarded_once(api, world):
     assert api.field_errors(api.post("/badge-awards", json={"badge": "X", "username": "zed"}))[
         "username"
     ]
+
+
+def test_a_users_time_zone_is_set_and_checked_as_on_the_web(api, world):
+    bad = api.patch("/users/bob", json={"timezone": "Mars/Olympus_Mons"})
+    assert "is not a time zone" in api.field_errors(bad)["timezone"][0]
+    response = api.patch("/users/bob", json={"timezone": "America/Montreal"})
+    assert response.status_code == 200 and response.get_json()["timezone"] == "America/Montreal"
+    assert api.patch("/users/bob", json={"timezone": ""}).get_json()["timezone"] == ""

@@ -25,7 +25,7 @@ def test_the_users_language_wins_over_the_browser(app, world, client_as, web_run
     assert "My courses" in page  # the student's profile says en
 
     response = post(client, f"/user/{world.student.id}", lang="fr", follow=True)
-    assert "Votre langue est enregistrée." in response.get_data(as_text=True)
+    assert "Vos préférences sont enregistrées." in response.get_data(as_text=True)
     page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Mes cours" in page and "Se déconnecter" in page
 

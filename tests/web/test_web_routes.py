@@ -14,6 +14,7 @@ from enrolkit.models import (
     EnrolInstance,
     HeldPlan,
     MailMessage,
+    ProfileField,
     RoleAssignment,
     UserEnrolment,
     WebhookDelivery,
@@ -43,7 +44,8 @@ def samples(app, world, web_runtime):
         held = HeldPlan(instance_id=instance.id, status="held", summary={}, payload={"rows": []})
         mail = MailMessage(to="a@example.org", subject="Hello", body="Hi")
         hook = WebhookSubscription(url="http://127.0.0.1:9/hook", events="user_enrolled", secret="")
-        site.session.add_all([held, mail, hook])
+        field = ProfileField(shortname="campus", name="Campus")
+        site.session.add_all([held, mail, hook, field])
         site.session.flush()
         delivery = WebhookDelivery(subscription_id=hook.id, msg_id="msg_walk", body="{}")
         site.session.add(delivery)
@@ -58,6 +60,7 @@ def samples(app, world, web_runtime):
             "message_id": mail.id,
             "subscription_id": hook.id,
             "delivery_id": delivery.id,
+            "field_id": field.id,
             "action": "disable",
             "name": "manual",
             "decision": "discard",
@@ -140,6 +143,7 @@ def _fingerprint(runtime) -> tuple:
             tuple(site.session.scalars(select(Config.value).order_by(Config.name))),
             tuple(site.session.scalars(select(WebhookSubscription.status))),
             tuple(site.session.scalars(select(WebhookDelivery.next_attempt))),
+            tuple(site.session.scalars(select(ProfileField.shortname).order_by(ProfileField.id))),
         )
 
 

@@ -18,28 +18,46 @@ from enrolkit.models import (
     Cohort,
     EnrolInstance,
     MailMessage,
+    ProfileField,
     ScheduledTask,
     User,
     UserEnrolment,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from sqlalchemy import select
 
 pytest.importorskip("enrol_completion")
 pytest.importorskip("enrol_autoenrol")
+pytest.importorskip("enrol_self")
 
 
 @pytest.fixture(scope="module")
 def ids(server):
     """A site with something on every page: methods on, a delayed completion enrolment
-    pending, an auto-enrol rule, a mail message, a failed task; the ids the URLs need."""
+    pending, an auto-enrol rule, a self-enrolment with a limit, a mail message, a failed task,
+    a webhook with a delivery, a custom profile field with a description; the ids the URLs
+    need."""
     _base, runtime = server
     with runtime.site() as site:
         with site.atomic():
-            for name in ("cohort", "meta", "completion", "autoenrol"):
+            for name in ("cohort", "meta", "completion", "autoenrol", "self"):
                 site.set_method_enabled(name, True)
         math, math2 = (lookup.course(site.session, n) for n in ("MATH101", "MATH201"))
         onboard = lookup.course(site.session, "ONBOARD")
         add_instance(site, math2, "completion", {"source": "MATH101", "delay": "2d"})
+        add_instance(site, math2, "self", {"maxenrolled": "30", "enrolenddate": "2027-06-30"})
+        with site.atomic():
+            hook = WebhookSubscription(
+                url="https://lms.example.org/enrolkit-hook", events="user_enrolled", secret=""
+            )
+            site.session.add(hook)
+            site.session.flush()
+            site.session.add(WebhookDelivery(subscription_id=hook.id, msg_id="msg_tour", body="{}"))
+            campus = ProfileField(
+                shortname="campus", name="Campus", description="Where the student studies most"
+            )
+            site.session.add(campus)
         rule = {"op": "&", "c": [{"type": "profile", "sf": "department", "op": "isequalto",
                                   "v": "IT"}]}  # fmt: skip
         autoenrol = add_instance(
@@ -65,6 +83,7 @@ def ids(server):
         )
         return {
             "math": math.id,
+            "math2": math2.id,
             "onboard": onboard.id,
             "autoenrol": autoenrol.id,
             "instance": instance,
@@ -73,6 +92,11 @@ def ids(server):
             "cohort": site.session.scalar(select(Cohort.id).limit(1)),
             "category": site.session.scalar(select(Category.id).order_by(Category.id).limit(1)),
             "mail": mail.id,
+            "webhook": hook.id,
+            "campus": campus.id,
+            "department": site.session.scalar(
+                select(ProfileField.id).where(ProfileField.shortname == "department")
+            ),
         }
 
 
@@ -95,6 +119,18 @@ def tour(ids: dict) -> dict[str, tuple[str | None, str]]:
         "admin-user-delete": ("admin", f"/admin/users/{ids['jean']}/delete"),
         "admin-users-upload": ("admin", "/admin/users/upload"),
         "admin-profile-fields": ("admin", "/admin/profile-fields"),
+        "admin-profile-field": ("admin", f"/admin/profile-fields/{ids['campus']}"),
+        "admin-profile-field-delete": ("admin", f"/admin/profile-fields/{ids['campus']}/delete"),
+        # The demo's auto-enrol groups read it: the page says where to act instead.
+        "admin-profile-field-in-use": (
+            "admin",
+            f"/admin/profile-fields/{ids['department']}/delete",
+        ),
+        "admin-site-settings": ("admin", "/admin/site"),
+        "admin-webhooks": ("admin", "/admin/webhooks"),
+        "admin-webhook-add": ("admin", "/admin/webhooks/add"),
+        "admin-webhook-remove": ("admin", f"/admin/webhooks/{ids['webhook']}/remove"),
+        "admin-webhook-deliveries": ("admin", "/admin/webhooks/deliveries"),
         "admin-courses": ("admin", "/admin/courses"),
         "admin-course-new": ("admin", "/admin/courses/new"),
         "admin-course-edit": ("admin", f"/admin/courses/{ids['math']}/edit"),
@@ -124,6 +160,7 @@ def tour(ids: dict) -> dict[str, tuple[str | None, str]]:
         "course-rules": ("admin", f"/course/{ids['onboard']}/manage/rules"),
         "course-rule": ("admin", f"/course/{ids['onboard']}/manage/rules/{ids['autoenrol']}"),
         "course-completion": ("admin", f"{math}/completion"),
+        "self-overview": ("prof.martin", f"/plugins/enrol_self/course/{ids['math2']}"),
     }
 
 
@@ -133,7 +170,8 @@ READ_ONLY = ("course-view", "course-denied")
 
 def _set_language(runtime, lang: str) -> None:
     with runtime.site() as site, site.atomic():
-        for user in site.session.scalars(select(User).where(User.username.in_(("admin", "jean")))):
+        people = ("admin", "jean", "prof.martin")
+        for user in site.session.scalars(select(User).where(User.username.in_(people))):
             user.lang = lang
 
 

@@ -115,6 +115,7 @@ class User(Schema):
     city = Str()
     country = Str()
     suspended = Bool()
+    timezone = Str(metadata={"description": "IANA time zone; empty: the site's."})
     siteadmin = Bool()
     lastlogin = Int()
     timecreated = Int()
@@ -143,6 +144,7 @@ class UserChange(Schema):
     city = user_field("city")
     country = user_field("country")
     suspended = Bool()
+    timezone = user_field("timezone")
     profile = fields.Dict(
         keys=Str(validate=validate.Length(min=1, max=100)),
         values=Str(),

@@ -58,13 +58,13 @@ def _locale() -> str:
 
 
 def _time_value(value) -> str:
-    """A stored time (Unix seconds) as ``<input type=datetime-local>`` wants it, in UTC; a
-    typed value that is not seconds (a failed post) is shown back as typed."""
-    from datetime import UTC, datetime
+    """A stored time (Unix seconds) as ``<input type=datetime-local>`` wants it, in the reader's
+    time zone (the web reads it back in that zone); a typed value that is not seconds (a failed
+    post) is shown back as typed."""
+    from ..web.i18n import local_input
 
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        seconds = int(value)
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M") if seconds else ""
+        return local_input(int(value), with_time=True)
     return str(value or "")
 
 

@@ -45,6 +45,9 @@ class User(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     siteadmin: Mapped[bool] = mapped_column(Boolean, default=False)
     lastlogin: Mapped[int] = mapped_column(Timestamp, default=0)
+    #: The IANA time zone the user reads and types dates in ("Europe/Paris"); '' means the
+    #: site's (Moodle's "server time zone", its ``99``).
+    timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     #: Part of every web session's signature: raising it (logout, new password, suspension)
     #: ends all the user's sessions at their next request, whatever cookie they still hold.
@@ -64,6 +67,8 @@ class ProfileField(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shortname: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(255), default="")
+    #: Shown under the field on the profile form (Moodle's ``description``), plain text.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     datatype: Mapped[str] = mapped_column(String(20), default="text")
 
 

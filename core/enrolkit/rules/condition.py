@@ -126,6 +126,11 @@ class ConditionType:
         warning. Such a condition is simply false for everyone. Default: nothing to check."""
         return []
 
+    def fields(self, params: Any) -> tuple[str, ...]:
+        """The profile fields this node reads: standard names or ``profile_field_<shortname>``,
+        so a custom field that a rule reads is not renamed or deleted under it. Default: none."""
+        return ()
+
     def prefilter(self, params: Any) -> tuple[str, str] | None:
         """``(field, value)`` when every passing user has exactly that value in that field (an
         equality the caller may test, or look up in an index, before running the whole rule).

@@ -230,6 +230,9 @@ class ProfileCondition(ConditionType):
         names = ", ".join(known) or "none yet: add one under Site administration, Profile fields"
         return [f"unknown custom profile field {params.field!r} (custom fields: {names})"]
 
+    def fields(self, params: ProfileParams) -> tuple[str, ...]:
+        return (params.label,)
+
     def prefilter(self, params: ProfileParams) -> tuple[str, str] | None:
         if params.op != "isequalto":
             return None

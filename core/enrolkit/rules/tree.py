@@ -196,6 +196,11 @@ class Rule:
             for problem in condition.kind.problems(condition.params, site)
         ]
 
+    def fields(self) -> set[str]:
+        """The profile fields the rule reads anywhere in it (standard names and
+        ``profile_field_<shortname>``), e.g. to tell an admin which rules use a field."""
+        return {name for c in _conditions(self.root) for name in c.kind.fields(c.params)}
+
     def prefilter(self) -> tuple[tuple[str, str], ...]:
         """``(field, value)`` pairs every matching user has, e.g. ``("department", "IT")`` or
         ``("profile_field_campus", "North")``.

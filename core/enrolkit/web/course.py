@@ -25,7 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import access, clock, enrolments, jsontext, lookup, roles, templating, throttle
+from .. import access, enrolments, jsontext, lookup, roles, templating, throttle
 from ..errors import EnrolkitError, SettingsError
 from ..groups import list_groups
 from ..methods import EnrolMethod
@@ -34,7 +34,7 @@ from ..rules import RuleError, parse
 from ..templating import TemplateError
 from . import forms, participants, paths, rulebuilder
 from .guards import course_manager, site
-from .i18n import message_of, say
+from .i18n import message_of, read_time, say
 from .views import filter_args, page_number, page_size
 
 bp = Blueprint("course", __name__, url_prefix="/course/<int:course_id>/manage")
@@ -375,7 +375,7 @@ def enrol_user(course: Course):
             flash(refused, "error")
             return redirect(url_for("course.participants_page"))
         role = lookup.role(s.session, role_name) if role_name else None
-        timeend = clock.parse_time(request.form.get("timeend") or None, field="end")
+        timeend = read_time(request.form.get("timeend"), "end")
         outcome = enrolments.enrol_manually(s, user, course, role=role, timeend=timeend or None)
     except EnrolkitError as exc:
         say(message_of(exc), "error")
@@ -747,7 +747,7 @@ def completion(course: Course):
     if request.method == "POST":
         try:
             user = lookup.user(s.session, request.form.get("username", "").strip())
-            when = clock.parse_time(request.form.get("time") or None, field="time") or s.now()
+            when = read_time(request.form.get("time"), "time") or s.now()
             done = access.complete_course(s, user, course, when)
         except EnrolkitError as exc:
             say(message_of(exc), "error")

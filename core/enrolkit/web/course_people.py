@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 
-from .. import clock, groups, lookup, manual_enrolments
+from .. import groups, lookup, manual_enrolments
 from ..csvfile import RowError
 from ..errors import EnrolkitError
 from ..models import (
@@ -27,6 +27,7 @@ from ..models import (
 )
 from .course import _refused_role, bp
 from .guards import course_manager, site
+from .i18n import read_time
 from .pending_view import rows as pending_rows
 
 #: The most users one "Enrol users" post may name (a cohort counts its members).
@@ -69,8 +70,8 @@ def enrol_users(course: Course):
                 .order_by(User.username)
             )
             names += [name for name in members if name not in names]
-        start = clock.parse_time(request.form.get("timestart") or None, field=_("start"))
-        end = clock.parse_time(request.form.get("timeend") or None, field=_("end"))
+        start = read_time(request.form.get("timestart"), _("start"))
+        end = read_time(request.form.get("timeend"), _("end"))
     except EnrolkitError as exc:
         flash(str(exc), "error")
         return redirect(url_for("course.participants_page"))
@@ -132,8 +133,8 @@ def edit_enrolment(course: Course, enrolment_id: int):
             abort(403)
         try:
             status = SUSPENDED if request.form.get("status") == "suspended" else ACTIVE
-            start = clock.parse_time(request.form.get("timestart") or None, field=_("start"))
-            end = clock.parse_time(request.form.get("timeend") or None, field=_("end"))
+            start = read_time(request.form.get("timestart"), _("start"))
+            end = read_time(request.form.get("timeend"), _("end"))
             manual_enrolments.edit_enrolment(
                 site(), user, course, status=status, timestart=start, timeend=end
             )

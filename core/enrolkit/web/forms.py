@@ -39,7 +39,7 @@ def posted(schema_class: type[Schema] | None, exclude: tuple[str, ...] = ()) -> 
     (it stays as it is); its "Clear it" box posts it empty."""
     if schema_class is None:
         return {}
-    from ..fields import Secret
+    from ..fields import Secret, Time
 
     values: dict[str, str] = {}
     for name, field in schema_class().fields.items():
@@ -51,11 +51,26 @@ def posted(schema_class: type[Schema] | None, exclude: tuple[str, ...] = ()) -> 
             elif request.form.get(name):
                 values[name] = request.form[name]
             continue
-        if name in request.form:
+        if name in request.form and isinstance(field, Time):
+            values[name] = _local_time(request.form[name].strip(), name)
+        elif name in request.form:
             values[name] = request.form[name].strip()
         elif isinstance(field, fields.Boolean):
             values[name] = "false"
     return values
+
+
+def _local_time(value: str, name: str) -> str:
+    """A time field's datetime-local value ("2026-09-01T08:00") read in the reader's time zone,
+    as Unix seconds; a value that is not a time is passed on as typed, for the schema to refuse
+    it with its own message."""
+    from ..errors import EnrolkitError
+    from .i18n import read_time
+
+    try:
+        return str(read_time(value, name)) if value else value
+    except EnrolkitError:
+        return value
 
 
 def has_field(method: EnrolMethod | None, name: str) -> bool:

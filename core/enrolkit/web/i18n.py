@@ -1,6 +1,7 @@
 """The interface language and time: the user's own language (their profile's ``lang``), else the
 one an anonymous visitor chose in the language menu (a cookie), else the browser's, else the
-site's; dates in that language and the site's time zone.
+site's; dates in that language and the reader's time zone (their own, else the site's), and the
+dates people type in forms read in that same zone.
 
 The French catalog is the core's ``translations/fr/LC_MESSAGES/messages.po`` merged with each
 plugin's own (``enrol_x/translations/``), every one compiled into the ``.mo`` beside it. Add new
@@ -21,6 +22,7 @@ from flask_babel import gettext as _
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from .. import clock
 from ..catalogs import CORE_FOLDER, LANGUAGES, language_of, site_language
 from ..errors import message
 from ..names import finalize as format_names
@@ -46,17 +48,65 @@ def select_locale() -> str:
     )
 
 
+def site_timezone() -> str:
+    """The site's time zone (Moodle's ``timezone`` setting), UTC until an admin sets one."""
+    name = site().get_config("core", TIMEZONE_SETTING, None)
+    return name if name in clock.zones() else "UTC"
+
+
 def select_timezone() -> str:
-    return site().get_config("core", TIMEZONE_SETTING, None) or "UTC"
+    """The reader's time zone: their own (Moodle's per-user ``timezone``), else the site's."""
+    user = getattr(g, "user", None)
+    if user is not None and user.timezone in clock.zones():
+        return user.timezone
+    return site_timezone()
+
+
+def valid_timezone(name: str) -> bool:
+    """Whether a user's time zone from a form is one of the list or '' (the site's); flash
+    the error to show when it is not."""
+    if not name or name in clock.zones():
+        return True
+    say(
+        _(
+            "Time zone %(zone)s: not a time zone of the list. Choose one such as Europe/Paris, "
+            "or the site's.",
+            zone=name[:60],
+        ),
+        "error",
+    )
+    return False
 
 
 def when(seconds: int | None, with_time: bool = True) -> str:
-    """Unix seconds in the reader's language and the site's time zone ("3 déc. 2026, 15:04");
-    0 (open, never) as a dash."""
+    """Unix seconds in the reader's language and time zone ("3 déc. 2026, 15:04"); 0 (open,
+    never) as a dash."""
     if not seconds:
         return "—"
     moment = datetime.fromtimestamp(seconds, UTC)
-    return format_datetime(moment, "d MMM y, HH:mm" if with_time else "d MMM y")
+    pattern = "d MMM y, HH:mm" if with_time else "d MMM y"
+    try:
+        return format_datetime(moment, pattern)
+    except OverflowError:  # the last seconds of year 9999, east of UTC: shown in UTC
+        return format_datetime(moment, pattern + " 'UTC'", rebase=False)
+
+
+def local_input(seconds: int | None, with_time: bool = False) -> str:
+    """A stored time as a date input (``2026-09-01``) or a datetime-local input
+    (``2026-09-01T08:00``) wants its value, in the reader's time zone; '' for none."""
+    if not seconds:
+        return ""
+    try:
+        moment = datetime.fromtimestamp(seconds, clock.timezone(select_timezone()))
+    except OverflowError:  # the last seconds of year 9999, east of UTC: the UTC day
+        moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M" if with_time else "%Y-%m-%d")
+
+
+def read_time(value: str | None, field: str) -> int:
+    """A time typed in a form, read in the reader's time zone: a date input's day starts at
+    midnight there, a datetime-local input's time is theirs (0 when empty)."""
+    return clock.parse_time(value or None, field=field, zone=clock.timezone(select_timezone()))
 
 
 def status_label(code: str) -> str:
@@ -146,10 +196,8 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["day"] = lambda seconds: when(seconds, with_time=False)
-    # For <input type="date"> values: the stored day, or nothing when there is none.
-    app.jinja_env.filters["isodate"] = lambda seconds: (
-        when(seconds, with_time=False) if seconds else ""
-    )
+    # For <input type="date"> values: the stored day in the reader's zone, or nothing.
+    app.jinja_env.filters["isodate"] = local_input
     app.jinja_env.filters["status"] = status_label
     app.jinja_env.filters["event"] = event_label
     app.jinja_env.finalize = finalize

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import case, func, or_, select
 
-from .. import access, confirmation, people
+from .. import access, clock, confirmation, people
 from ..changes import CourseAccess
 from ..enrolments import active_clause
 from ..errors import EnrolkitError, SettingsError
@@ -22,7 +22,7 @@ from ..models import (
 )
 from . import LANGUAGES, forms
 from .guards import MANAGING_ROLES, is_course_manager, login_required, site
-from .i18n import message_of, say
+from .i18n import message_of, say, site_timezone, valid_timezone
 from .views import page_number, page_size
 
 bp = Blueprint("people", __name__)
@@ -166,16 +166,20 @@ def profile(user_id: int):
     if request.method == "POST":
         if user_id != g.user.id:
             abort(403)
-        lang = request.form.get("lang", "")
-        if lang not in LANGUAGES:
+        chosen = {"lang": request.form.get("lang", "")}
+        if "timezone" in request.form:
+            chosen["timezone"] = request.form["timezone"].strip()
+        if chosen["lang"] not in LANGUAGES:
             flash(_("Choose one of the offered languages."), "error")
-        else:
-            people.set_fields(site(), user, {"lang": lang})
-            flash(_("Your language is saved."), "success")
+        elif valid_timezone(chosen.get("timezone", "")):
+            people.set_fields(site(), user, chosen)
+            flash(_("Your preferences are saved."), "success")
         return redirect(url_for("people.profile", user_id=user_id))
     return render_template(
         "people/profile.html",
         user=user,
         fields=people.profile_values(site(), user.id),
         languages=LANGUAGES,
+        zones=clock.zones(),
+        site_zone=site_timezone(),
     )

@@ -4,21 +4,21 @@ users from CSV (the core import and its rejected-line report), and the custom pr
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
-from ... import lengths, people
+from ... import people
+from ... import profile_fields as custom
 from ...errors import EnrolkitError
-from ...log import record
 from ...models import ProfileData, ProfileField, User
 from ..guards import admin_required, site
+from ..i18n import message_of, say
 from . import bp
-from .people import FIELDS
 
 #: What the "Add a user" form asks (the rest is on the user's page once created).
 NEW_USER_FIELDS = ("firstname", "lastname", "email", "department", "lang")
@@ -100,41 +100,132 @@ def upload_users():
     )
 
 
-_SHORTNAME = re.compile(r"[a-z][a-z0-9_]*")
-
-
 @bp.route("/profile-fields", methods=["GET", "POST"])
 @admin_required
 def profile_fields():
     s = site()
     if request.method == "POST":
         shortname = request.form.get("shortname", "").strip().lower()
-        name = request.form.get("name", "").strip()
-        if not _SHORTNAME.fullmatch(shortname) or shortname in FIELDS:
-            flash(
-                _(
-                    "Short name: use lower-case letters, digits and _ (starting with a letter), "
-                    "and not the name of a standard field."
-                ),
-                "error",
+        try:
+            custom.create(
+                s,
+                shortname,
+                request.form.get("name", "").strip(),
+                request.form.get("description", "").strip(),
             )
-        elif s.session.scalar(select(ProfileField.id).where(ProfileField.shortname == shortname)):
-            flash(_("A profile field named %(name)s exists already.", name=shortname), "error")
+        except EnrolkitError as exc:
+            s.session.rollback()
+            say(message_of(exc), "error")
         else:
-            try:
-                with s.atomic():
-                    lengths.check_values(ProfileField, {"shortname": shortname, "name": name})
-                    s.session.add(ProfileField(shortname=shortname, name=name or shortname))
-                    record(s, "profile_field_created", "core", reason=shortname)
-            except EnrolkitError as exc:
-                flash(str(exc), "error")
-            else:
-                flash(_("Profile field %(name)s created.", name=shortname), "success")
+            flash(_("Profile field %(name)s created.", name=shortname), "success")
         return redirect(url_for("admin.profile_fields"))
     used = dict(
         s.session.execute(
-            select(ProfileData.field_id, func.count()).group_by(ProfileData.field_id)
+            select(ProfileData.field_id, func.count())
+            .where(ProfileData.value != "")
+            .group_by(ProfileData.field_id)
         ).all()
     )
     rows = s.session.scalars(select(ProfileField).order_by(ProfileField.shortname)).all()
     return render_template("admin/profile_fields.html", rows=rows, used=used)
+
+
+def _field(field_id: int) -> ProfileField:
+    field = site().session.get(ProfileField, field_id)
+    if field is None:
+        abort(404)
+    return field
+
+
+def _where(use: custom.Use) -> str:
+    """The page where a use of a field is changed: the rule page for a rule, else the
+    instance's settings."""
+    values = {"course_id": use.course.id, "instance_id": use.instance.id}
+    if use.setting == custom.RULE:
+        return url_for("course.rule", **values)
+    return url_for("course.edit_instance", **values)
+
+
+def _uses(field: ProfileField) -> list[dict]:
+    s = site()
+    return [
+        {
+            "course": use.course,
+            "instance": s.plugins.methods[use.instance.method].display_name(use.instance)
+            if use.instance.method in s.plugins.methods
+            else use.instance.method,
+            "setting": custom.SETTING_LABELS[use.setting],
+            "href": _where(use),
+        }
+        for use in custom.uses(s, field.shortname)
+    ]
+
+
+@bp.route("/profile-fields/<int:field_id>", methods=["GET", "POST"])
+@admin_required
+def profile_field(field_id: int):
+    """Edit a field's name, description and shortname (refused while settings read it)."""
+    s = site()
+    field = _field(field_id)
+    values = {
+        "shortname": field.shortname,
+        "name": field.name,
+        "description": field.description,
+    }
+    status = 200
+    if request.method == "POST":
+        values = {key: request.form.get(key, "").strip() for key in values}
+        values["shortname"] = values["shortname"].lower()
+        try:
+            changed = custom.update(s, field, **values)
+        except EnrolkitError as exc:
+            s.session.rollback()
+            say(message_of(exc), "error")
+            status = 409 if isinstance(exc, custom.FieldInUse) else 400
+        else:
+            if changed:
+                flash(_("Profile field %(name)s saved.", name=field.shortname), "success")
+            else:
+                flash(_("Nothing changed."), "success")
+            return redirect(url_for("admin.profile_fields"))
+    return render_template(
+        "admin/profile_field.html",
+        field=field,
+        values=values,
+        uses=_uses(field),
+        holders=custom.users_with_value(s, field),
+    ), status
+
+
+@bp.route("/profile-fields/<int:field_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_profile_field(field_id: int):
+    """Confirm, saying how many users hold a value; refused while settings read the field."""
+    s = site()
+    field = _field(field_id)
+    status = 200
+    if request.method == "POST":
+        shortname = field.shortname
+        try:
+            count = custom.remove(s, field)
+        except custom.FieldInUse as exc:
+            s.session.rollback()
+            say(message_of(exc), "error")
+            status = 409
+        else:
+            flash(
+                ngettext(
+                    "Profile field %(name)s deleted, with the value of %(num)d user.",
+                    "Profile field %(name)s deleted, with the values of %(num)d users.",
+                    count,
+                    name=shortname,
+                ),
+                "success",
+            )
+            return redirect(url_for("admin.profile_fields"))
+    return render_template(
+        "admin/profile_field_delete.html",
+        field=field,
+        uses=_uses(field),
+        holders=custom.users_with_value(s, field),
+    ), status

@@ -12,6 +12,7 @@ from ... import catalog, deletion, lookup
 from ...errors import EnrolkitError
 from ...models import Course, EnrolInstance, UserEnrolment
 from ..guards import admin_required, site
+from ..i18n import read_time
 from ..views import page_number, page_size
 from . import bp
 
@@ -40,12 +41,20 @@ def courses():
     )  # fmt: skip
 
 
-def _posted() -> dict[str, str]:
-    row = {field: request.form.get(field, "").strip() for field in COURSE_FIELDS}
+def _posted() -> dict[str, str | int]:
+    row: dict[str, str | int] = {f: request.form.get(f, "").strip() for f in COURSE_FIELDS}
     row["visible"] = "1" if request.form.get("visible") else "0"
     for field in ("startdate", "enddate"):
-        row[field] = row[field] or "0"
+        try:  # the day typed, in the reader's time zone; a bad value goes on to be refused
+            row[field] = read_time(str(row[field]), field)
+        except EnrolkitError:
+            pass
     return row
+
+
+def _row(values: dict[str, str | int], shortname: str) -> dict[str, str]:
+    """The posted values as a CSV row of ``course import`` (a cleared date is "0": none)."""
+    return {**{key: str(value) for key, value in values.items()}, "shortname": shortname}
 
 
 @bp.route("/courses/new", methods=["GET", "POST"])
@@ -59,7 +68,7 @@ def new_course():
             flash(_("A course with short name %(name)s exists already.", name=shortname), "error")
         else:
             try:
-                course, _created = catalog.save_course(s, {**values, "shortname": shortname})
+                course, _created = catalog.save_course(s, _row(values, shortname))
             except EnrolkitError as exc:
                 s.session.rollback()
                 flash(str(exc), "error")
@@ -86,7 +95,7 @@ def edit_course(course_id: int):
     if request.method == "POST":
         values = _posted()
         try:
-            catalog.save_course(s, {**values, "shortname": course.shortname})
+            catalog.save_course(s, _row(values, course.shortname))
         except EnrolkitError as exc:
             s.session.rollback()
             flash(str(exc), "error")

@@ -25,7 +25,7 @@ from ...models import (
     UserEnrolment,
 )
 from ..guards import admin_required, site
-from ..i18n import message_of, say
+from ..i18n import message_of, say, site_timezone, valid_timezone
 from ..views import page_number, page_size
 from . import bp
 
@@ -99,6 +99,8 @@ def user(user_id: int):
             .order_by(Cohort.name)
         ).all(),
         pending=len(pending.pending(s, user_id=found.id)),
+        zones=clock.zones(),
+        site_zone=site_timezone(),
     )
 
 
@@ -136,6 +138,10 @@ def _enrolments_of(user: User) -> list[dict]:
 def _set_profile(user: User, custom: list[ProfileField]) -> None:
     assignments = {field: request.form.get(field, "").strip() for field in FIELDS}
     assignments["suspended"] = "1" if request.form.get("suspended") else "0"
+    if "timezone" in request.form:
+        assignments["timezone"] = request.form["timezone"].strip()
+        if not valid_timezone(assignments["timezone"]):
+            return
     for field in custom:
         key = f"profile_field_{field.shortname}"
         if key in request.form:

@@ -3,27 +3,17 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
 from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from ... import clock
 from ...catalogs import LANGUAGES, language_of, site_language
 from ..guards import admin_required, site
-from ..i18n import TIMEZONE_SETTING, say
+from ..i18n import TIMEZONE_SETTING, say, site_timezone
 from . import bp
 
 #: The site setting (component ``core``) that holds the site's language.
 LANG_SETTING = "lang"
-
-
-def _zone(name: str) -> str | None:
-    """``name`` when it is a time zone of the IANA database, else None."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
 
 
 @bp.route("/site", methods=["GET", "POST"])
@@ -32,10 +22,10 @@ def site_settings():
     s = site()
     if request.method == "POST":
         lang = language_of(request.form.get("lang"))
-        zone = _zone(request.form.get("timezone", "").strip())
+        zone = request.form.get("timezone", "").strip()
         if lang is None:
             say(_("Choose one of the offered languages."), "error")
-        elif zone is None:
+        elif zone not in clock.zones():
             say(_("Choose a time zone of the list, e.g. Europe/Paris."), "error")
         else:
             s.set_config("core", LANG_SETTING, lang)
@@ -46,7 +36,7 @@ def site_settings():
     return render_template(
         "admin/site_settings.html",
         lang=site_language(s),
-        timezone=s.get_config("core", TIMEZONE_SETTING, None) or "UTC",
+        timezone=site_timezone(),
         languages=LANGUAGES,
-        zones=sorted(available_timezones()),
+        zones=clock.zones(),
     )

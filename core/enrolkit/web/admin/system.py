@@ -6,11 +6,11 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from ... import clock, log, lookup, tasks
+from ... import log, lookup, tasks
 from ...errors import EnrolkitError
 from ...models import Course, EnrolInstance, HeldPlan, MailMessage, User
 from ..guards import admin_required, site
-from ..i18n import message_of, say
+from ..i18n import message_of, read_time, say
 from ..views import page_number, page_size
 from . import bp
 
@@ -72,8 +72,8 @@ def logs():
             event=args["event"] or None,
             course_id=course_id,
             user_id=user_id,
-            since=clock.parse_time(args["since"] or None, field="since") or None,
-            until=clock.parse_time(args["until"] or None, field="until") or None,
+            since=read_time(args["since"], "since") or None,
+            until=read_time(args["until"], "until") or None,
             limit=LOG_LIMIT,
         )
     except EnrolkitError as exc:
