@@ -47,6 +47,7 @@ from .errors import EnrolkitError
 from .models import MailMessage
 from .outbox import DEFAULT_LIMIT, FAILED, QUEUED, SENT
 from .site import Site
+from .texts import Text
 
 log = logging.getLogger(__name__)
 
@@ -293,16 +294,25 @@ class DeliveryResult:
     #: still queued after the run (not due yet, over the limit, or no SMTP configured)
     queued: int = 0
 
-    def __str__(self) -> str:
+    def __str__(self) -> Text:
+        """A :class:`Text` (``str()`` keeps it): the tasks page shows it translated."""
         if not self.configured:
-            failed = f"; {self.failed} failed to render" if self.failed else ""
-            return (
-                f"SMTP not configured (set {SMTP_URL_ENV}): "
-                f"{self.queued} message(s) stay queued in the outbox{failed}"
+            queued = Text(
+                "SMTP not configured (set %(variable)s): %(count)d message(s) stay queued in the "
+                "outbox",
+                variable=SMTP_URL_ENV,
+                count=self.queued,
             )
-        return (
-            f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}; "
-            f"{self.queued} queued"
+            if not self.failed:
+                return queued
+            failed = Text("%(count)d failed to render", count=self.failed)
+            return Text.join("; ", [queued, failed])
+        return Text(
+            "sent %(sent)d, retrying %(retrying)d, failed %(failed)d; %(queued)d queued",
+            sent=self.sent,
+            retrying=self.retrying,
+            failed=self.failed,
+            queued=self.queued,
         )
 
 
