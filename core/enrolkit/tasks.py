@@ -234,14 +234,20 @@ class TaskRun:
     result: str = ""
     duration: float = 0.0
 
-    def line(self) -> str:
+    def line(self) -> Text:
+        """The run in one line (the CLI prints it, the tasks page flashes it translated)."""
+        seconds = f"{self.duration:.2f}"
         if self.status == OK:
-            return f"{self.name}: ok in {self.duration:.2f} s" + (
-                f"; {self.result}" if self.result else ""
-            )
+            done = Text("%(name)s: ok in %(seconds)s s", name=self.name, seconds=seconds)
+            return Text.join("; ", [done, self.result]) if self.result else done
         if self.status == FAILED:
-            return f"{self.name}: failed after {self.duration:.2f} s: {self.result}"
-        return f"{self.name}: skipped, {self.result}"
+            return Text(
+                "%(name)s: failed after %(seconds)s s: %(error)s",
+                name=self.name,
+                seconds=seconds,
+                error=self.result,
+            )
+        return Text("%(name)s: skipped, %(why)s", name=self.name, why=self.result)
 
 
 def lease_seconds() -> int:
@@ -397,7 +403,9 @@ class Runner:
             self._release(spec, started_at, interrupted, time.monotonic() - started)
             raise
         duration = time.monotonic() - started
-        last_result = (text or Text(OK)) if status == OK else Text("failed: %(error)s", error=text)
+        last_result = (
+            (text or Text("ok")) if status == OK else Text("failed: %(error)s", error=text)
+        )
         if not self._release(spec, started_at, last_result, duration) or lease.lost:
             print(
                 f"enrolkit: warning: task {name} lost its lock while it ran (freed with "
@@ -474,10 +482,12 @@ class Runner:
         if lock_state(owner, until, now) != HELD:
             return None
         if until >= now:
-            held = f"locked by {owner} until {clock.iso(until)}"
+            held = Text("locked by %(owner)s until %(until)s", owner=owner, until=clock.iso(until))
         else:
-            held = (
-                f"locked by {owner}, alive on this machine (its lease ran out {clock.iso(until)})"
+            held = Text(
+                "locked by %(owner)s, alive on this machine (its lease ran out %(until)s)",
+                owner=owner,
+                until=clock.iso(until),
             )
         return TaskRun(spec.name, spec.component, LOCKED, held)
 
