@@ -34,7 +34,9 @@ def test_the_report_mail_is_in_the_site_language_or_the_admins_own(
 
     received = {message["To"]: message for message in smtp.messages}
     french, english = received["root@example.org"], received["ada@example.org"]
-    assert french["Subject"] == "Inscription par fichier plat : 1 ligne(s) rejetée(s) dans enrol.csv"
+    assert (
+        french["Subject"] == "Inscription par fichier plat : 1 ligne(s) rejetée(s) dans enrol.csv"
+    )
     body = french.get_body(("plain",)).get_content()
     assert "Le fichier d'inscriptions enrol.csv du dossier" in body
     assert "a été appliqué avec des lignes rejetées." in body
