@@ -67,7 +67,9 @@ def test_a_failed_run_reads_in_french_on_the_tasks_page_and_the_admin_home(
     admin = client_as("admin")
 
     shown = _results(admin.get("/admin/tasks").get_data(as_text=True))
-    assert shown["deliver_mail"].startswith("échec : ")
+    assert shown["deliver_mail"] == (
+        "échec : ENROLKIT_SMTP_URL ne nomme aucun serveur ; utilisez smtp://host:port"
+    )
     home = admin.get("/admin/").get_data(as_text=True)
     assert "La tâche deliver_mail" in home
 
