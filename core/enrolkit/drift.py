@@ -20,6 +20,7 @@ from sqlalchemy import Select, column, insert, select, table, text
 
 from .engine import DESIRED_COLUMNS
 from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL
+from .texts import N_, Text
 
 if TYPE_CHECKING:
     from .engine import Outcome, Plan
@@ -140,8 +141,24 @@ def stale_instances(
     return sorted(stale.intersection(ids))
 
 
-#: How a held plan's outcome reads: what it would have done to enrolments.
-_WOULD = {"enrolled": "enrol", "updated": "update", "suspended": "suspend", "unenrolled": "unenrol"}
+#: How each count of an outcome reads, and what a held plan would have done to enrolments
+#: (message ids: a task's result is shown in its reader's language).
+_COUNTS = {
+    "enrolled": N_("%(count)d enrolled"),
+    "updated": N_("%(count)d updated"),
+    "suspended": N_("%(count)d suspended"),
+    "unenrolled": N_("%(count)d unenrolled"),
+    "roles_added": N_("%(count)d roles_added"),
+    "roles_removed": N_("%(count)d roles_removed"),
+    "groups_added": N_("%(count)d groups_added"),
+    "groups_removed": N_("%(count)d groups_removed"),
+}
+_WOULD = {
+    "enrolled": N_("enrol %(count)d"),
+    "updated": N_("update %(count)d"),
+    "suspended": N_("suspend %(count)d"),
+    "unenrolled": N_("unenrol %(count)d"),
+}
 
 
 @dataclass
@@ -153,7 +170,7 @@ class SyncReport:
     synced: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     #: (held plan id, what it would do), in the order they were held.
-    held: list[tuple[int, str]] = field(default_factory=list)
+    held: list[tuple[int, Text]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.held_plan_id is not None:
@@ -163,23 +180,30 @@ class SyncReport:
         for key, value in outcome.counts().items():
             self.counts[key] = self.counts.get(key, 0) + value
 
-    def __str__(self) -> str:
-        changes = ", ".join(f"{value} {key}" for key, value in self.counts.items() if value)
-        held = "".join(
-            f"{'; held as' if i == 0 else ','} plan {plan_id} ({what})"
-            for i, (plan_id, what) in enumerate(self.held)
+    def __str__(self) -> Text:
+        """``3 instance(s) checked, 1 re-synced: 2 enrolled; held as plan 7 (would unenrol 90)``,
+        a :class:`Text` (``str()`` keeps it)."""
+        checked = Text(
+            "%(checked)d instance(s) checked, %(synced)d re-synced",
+            checked=self.checked,
+            synced=self.synced,
         )
-        return (
-            f"{self.checked} instance(s) checked, {self.synced} re-synced"
-            f"{': ' + changes if changes else ''}{held}"
-        )
+        changes = [Text(_COUNTS[key], count=value) for key, value in self.counts.items() if value]
+        if changes:
+            checked = Text("%(done)s: %(changes)s", done=checked, changes=Text.join(", ", changes))
+        if not self.held:
+            return checked
+        held = Text.join(", ", [Text("plan %(id)d (%(what)s)", id=i, what=w) for i, w in self.held])
+        return Text("%(done)s; held as %(plans)s", done=checked, plans=held)
 
 
-def would(outcome: Outcome) -> str:
+def would(outcome: Outcome) -> Text:
     """``would unenrol 100, suspend 3``: what a held plan would change in enrolments."""
     counts = outcome.counts()
-    parts = [f"{verb} {counts[key]}" for key, verb in _WOULD.items() if counts[key]]
-    return "would " + ", ".join(parts) if parts else "would change roles or groups only"
+    parts = [Text(verb, count=counts[key]) for key, verb in _WOULD.items() if counts[key]]
+    if not parts:
+        return Text("would change roles or groups only")
+    return Text("would %(changes)s", changes=Text.join(", ", parts))
 
 
 def resync(

@@ -21,7 +21,8 @@ from .errors import EnrolkitError
 from .methods import KEEP, REMOVAL_ACTIONS, UNENROL
 from .models import ACTIVE, EnrolInstance, UserEnrolment
 from .site import Site
-from .tasks import describe_error
+from .tasks import failure, summary
+from .texts import Text
 
 #: The site setting :meth:`EnrolMethod.expiry_action` reads by default.
 SETTING = "expiry_action"
@@ -59,7 +60,7 @@ def enforce_end_dates(site: Site) -> str:
         try:
             action = _action(site, method)
         except EnrolkitError as exc:
-            failures.append(f"{method}: {exc}")
+            failures.append(failure(method, exc))
             continue
         if action == KEEP:
             continue
@@ -73,14 +74,16 @@ def enforce_end_dates(site: Site) -> str:
             try:
                 outcome = site.engine.apply(plan)
             except Exception as exc:
-                failures.append(f"instance {instance_id}: {describe_error(exc)}")
+                failures.append(failure(instance_id, exc))
                 continue
             changed += len(outcome.unenrolled) + len(outcome.suspended)
             instances += 1
-    summary = f"{changed} ended enrolment(s) processed in {instances} instance(s)"
-    if failures:
-        raise EnrolkitError(f"{summary}; failed: {'; '.join(failures)}")
-    return summary
+    done = Text(
+        "%(count)d ended enrolment(s) processed in %(instances)d instance(s)",
+        count=changed,
+        instances=instances,
+    )
+    return summary(done, failures)
 
 
 def _ended(site: Site, method: str, action: str, now: int) -> dict[int, list[Change]]:

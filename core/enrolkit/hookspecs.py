@@ -52,8 +52,9 @@ def register_tasks(register: Callable[..., None]) -> None:
 
     Call ``register(name, run, schedule="0 * * * *", component=...)``:
     ``name`` is unique on the site, ``run(site)`` does the work (``site.origin`` is ``cron``; it
-    commits through ``site.atomic()``) and may return a one-line result, ``schedule`` is the
-    default cron expression in UTC (the admin may change it; a bad one stops start-up). Each task
+    commits through ``site.atomic()``) and may return a one-line result (a
+    :class:`~enrolkit.texts.Text`, stored with its message id, so the tasks page shows it in its
+    reader's language), ``schedule`` is the default cron expression in UTC (the admin may change it; a bad one stops start-up). Each task
     runs under a database lock, so two cron runners never run it twice at once. The lock is a
     lease the runner renews while the task runs: a killed runner's lock is free again within
     ``ENROLKIT_TASK_LEASE`` seconds (60), at once on its own machine. An exception marks the run

@@ -47,6 +47,7 @@ from .errors import EnrolkitError
 from .models import MailMessage
 from .outbox import DEFAULT_LIMIT, FAILED, QUEUED, SENT
 from .site import Site
+from .texts import Text
 
 log = logging.getLogger(__name__)
 
@@ -217,30 +218,57 @@ class SmtpConfig:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("smtp", "smtps"):
             raise MailError(
-                f"{SMTP_URL_ENV} must start with smtp:// or smtps://, not {parts.scheme or '?'}://"
+                Text(
+                    "%(variable)s must start with smtp:// or smtps://, not %(scheme)s://",
+                    variable=SMTP_URL_ENV,
+                    scheme=parts.scheme or "?",
+                )
             )
         if not parts.hostname:
-            raise MailError(f"{SMTP_URL_ENV} names no host; use smtp://host:port")
+            raise MailError(
+                Text("%(variable)s names no host; use smtp://host:port", variable=SMTP_URL_ENV)
+            )
         try:
             port = parts.port
         except ValueError:
-            raise MailError(f"{SMTP_URL_ENV} has a bad port for host {parts.hostname}") from None
+            raise MailError(
+                Text(
+                    "%(variable)s has a bad port for host %(host)s",
+                    variable=SMTP_URL_ENV,
+                    host=parts.hostname,
+                )
+            ) from None
         implicit_tls = parts.scheme == "smtps"
         query = parse_qs(parts.query, keep_blank_values=True)
         unknown = sorted(set(query) - {"from", "timeout"})
         if unknown:
             raise MailError(
-                f"{SMTP_URL_ENV}: unknown option(s) {', '.join(unknown)}; known: from, timeout"
+                Text(
+                    "%(variable)s: unknown option(s) %(options)s; known: from, timeout",
+                    variable=SMTP_URL_ENV,
+                    options=", ".join(unknown),
+                )
             )
         sender = query.get("from", [f"noreply@{socket.gethostname()}"])[-1]
         if "@" not in parseaddr(sender)[1]:
-            raise MailError(f"{SMTP_URL_ENV}: from={sender!r} is not an email address")
+            raise MailError(
+                Text(
+                    "%(variable)s: from=%(sender)s is not an email address",
+                    variable=SMTP_URL_ENV,
+                    sender=repr(sender),
+                )
+            )
         try:
             timeout = float(query.get("timeout", [DEFAULT_TIMEOUT])[-1])
         except ValueError:
             timeout = 0
         if timeout <= 0:
-            raise MailError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds")
+            raise MailError(
+                Text(
+                    "%(variable)s: timeout must be a positive number of seconds",
+                    variable=SMTP_URL_ENV,
+                )
+            )
         return cls(
             host=parts.hostname,
             port=port or (465 if implicit_tls else 25),
@@ -293,16 +321,25 @@ class DeliveryResult:
     #: still queued after the run (not due yet, over the limit, or no SMTP configured)
     queued: int = 0
 
-    def __str__(self) -> str:
+    def __str__(self) -> Text:
+        """A :class:`Text` (``str()`` keeps it): the tasks page shows it translated."""
         if not self.configured:
-            failed = f"; {self.failed} failed to render" if self.failed else ""
-            return (
-                f"SMTP not configured (set {SMTP_URL_ENV}): "
-                f"{self.queued} message(s) stay queued in the outbox{failed}"
+            queued = Text(
+                "SMTP not configured (set %(variable)s): %(count)d message(s) stay queued in the "
+                "outbox",
+                variable=SMTP_URL_ENV,
+                count=self.queued,
             )
-        return (
-            f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}; "
-            f"{self.queued} queued"
+            if not self.failed:
+                return queued
+            failed = Text("%(count)d failed to render", count=self.failed)
+            return Text.join("; ", [queued, failed])
+        return Text(
+            "sent %(sent)d, retrying %(retrying)d, failed %(failed)d; %(queued)d queued",
+            sent=self.sent,
+            retrying=self.retrying,
+            failed=self.failed,
+            queued=self.queued,
         )
 
 

@@ -14,7 +14,8 @@ from .engine import OPS, Change, Plan
 from .errors import EnrolkitError, NotFound
 from .models import EnrolInstance, PendingAction, User
 from .site import Site
-from .tasks import describe_error
+from .tasks import failure, summary
+from .texts import Text
 
 PENDING, APPLIED, REPLACED, CANCELLED = "pending", "applied", "replaced", "cancelled"
 pending_table = PendingAction.__table__
@@ -146,18 +147,22 @@ def apply_due(site: Site) -> str:
             with site.atomic():
                 done = _apply_instance(site, instance_id, now)
         except Exception as exc:
-            failures.append(f"instance {instance_id}: {describe_error(exc)}")
+            failures.append(failure(instance_id, exc))
             continue
         applied += done
         instances += 1 if done else 0
-    summary = f"applied {applied} pending action(s) in {instances} instance(s)"
+    parts = [
+        Text(
+            "applied %(count)d pending action(s) in %(instances)d instance(s)",
+            count=applied,
+            instances=instances,
+        )
+    ]
     if waiting:
-        summary += f"; {waiting} wait for a disabled method"
+        parts.append(Text("%(count)d wait for a disabled method", count=waiting))
     if gone:
-        summary += f"; {gone} cancelled (user or instance gone)"
-    if failures:
-        raise EnrolkitError(f"{summary}; failed: {'; '.join(failures)}")
-    return summary
+        parts.append(Text("%(count)d cancelled (user or instance gone)", count=gone))
+    return summary(Text.join("; ", parts), failures)
 
 
 def _apply_instance(site: Site, instance_id: int, now: int) -> int:

@@ -25,18 +25,19 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from croniter import CroniterBadDateError, croniter
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import clock, log
-from .errors import EnrolkitError, NotFound, Refused
+from .errors import EnrolkitError, NotFound, Refused, message
 from .models import ScheduledTask
+from .texts import Text
 
 _log = logging.getLogger(__name__)
 
@@ -233,14 +234,20 @@ class TaskRun:
     result: str = ""
     duration: float = 0.0
 
-    def line(self) -> str:
+    def line(self) -> Text:
+        """The run in one line (the CLI prints it, the tasks page flashes it translated)."""
+        seconds = f"{self.duration:.2f}"
         if self.status == OK:
-            return f"{self.name}: ok in {self.duration:.2f} s" + (
-                f"; {self.result}" if self.result else ""
-            )
+            done = Text("%(name)s: ok in %(seconds)s s", name=self.name, seconds=seconds)
+            return Text.join("; ", [done, self.result]) if self.result else done
         if self.status == FAILED:
-            return f"{self.name}: failed after {self.duration:.2f} s: {self.result}"
-        return f"{self.name}: skipped, {self.result}"
+            return Text(
+                "%(name)s: failed after %(seconds)s s: %(error)s",
+                name=self.name,
+                seconds=seconds,
+                error=self.result,
+            )
+        return Text("%(name)s: skipped, %(why)s", name=self.name, why=self.result)
 
 
 def lease_seconds() -> int:
@@ -386,14 +393,19 @@ class Runner:
         try:
             with lease:
                 result = self._execute(spec)
-            status, text = OK, "" if result is None else str(result)
+            # A Text keeps its message id (str() would drop it): pages show it translated.
+            text = result if isinstance(result, str) else "" if result is None else str(result)
+            status = OK
         except Exception as exc:
             status, text = FAILED, describe_error(exc)
         except BaseException:  # Ctrl-C or exit: free the lock for the next runner, then go
-            self._release(spec, started_at, f"{FAILED}: interrupted", time.monotonic() - started)
+            interrupted = Text("failed: %(error)s", error=Text("interrupted"))
+            self._release(spec, started_at, interrupted, time.monotonic() - started)
             raise
         duration = time.monotonic() - started
-        last_result = (text or OK) if status == OK else f"{FAILED}: {text}"
+        last_result = (
+            (text or Text("ok")) if status == OK else Text("failed: %(error)s", error=text)
+        )
         if not self._release(spec, started_at, last_result, duration) or lease.lost:
             print(
                 f"enrolkit: warning: task {name} lost its lock while it ran (freed with "
@@ -470,10 +482,12 @@ class Runner:
         if lock_state(owner, until, now) != HELD:
             return None
         if until >= now:
-            held = f"locked by {owner} until {clock.iso(until)}"
+            held = Text("locked by %(owner)s until %(until)s", owner=owner, until=clock.iso(until))
         else:
-            held = (
-                f"locked by {owner}, alive on this machine (its lease ran out {clock.iso(until)})"
+            held = Text(
+                "locked by %(owner)s, alive on this machine (its lease ran out %(until)s)",
+                owner=owner,
+                until=clock.iso(until),
             )
         return TaskRun(spec.name, spec.component, LOCKED, held)
 
@@ -555,6 +569,24 @@ def unlock(site: Site, name: str, *, force: bool = False, by: str = "") -> str:
     return holder
 
 
+def failure(where: Any, exc: Exception) -> Text:
+    """One part of a task that failed (``instance 12: ...``), for :func:`summary`."""
+    if isinstance(where, int):
+        where = Text("instance %(id)d", id=where)
+    return Text("%(where)s: %(error)s", where=where, error=describe_error(exc))
+
+
+def summary(done: Text, failures: Sequence[Any] = ()) -> Text:
+    """A task's one-line result: what it did; when a part failed, raised as the error that marks
+    the run failed, saying both (``...; failed: instance 12: ...``). A :class:`Text`, so the
+    admin pages show it in their reader's language."""
+    if failures:
+        raise EnrolkitError(
+            Text("%(done)s; failed: %(failures)s", done=done, failures=Text.join("; ", failures))
+        )
+    return done
+
+
 def operator() -> str:
     """``user@host`` of the person at this shell, for the log."""
     try:
@@ -578,15 +610,16 @@ def describe_error(exc: Exception) -> str:
     if isinstance(found, SQLAlchemyError):
         _log.error("a task failed on the database", exc_info=exc)
         if busy(found):
-            return "the database stayed busy; the next run tries again"
-        return "database error; the runner's log (stderr) has the details"
-    if isinstance(exc, EnrolkitError):
-        return str(exc)
+            return Text("the database stayed busy; the next run tries again")
+        return Text("database error; the runner's log (stderr) has the details")
+    if isinstance(exc, EnrolkitError):  # a Text keeps its message id, for the reader's language
+        text = message(exc)
+        return text if isinstance(text, Text) and not exc.cli else str(exc)
     where = ""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if tb is not None:
         where = f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}{where}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}{where}"

@@ -9,7 +9,8 @@ Fixtures:
 * ``clock``: set the time (``clock.set("2026-09-01")``, ``clock.advance(3600)``) via ENROLKIT_NOW.
 * ``cli``: run ``enrolkit`` commands in-process against the test database.
 * ``any_db``: a fresh database URL, parametrised: SQLite, and PostgreSQL too when
-  ``ENROLKIT_TEST_POSTGRES_URL`` names a server; ``db_site``: a ``site`` on each of them.
+  ``ENROLKIT_TEST_POSTGRES_URL`` names a server; ``db_site``: a ``site`` on each of them. A
+  module-scoped site per backend: ``params=backends()`` and ``fresh_database_url``.
 * ``enrolkit_database_url``: the database of ``runtime``; override it to return ``any_db`` to
   run every test on both backends.
 * ``enrolkit_plugins``: the plugins of ``runtime`` (and so of ``site``, ``cli``, ``app``,
@@ -53,6 +54,7 @@ __all__ = [
     "Statements",
     "any_db",
     "app",
+    "backends",
     "clock",
     "cli",
     "client",
@@ -70,14 +72,18 @@ __all__ = [
 ]
 
 
+def backends() -> list[str]:
+    """The database backends tests run on: SQLite and, when ``ENROLKIT_TEST_POSTGRES_URL``
+    names a server, PostgreSQL. A fixture wider than a test (one site per module and backend)
+    takes them as its ``params`` and makes its database with :func:`fresh_database_url`."""
+    return ["sqlite"] + (["postgresql"] if os.environ.get("ENROLKIT_TEST_POSTGRES_URL") else [])
+
+
 def pytest_generate_tests(metafunc):
     # Tests that ask for ``any_db`` (or ``db_site``) run on SQLite and, when a server is
     # configured, PostgreSQL.
     if "any_db" in metafunc.fixturenames:
-        backends = ["sqlite"] + (
-            ["postgresql"] if os.environ.get("ENROLKIT_TEST_POSTGRES_URL") else []
-        )
-        metafunc.parametrize("any_db", backends, indirect=True)
+        metafunc.parametrize("any_db", backends(), indirect=True)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ from .integrations import (  # noqa: F401  (EVENTS and the event names: webhooks
 from .log import record
 from .models import COURSE, Course, User, WebhookDelivery, WebhookEvent, WebhookSubscription
 from .site import Site
+from .texts import Text
 
 log = logging.getLogger(__name__)
 
@@ -512,9 +513,17 @@ class DeliveryResult:
     failed: int = 0
     disabled: int = 0
 
-    def __str__(self) -> str:
-        text = f"delivered {self.sent} batch(es) ({self.events} events), {self.failed} failed"
-        return text + (f", {self.disabled} webhook(s) disabled" if self.disabled else "")
+    def __str__(self) -> Text:
+        """A :class:`Text` (``str()`` keeps it): the tasks page shows it translated."""
+        text = Text(
+            "delivered %(sent)d batch(es) (%(events)d events), %(failed)d failed",
+            sent=self.sent,
+            events=self.events,
+            failed=self.failed,
+        )
+        if not self.disabled:
+            return text
+        return Text.join(", ", [text, Text("%(count)d webhook(s) disabled", count=self.disabled)])
 
 
 @dataclass(frozen=True)

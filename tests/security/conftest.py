@@ -1,6 +1,9 @@
 """Fixtures for the attacks of ``tests/security``: a site on each database backend (SQLite, and
 PostgreSQL when the suite has a server) with one person per audience, the web app on it, clients
-logged in through the real login form, and an API client with a write token."""
+logged in through the real login form, and an API client with a write token.
+
+The attacks through web pages walk the web tests' small site (``web_world``: ``world``, ``app``,
+``client_as``, ``csrf``, ``post``, ``login``), here on every backend (``web_runtime``)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,18 @@ from enrolkit.api import tokens
 from enrolkit.enrolments import enrol_manually
 from enrolkit.testing import SiteFactory
 from enrolkit.web import create_app
-from security_web import PASSWORD, csrf_token, log_in
+from web_world import (  # noqa: F401  (the shared web site's fixtures)
+    PASSWORD,
+    app,
+    client_as,
+    csrf,
+    csrf_token,
+    drop,
+    log_in,
+    login,
+    post,
+    world,
+)
 
 
 @dataclass
@@ -36,6 +50,13 @@ def _password_hash() -> str:
 @pytest.fixture
 def sec_runtime(make_runtime, any_db, tmp_path, monkeypatch):
     """Every installed plugin, on each backend, with a home of its own (drop folder, keys)."""
+    monkeypatch.setenv("ENROLKIT_HOME", str(tmp_path / "home"))
+    return make_runtime(url=any_db, entry_points=True)
+
+
+@pytest.fixture
+def web_runtime(make_runtime, any_db, tmp_path, monkeypatch):
+    """The shared web site's database: every installed plugin, on each backend."""
     monkeypatch.setenv("ENROLKIT_HOME", str(tmp_path / "home"))
     return make_runtime(url=any_db, entry_points=True)
 

@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 HUGE = "99999999999999999999999"
+#: A flat file to upload under hostile names.
+UPLOAD = b"operation,username,course,role\nadd,student,PHYS101,student\n"
 
 
 def _deep_rule(groups: int) -> str:
@@ -68,7 +70,7 @@ def paged_app(sec_runtime, cast):
 
 
 def test_query_arguments_never_reach_url_for(paged_app, cast):
-    from security_web import log_in
+    from web_world import log_in
 
     client = paged_app.test_client()
     assert log_in(client, "admin").status_code == 302
@@ -102,7 +104,7 @@ def test_a_300_character_upload_name_is_a_422_on_the_api(api):
 
 
 def test_a_300_character_upload_name_is_a_form_error_on_the_web(as_user, sec_runtime):
-    from security_web import csrf_token
+    from web_world import csrf_token
 
     with sec_runtime.site() as site, site.atomic():
         site.set_method_enabled("flatfile", True)
@@ -118,6 +120,24 @@ def test_a_300_character_upload_name_is_a_form_error_on_the_web(as_user, sec_run
     )
     assert response.status_code == 200
     assert "The file name is longer than 200 characters" in response.get_data(as_text=True)
+
+
+def test_an_upload_never_overwrites_and_processed_names_are_refused(drop, client_as, csrf):
+    admin = client_as("admin")
+    for name in ("enrol.csv", "enrol.csv"):
+        admin.post(
+            "/admin/flatfile/upload",
+            data={"csrf_token": csrf(admin), "file": (io.BytesIO(UPLOAD), name)},
+            content_type="multipart/form-data",
+        )
+    assert sorted(p.name for p in drop.iterdir()) == ["enrol.csv", "enrol.csv.2"]
+    response = admin.post(
+        "/admin/flatfile/upload",
+        data={"csrf_token": csrf(admin), "file": (io.BytesIO(UPLOAD), "x.csv.done")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "kept for processed files" in response.get_data(as_text=True)
 
 
 # --- nesting ----------------------------------------------------------------------------------

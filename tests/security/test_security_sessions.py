@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from enrolkit import db
-from security_web import PASSWORD, csrf_token, log_in
+from web_world import PASSWORD, csrf_token, log_in
 
 ENROLKIT = str(Path(sys.executable).with_name("enrolkit"))
 

@@ -18,16 +18,6 @@ CSV = (
 )
 
 
-@pytest.fixture
-def drop(web_runtime, world, tmp_path, monkeypatch):
-    folder = tmp_path / "drop"
-    monkeypatch.setenv("ENROLKIT_FLATFILE_ROOTS", str(tmp_path))  # the operator allows it
-    with web_runtime.site() as site, site.atomic():
-        site.set_method_enabled("flatfile", True)
-        site.set_method_settings("flatfile", {"folder": str(folder), "mail_admins": "false"})
-    return folder
-
-
 def _enrolled(runtime, course_id) -> set[int]:
     with runtime.site() as site:
         return set(
@@ -74,21 +64,3 @@ def test_upload_preview_apply_and_read_the_error_report(
         journal = site.session.scalar(select(FlatfileFile.id))
     report = admin.get(f"/admin/flatfile/files/{journal}").get_data(as_text=True)
     assert "nobody" in report and "Rejected lines" in report
-
-
-def test_an_upload_never_overwrites_and_processed_names_are_refused(drop, client_as, csrf):
-    admin = client_as("admin")
-    for name in ("enrol.csv", "enrol.csv"):
-        admin.post(
-            "/admin/flatfile/upload",
-            data={"csrf_token": csrf(admin), "file": (io.BytesIO(CSV), name)},
-            content_type="multipart/form-data",
-        )
-    assert sorted(p.name for p in drop.iterdir()) == ["enrol.csv", "enrol.csv.2"]
-    response = admin.post(
-        "/admin/flatfile/upload",
-        data={"csrf_token": csrf(admin), "file": (io.BytesIO(CSV), "x.csv.done")},
-        content_type="multipart/form-data",
-        follow_redirects=True,
-    )
-    assert "kept for processed files" in response.get_data(as_text=True)

@@ -1,6 +1,7 @@
 """Every page in French: each GET route of ``app.url_map``, walked with the real ids of the demo
 site (every method's instance form, every method's settings) as anonymous, student, teacher and
-admin, all speaking French, shows no English outside proper names.
+admin, all speaking French, shows no English outside proper names. On each database backend, one
+demo site per backend for the whole walk.
 
 The check is a simple, honest heuristic, two ways:
 - no message id of the catalogs (core and plugins) appears untranslated on a page;
@@ -33,6 +34,7 @@ from enrolkit.models import (
     User,
     UserEnrolment,
 )
+from enrolkit.testing import backends, fresh_database_url
 from enrolkit.web import create_app
 from sqlalchemy import select
 
@@ -116,20 +118,23 @@ def _msgids() -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def walk_site(tmp_path_factory):
-    """The demo site, everyone French-speaking with a password."""
+@pytest.fixture(scope="module", params=backends())
+def walk_site(request, tmp_path_factory):
+    """The demo site on each database backend, made once for the whole walk, everyone
+    French-speaking with a password; every task run once, so the tasks page lists results."""
     from enrolkit import people
     from enrolkit.models import Base
     from enrolkit.plugins import Plugins
     from enrolkit.runtime import Runtime
+    from enrolkit.tasks import Runner
 
     home = tmp_path_factory.mktemp("home")
     patch = pytest.MonkeyPatch()
     patch.setenv("ENROLKIT_HOME", str(home))
+    patch.delenv("ENROLKIT_SMTP_URL", raising=False)
     plugins = Plugins(entry_points=True)
     plugins.load_all()  # imports the plugins' models, so their tables are made too
-    runtime = Runtime(f"sqlite:///{home / 'site.db'}", plugins)
+    runtime = Runtime(fresh_database_url(request.param, home), plugins)
     Base.metadata.create_all(runtime.db)
     runtime.bootstrap()
     with runtime.site() as site:
@@ -144,6 +149,8 @@ def walk_site(tmp_path_factory):
             site.session.add(
                 HeldPlan(instance_id=instance.id, status="held", summary={}, payload={"rows": []})
             )
+    failed = [run.line() for run in Runner(runtime).cron(force=True) if run.status != "ok"]
+    assert not failed, failed
     app = create_app({"TESTING": True}, runtime)
     yield app, runtime
     runtime.dispose()

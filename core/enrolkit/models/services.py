@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamp
+from .base import Base, StoredText, Timestamp
 
 
 class ScheduledTask(Base):
@@ -18,7 +18,9 @@ class ScheduledTask(Base):
     last_run: Mapped[int] = mapped_column(Timestamp, default=0)
     next_run: Mapped[int] = mapped_column(Timestamp, default=0)
     last_duration: Mapped[float] = mapped_column(default=0.0)
-    last_result: Mapped[str] = mapped_column(Text, default="")
+    #: The last run's one-line result, a :class:`~enrolkit.texts.Text` shown in the reader's
+    #: language ("ok", or "failed: ..." when it failed).
+    last_result: Mapped[str] = mapped_column(StoredText, default="")
     #: Who holds the lock ("host:pid:nonce") and until when; an expired lock is free.
     lock_owner: Mapped[str] = mapped_column(String(200), default="")
     lock_until: Mapped[int] = mapped_column(Timestamp, default=0)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from enrolkit import KEEP, SUSPEND, Change, Plan
 from enrolkit.clock import iso
 from enrolkit.engine import REMOVE, Outcome
-from enrolkit.errors import EnrolkitError
 from enrolkit.models import (
     ACTIVE,
     EnrolInstance,
@@ -32,8 +31,9 @@ from enrolkit.models import (
     UserEnrolment,
 )
 from enrolkit.site import Site
-from enrolkit.tasks import describe_error
+from enrolkit.tasks import failure, summary
 from enrolkit.templating import group_name_sql
+from enrolkit.texts import Text
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -74,26 +74,25 @@ def _each(site: Site, instances: list[EnrolInstance], work: Callable[[EnrolInsta
             with site.atomic():
                 count = work(instance)
         except Exception as exc:
-            failures.append(f"instance {instance.id}: {describe_error(exc)}")
+            failures.append(failure(instance.id, exc))
             continue
         total += count
         touched += bool(count)
     return total, touched, failures
 
 
-def _report(summary: str, failures: list[str]) -> str:
-    if failures:
-        raise EnrolkitError(f"{summary}; failed: {'; '.join(failures)}")
-    return summary
-
-
 def process_enrolments(site: Site) -> str:
     if not site.method_enabled(NAME):
-        return "auto-enrolment is disabled on this site"
+        return Text("auto-enrolment is disabled on this site")
     instances = _instances(site, LOGIN)
     total, touched, failures = _each(site, instances, lambda i: enrol_matching(site, i))
-    summary = f"{total} user(s) enrolled in {touched} of {len(instances)} login-mode instance(s)"
-    return _report(summary, failures)
+    done = Text(
+        "%(count)d user(s) enrolled in %(touched)d of %(instances)d login-mode instance(s)",
+        count=total,
+        touched=touched,
+        instances=len(instances),
+    )
+    return summary(done, failures)
 
 
 def enrol_matching(site: Site, instance: EnrolInstance) -> int:
@@ -138,7 +137,7 @@ def enrol_matching(site: Site, instance: EnrolInstance) -> int:
 
 def process_expiry(site: Site) -> str:
     if not site.method_enabled(NAME):
-        return "auto-enrolment is disabled on this site"
+        return Text("auto-enrolment is disabled on this site")
     held: list[int] = []
 
     def work(instance: EnrolInstance) -> int:
@@ -149,13 +148,17 @@ def process_expiry(site: Site) -> str:
 
     instances = _instances(site)
     total, touched, failures = _each(site, instances, work)
-    summary = f"{total} enrolment(s) removed or suspended in {touched} instance(s)"
+    done = Text(
+        "%(count)d enrolment(s) removed or suspended in %(touched)d instance(s)",
+        count=total,
+        touched=touched,
+    )
     if held:
-        summary += (
-            f"; held by the mass-removal guard: plan(s) {', '.join(map(str, held))}"
-            " (enrolkit plan list)"
+        plans = ", ".join(map(str, held))
+        done = Text(
+            "%(done)s; held by the mass-removal guard: plan(s) %(plans)s", done=done, plans=plans
         )
-    return _report(summary, failures)
+    return summary(done, failures)
 
 
 def expire(site: Site, instance: EnrolInstance) -> tuple[int, int | None]:

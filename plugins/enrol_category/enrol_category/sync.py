@@ -25,6 +25,7 @@ from enrolkit.models import (
     UserEnrolment,
 )
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import Integer, Select, and_, cast, literal, null, select
 from sqlalchemy.orm import aliased
 
@@ -180,12 +181,14 @@ def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
 def full_sync(site: Site) -> str:
     """The hourly task: create missing instances, re-sync every one whose state drifted."""
     if not site.method_enabled(NAME):
-        return "category enrolments are disabled on this site; nothing to do"
+        return Text("category enrolments are disabled on this site; nothing to do")
     created = ensure_instances(site)
     report = resync(
         site, _instances(site, None), desired_for(site), lambda i: plan(site, i, "full sync")
     )
     with site.atomic():
         deleted = drop_unneeded_instances(site)
-    dropped = f", {deleted} deleted" if deleted else ""
-    return f"{created} instance(s) created{dropped}; {report}"
+    done = Text("%(count)d instance(s) created", count=created)
+    if deleted:
+        done = Text("%(done)s, %(count)d deleted", done=done, count=deleted)
+    return Text.join("; ", [done, str(report)])

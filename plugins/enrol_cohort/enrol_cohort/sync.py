@@ -13,6 +13,7 @@ from enrolkit.engine import DESIRED_COLUMNS
 from enrolkit.enrolments import delete_instance, set_enabled
 from enrolkit.models import ACTIVE, Cohort, CohortMember, Course, EnrolInstance, Group, User
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import Select, and_, literal, select
 
 NAME = "cohort"
@@ -127,7 +128,7 @@ def courses_moved(site: Site, course_ids: tuple[int, ...]) -> None:
 def full_sync(site: Site) -> str:
     """The hourly task: re-sync every enabled cohort instance whose state drifted."""
     if not site.method_enabled(NAME):
-        return "cohort sync is disabled on this site; nothing to do"
+        return Text("cohort sync is disabled on this site; nothing to do")
     instances = site.session.scalars(
         select(EnrolInstance).where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
     )

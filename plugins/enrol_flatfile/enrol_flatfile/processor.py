@@ -51,8 +51,9 @@ from .reader import FileFormatError, Reader
 from .report import (
     SHOWN_ERRORS,
     mail_admins,
+    not_applied_mail,
     read_errors,
-    report_body,
+    report_mail,
     summary,
     write_errors,
 )
@@ -121,20 +122,23 @@ class FileResult:
         }
 
 
-def changed_note(name: str, lines: int) -> str:
+def changed_note(name: str, lines: int) -> Text:
     """What happened to a file that changed after its lines were read."""
-    return (
-        f"{name} changed after it was read: all {lines:,} line(s) read were applied, once; the "
-        f"file now under that name was left in place, not renamed, and is applied as a new file"
+    return Text(
+        "%(name)s changed after it was read: all %(lines)s line(s) read were applied, once; the "
+        "file now under that name was left in place, not renamed, and is applied as a new file",
+        name=name,
+        lines=f"{lines:,}",
     )
 
 
-def unread_note(name: str) -> str:
+def unread_note(name: str) -> Text:
     """What happened to a file that changed while it was read."""
-    return (
-        f"{name} changed while it was being read: nothing of it was applied; it was left in "
-        f"place and is applied by the next run (write files under a name starting with '.' and "
-        f"rename them when complete)"
+    return Text(
+        "%(name)s changed while it was being read: nothing of it was applied; it was left in "
+        "place and is applied by the next run (write files under a name starting with '.' and "
+        "rename them when complete)",
+        name=name,
     )
 
 
@@ -375,12 +379,9 @@ class _FileRun:
         note = unread_note(self.path.name)
         if self.settings.mail_admins:
             with self.site.atomic():
-                mail_admins(
-                    self.site,
-                    subject=f"Flat-file enrolment: {self.path.name} was not applied",
-                    body=f"The enrolment file {self.path} was not applied:\n\n{note}.\n",
-                    key=f"flatfile:unread:{sha256[:32]}:{self.file_id}",
-                )
+                subject, body = not_applied_mail(self.path, note)
+                key = f"flatfile:unread:{sha256[:32]}:{self.file_id}"
+                mail_admins(self.site, subject=subject, body=body, key=key)
         return FileResult(
             name=self.path.name, path=self.path, counts={}, outcome=NOT_APPLIED, note=note
         )
@@ -397,17 +398,9 @@ class _FileRun:
             reason=summary(name, counts) + (f"; {note}" if note else ""),
         )
         if (errors or note) and self.settings.mail_admins:
-            what = (
-                f"{counts['rejected']} line(s) rejected in {name}"
-                if errors
-                else f"{name} changed after it was read"
-            )
-            mail_admins(
-                self.site,
-                subject=f"Flat-file enrolment: {what}",
-                body=report_body(name, self.path.parent, counts, errors, errors_file, note),
-                key=f"flatfile:report:{sha256[:32]}:{self.file_id}",
-            )
+            subject, body = report_mail(name, self.path.parent, counts, errors, errors_file, note)
+            key = f"flatfile:report:{sha256[:32]}:{self.file_id}"
+            mail_admins(self.site, subject=subject, body=body, key=key)
         self.site.session.execute(
             delete(FlatfileReject).where(FlatfileReject.file_id == self.file_id)
         )
@@ -531,10 +524,6 @@ def _mail_failure(site: Site, settings: Settings, path: Path, sha256: str, error
     if not settings.mail_admins:
         return
     with site.atomic():
-        mail_admins(
-            site,
-            subject=f"Flat-file enrolment: {path.name} was not applied",
-            body=f"The enrolment file {path} was not applied:\n\n{error}\n\n"
-            "Fix the file; it is applied on the next run.\n",
-            key=f"flatfile:failed:{sha256[:32]}",
-        )
+        why = Text("%(error)s\n\nFix the file; it is applied on the next run.", error=error)
+        subject, body = not_applied_mail(path, why)
+        mail_admins(site, subject=subject, body=body, key=f"flatfile:failed:{sha256[:32]}")

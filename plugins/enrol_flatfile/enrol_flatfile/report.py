@@ -15,9 +15,10 @@ from itertools import islice
 from pathlib import Path
 
 from enrolkit import csvfile, mail
+from enrolkit.catalogs import gettext_for, reader_language
 from enrolkit.models import User
 from enrolkit.site import Site
-from enrolkit.texts import Text
+from enrolkit.texts import Text, translate
 from sqlalchemy import select
 
 from .models import FlatfileReject
@@ -119,50 +120,85 @@ def summary(name: str, counts: dict[str, int], *, dry_run: bool = False) -> Text
     return Text(DRY_RUN_SUMMARY if dry_run else SUMMARY, name=name, **numbers)
 
 
-def admin_addresses(site: Site) -> list[tuple[int, str]]:
+def admins(site: Site) -> list[User]:
+    """The site admins who can be mailed."""
     return list(
-        site.session.execute(
-            select(User.id, User.email)
+        site.session.scalars(
+            select(User)
             .where(User.siteadmin.is_(True), User.deleted.is_(False), User.email != "")
             .order_by(User.id)
         )
     )
 
 
-def mail_admins(site: Site, *, subject: str, body: str, key: str) -> int:
-    """Queue ``body`` to every site admin, in the caller's transaction; ``key`` (per file and
-    run) keeps a repeated run from queueing it twice. Returns how many were queued."""
+def mail_admins(site: Site, *, subject: Text, body: Text, key: str) -> int:
+    """Queue the mail to every site admin, in the caller's transaction, each in their language
+    (their profile's, else the site's: :func:`enrolkit.catalogs.reader_language`); ``key`` (per
+    file and run) keeps a repeated run from queueing it twice. Returns how many were queued."""
     queued = 0
-    for user_id, address in admin_addresses(site):
+    for admin in admins(site):
+        gettext = gettext_for(site, reader_language(site, admin))
         try:
             queued += mail.queue(
-                site, to=address, subject=subject, body=body, key=f"{key}:{user_id}"[:255]
+                site,
+                to=admin.email,
+                subject=translate(subject, gettext),
+                body=translate(body, gettext),
+                key=f"{key}:{admin.id}"[:255],
             )
         except mail.MailError:  # an admin with an unusable address: the others still hear
             continue
     return queued
 
 
-def report_body(
+def not_applied_mail(path: Path, why: Text | str) -> tuple[Text, Text]:
+    """Subject and body of the admins' mail about a file of which nothing was applied."""
+    subject = Text("Flat-file enrolment: %(name)s was not applied", name=path.name)
+    body = Text(
+        "The enrolment file %(path)s was not applied:\n\n%(why)s\n", path=str(path), why=why
+    )
+    return subject, body
+
+
+def report_mail(
     name: str,
     folder: Path,
     counts: dict[str, int],
     errors: list[dict],
     errors_file: Path,
-    note: str = "",
-) -> str:
-    """The admins' mail about an applied file: the counts, what happened to the file when it
-    changed meanwhile (``note``), and the first rejected lines."""
-    what = "with rejected lines" if errors else "and changed after it was read"
-    lines = [f"The enrolment file {name} in {folder} was applied {what}.", ""]
+    note: Text | str = "",
+) -> tuple[Text, Text]:
+    """Subject and body of the admins' mail about an applied file: the counts, what happened to
+    the file when it changed meanwhile (``note``), and the first rejected lines (their reasons
+    as the report file has them)."""
+    if errors:
+        rejected = counts.get("rejected", 0)
+        what = Text("%(count)d line(s) rejected in %(name)s", count=rejected, name=name)
+        applied = Text(
+            "The enrolment file %(name)s in %(folder)s was applied with rejected lines.",
+            name=name,
+            folder=str(folder),
+        )
+    else:
+        what = Text("%(name)s changed after it was read", name=name)
+        applied = Text(
+            "The enrolment file %(name)s in %(folder)s was applied and changed after it was read.",
+            name=name,
+            folder=str(folder),
+        )
+    lines: list = [applied, ""]
     if note:
         lines += [note, ""]
     lines.append(summary(name, counts))
-    if not errors:
-        return "\n".join(lines) + "\n"
-    lines += ["", f"Rejected lines (all of them are in {errors_file}):"]
-    lines += [f"  line {e['line']}: {e['reason']}: {e['text']}" for e in errors]
-    more = more_line(len(errors), counts.get("rejected", 0))
-    if more:
-        lines.append(f"  {more}")
-    return "\n".join(lines) + "\n"
+    if errors:
+        lines += ["", Text("Rejected lines (all of them are in %(file)s):", file=str(errors_file))]
+        lines += [
+            Text("  line %(line)d: %(reason)s: %(text)s", line=e["line"], reason=e["reason"],
+                 text=e["text"])
+            for e in errors
+        ]  # fmt: skip
+        more = counts.get("rejected", 0) - len(errors)
+        if more > 0:
+            lines.append(Text("  ... and %(count)s more", count=f"{more:,}"))
+    lines.append("")
+    return Text("Flat-file enrolment: %(what)s", what=what), Text.join("\n", lines)

@@ -31,6 +31,7 @@ from enrolkit.models import (
     UserEnrolment,
 )
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import Select, and_, case, exists, func, select, true
 from sqlalchemy.orm import aliased
 
@@ -253,7 +254,7 @@ def settings_changed(site: Site, method: str, names: tuple[str, ...]) -> None:
 def full_sync(site: Site) -> str:
     """The hourly task: re-sync every enabled link whose state drifted."""
     if not site.method_enabled(NAME):
-        return "meta links are disabled on this site; nothing to do"
+        return Text("meta links are disabled on this site; nothing to do")
     links = site.session.scalars(
         select(EnrolInstance).where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
     )

@@ -11,6 +11,7 @@ from enrolkit import Change, Plan
 from enrolkit.engine import UNENROL_OP
 from enrolkit.models import EnrolInstance, LogEntry, UserEnrolment
 from enrolkit.site import Site
+from enrolkit.texts import Text
 from sqlalchemy import func, select
 
 from . import NAME
@@ -40,7 +41,7 @@ def inactive(site: Site, instance: EnrolInstance, limit: int) -> list[int]:
 def unenrol_inactive(site: Site) -> str:
     """The task: each enabled instance with ``longtimenosee``, one transaction each."""
     if not site.method_enabled(NAME):
-        return "self enrolment is disabled"
+        return Text("self enrolment is disabled")
     gone = 0
     found = site.session.scalars(
         select(EnrolInstance)
@@ -59,4 +60,4 @@ def unenrol_inactive(site: Site) -> str:
             reason = f"{NAME}: no activity in the course for {days} day(s) or more"
             changes = [Change(uid, op=UNENROL_OP, reason=reason) for uid in users]
             gone += len(site.engine.apply(Plan(instance.id, reason, changes=changes)).unenrolled)
-    return f"{gone} inactive user(s) unenrolled"
+    return Text("%(count)d inactive user(s) unenrolled", count=gone)

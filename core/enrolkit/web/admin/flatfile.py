@@ -169,7 +169,7 @@ def flatfile_process():
         bad = result.counts.get("rejected") or result.outcome != processor.APPLIED
         say(result.summary(), "error" if bad else "success")
         if result.note:
-            flash(result.note, "error")
+            say(result.note, "error")
     return redirect(url_for("admin.flatfile"))
 
 

@@ -51,7 +51,7 @@ def task_run(name: str):
     except EnrolkitError as exc:
         say(message_of(exc), "error")
     else:
-        flash(outcome.line(), "success" if outcome.status == "ok" else "error")
+        say(outcome.line(), "success" if outcome.status == "ok" else "error")
     return redirect(url_for("admin.task_list"))
 
 

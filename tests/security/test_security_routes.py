@@ -1,5 +1,6 @@
-"""Every route, as anonymous, student, teacher and admin: who is refused, and that no
-state-changing request gets through without a valid CSRF token.
+"""Every route, as anonymous, student, teacher and admin: who is refused (a teacher on another
+teacher's course, a student at the pickers too), and that no state-changing request gets through
+without a valid CSRF token. On every database backend.
 
 The routes come from ``app.url_map``, so a new page is walked as soon as it exists; a view that
 carries no permission decorator fails here.
@@ -239,3 +240,8 @@ def test_no_state_changing_route_accepts_a_missing_or_forged_csrf_token(
     anonymous = client_as(None)
     response = anonymous.post("/login", data={"username": "admin", "password": "x"})
     assert response.status_code == 400
+
+
+def test_pickers_refuse_students_and_anonymous(world, client_as):
+    assert client_as("student").get("/web/pick/users?q=a").status_code == 403
+    assert client_as(None).get("/web/pick/users?q=a").status_code == 302
