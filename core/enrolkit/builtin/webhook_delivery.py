@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 def enrolments_changed(site: Site, changes) -> None:
     from .. import webhooks
 
-    webhooks.queue_enrolment_changes(site, changes)
+    for change in changes:
+        webhooks.queue_enrolment_changes(site, change)
 
 
 @hookimpl
