@@ -541,10 +541,14 @@ class _Batch:
             "ek_plan": planned,
             "ek_scope": scoped,
         }
-        # The diff tables are filled later by this batch, and ek_inst always holds it.
-        self.info[TEMP_TABLES_DIRTY] = {"ek_inst", "ek_diff", "ek_roles", "ek_groups"} | {
+        self.info[TEMP_TABLES_DIRTY] = {"ek_inst"} | {
             name for name, count in filled.items() if count
         }
+
+    def _dirty(self, *names: str) -> None:
+        """These temporary tables now hold rows: the next batch (perhaps one a change hook
+        applies) empties them."""
+        self.info[TEMP_TABLES_DIRTY].update(names)
 
     def _big_tables(self) -> set[str]:
         """Temporary tables of this connection analyzed for a big batch (PostgreSQL only)."""
@@ -720,6 +724,13 @@ class _Batch:
 
     def diff(self) -> None:
         size = self.size
+        # What this pass may fill (the unowned roles and groups of an unenrolment too).
+        fills = {
+            "ek_diff": size["want"] or size["drop"],
+            "ek_roles": (size["want"] and size["rp_add"]) or size["rp_del"] or size["drop"],
+            "ek_groups": (size["want"] and size["gp_add"]) or size["gp_del"] or size["drop"],
+        }
+        self._dirty(*(name for name, filled in fills.items() if filled))
         if size["want"]:
             self._diff_wanted()
         if size["drop"]:
