@@ -21,7 +21,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, column, insert, literal_column, select, table, text
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    cast,
+    column,
+    insert,
+    literal,
+    select,
+    table,
+    text,
+    union_all,
+)
 
 from .changes import EnrolmentChanges, RoleChange
 from .errors import EnrolkitError, NotFound
@@ -226,8 +238,13 @@ TEMP_TABLES_READY = "enrolkit_temp_tables"
 #: Key in a database connection's ``info``: the temporary tables that may hold rows.
 TEMP_TABLES_DIRTY = "enrolkit_temp_dirty"
 
+#: On PostgreSQL, a batch of at least this many plans has its table of instances analyzed.
+ANALYZE_INSTANCES = 100
+
 #: On PostgreSQL, rows loaded into a temporary table with COPY rather than an executemany.
 COPY_ROWS = 500
+#: Desired-state selections loaded by one statement (SQLite allows 500 terms in a compound select).
+UNION_SELECTIONS = 100
 
 _INST_COLUMNS = (
     "instance_id",
@@ -479,6 +496,9 @@ class _Batch:
                 for instance, plan, removal in self.items
             ],
         )
+        if self._postgresql and len(self.items) >= ANALYZE_INSTANCES:
+            self.session.execute(text("ANALYZE ek_inst"))
+            self._big_tables().add("ek_inst")
         if self.capacity:
             self.lock_instances()
         self._load_desired()
@@ -602,9 +622,10 @@ class _Batch:
             ],
         )
         rows: list[tuple] = []
+        selections = []
         for plan, selection in desired:
             if isinstance(selection, Select):
-                self._insert_selection(plan, selection)
+                selections.append(self._selection(plan, selection))
             else:
                 wanted = set(plan.users) if plan.users is not None else None
                 rows.extend(
@@ -612,6 +633,7 @@ class _Batch:
                     for row in selection
                     if wanted is None or row[0] in wanted
                 )
+        self._insert_selections(selections)
         self._insert_rows("ek_plan", ("instance_id", *DESIRED_COLUMNS), rows)
         # One enrolment per user: active if any row is, earliest start, latest end (open wins).
         self.sql(
@@ -623,7 +645,9 @@ class _Batch:
         self._analyze("ek_plan", "ek_want")
         # Owned roles and groups match the selection exactly: a wanted user keeps only those
         # the selection gives; a user neither wanted nor enrolled keeps none (an orphan that a
-        # crash or an older race left: nothing else would ever remove it).
+        # crash or an older race left: nothing else would ever remove it); a user enrolled and
+        # no longer wanted (in ek_drop) is left to the removal action. Two anti-joins, which
+        # the database runs as hash joins over a big batch.
         for owned, key in (("ek_rp", "role_id"), ("ek_gp", "group_id")):
             self.sql(
                 f"INSERT INTO {owned} (instance_id, user_id, {key}, add_it, reason)"
@@ -647,12 +671,10 @@ class _Batch:
                     f"INSERT INTO {owned} (instance_id, user_id, {key}, add_it, reason)"
                     f" SELECT x.itemid, x.user_id, x.{key}, 0, NULL FROM "
                     + source
-                    + " AND CASE WHEN EXISTS (SELECT 1 FROM ek_want w"
-                    "  WHERE w.instance_id = x.itemid AND w.user_id = x.user_id)"
-                    " THEN NOT EXISTS (SELECT 1 FROM ek_plan p WHERE p.instance_id = x.itemid"
+                    + " AND NOT EXISTS (SELECT 1 FROM ek_plan p WHERE p.instance_id = x.itemid"
                     f"  AND p.user_id = x.user_id AND p.{key} = x.{key})"
-                    " ELSE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-                    "  WHERE ue.instance_id = x.itemid AND ue.user_id = x.user_id) END"
+                    " AND NOT EXISTS (SELECT 1 FROM ek_drop d"
+                    "  WHERE d.instance_id = x.itemid AND d.user_id = x.user_id)"
                 )
 
     def _sources(self, real: str, item: str, owner: str = "") -> list[str]:
@@ -674,8 +696,8 @@ class _Batch:
             )
         return found
 
-    def _insert_selection(self, plan: Plan, selection: Select) -> None:
-        """One desired state given as a SQL selection into ek_plan, with its instance id."""
+    def _selection(self, plan: Plan, selection: Select) -> Select:
+        """One desired state given as a SQL selection, with its instance id as a last column."""
         if plan.users is not None:
             # Filter on the selection's own user column, so the database reads only those
             # users' rows (through its indexes) instead of the whole source.
@@ -685,12 +707,28 @@ class _Batch:
                     select(ek_scope.c.user_id).where(ek_scope.c.instance_id == plan.instance_id)
                 )
             )
-        instance = literal_column(str(int(plan.instance_id))).label("instance_id")
-        self.session.execute(
-            insert(ek_plan).from_select(
-                [*DESIRED_COLUMNS, "instance_id"], selection.add_columns(instance)
+        # A bound value, not an inline one: every cohort's selection then compiles to the same
+        # SQL, which SQLAlchemy compiles once.
+        return selection.add_columns(literal(plan.instance_id, Integer).label("instance_id"))
+
+    def _insert_selections(self, selections: list[Select]) -> None:
+        """The selections into ek_plan: ``UNION ALL`` of up to ``UNION_SELECTIONS`` of them per
+        ``INSERT … SELECT`` (a round trip per instance is most of a small cohort's cost on
+        PostgreSQL). A selection with its own ORDER BY or LIMIT goes alone: SQLite does not take
+        those inside a compound select."""
+        alone = [s for s in selections if s._order_by_clauses or s._limit_clause is not None]
+        together = [
+            s for s in selections if not (s._order_by_clauses or s._limit_clause is not None)
+        ]
+        chunks = [
+            together[start : start + UNION_SELECTIONS]
+            for start in range(0, len(together), UNION_SELECTIONS)
+        ]
+        for chunk in [[s] for s in alone] + chunks:
+            source = chunk[0] if len(chunk) == 1 else _typed(union_all(*chunk).subquery())
+            self.session.execute(
+                insert(ek_plan).from_select([*DESIRED_COLUMNS, "instance_id"], source)
             )
-        )
 
     def _load_changes(self) -> None:
         """Collapse each plan's explicit changes: per user the last enrolment-level change
@@ -778,13 +816,13 @@ class _Batch:
             " AND ue.status = 0))"
         )
 
-    # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
-    # asked for, or implied by an unenrolment or a suspension that removes roles.
+    # Roles: additions (ek_rp holds them only for users who stay enrolled: only an enrolment
+    # adds a role); removals asked for, or implied by an unenrolment or a suspension that
+    # removes roles.
     def _diff_roles_added(self) -> None:
         self.sql(
             "INSERT INTO ek_roles (instance_id, user_id, role_id, added, reason)"
-            " SELECT p.instance_id, p.user_id, p.role_id, 1, p.reason FROM ek_rp p"
-            " JOIN ek_want w ON w.instance_id = p.instance_id AND w.user_id = p.user_id "
+            " SELECT p.instance_id, p.user_id, p.role_id, 1, p.reason FROM ek_rp p "
             + _INST.format(a="p")
             + " WHERE p.add_it = 1"
             " AND NOT EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.user_id = p.user_id"
@@ -816,16 +854,13 @@ class _Batch:
         self.sql(
             "INSERT INTO ek_groups (instance_id, user_id, group_id, added, reason)"
             " SELECT p.instance_id, p.user_id, p.group_id, 1, p.reason FROM ek_gp p"
-            " WHERE p.add_it = 1 AND EXISTS (SELECT 1 FROM ek_want w"
-            "  WHERE w.instance_id = p.instance_id AND w.user_id = p.user_id)"
+            " WHERE p.add_it = 1"
             " AND NOT EXISTS (SELECT 1 FROM group_members gm"
             "  WHERE gm.user_id = p.user_id AND gm.group_id = p.group_id"
             "  AND NOT EXISTS (SELECT 1 FROM ek_groups r WHERE r.user_id = gm.user_id"
             "   AND r.group_id = gm.group_id AND r.added = 0))"
             " AND NOT EXISTS (SELECT 1 FROM ek_gp q WHERE q.user_id = p.user_id"
-            "  AND q.group_id = p.group_id AND q.instance_id < p.instance_id AND q.add_it = 1"
-            "  AND EXISTS (SELECT 1 FROM ek_want w"
-            "   WHERE w.instance_id = q.instance_id AND w.user_id = q.user_id))"
+            "  AND q.group_id = p.group_id AND q.instance_id < p.instance_id AND q.add_it = 1)"
         )
 
     def _diff_groups_removed(self) -> None:
@@ -923,13 +958,14 @@ class _Batch:
         counts = {
             instance_id: (removals, total)
             for instance_id, removals, total in self.rows(
-                "SELECT i.instance_id, (SELECT COUNT(*) FROM ek_diff d"
-                "  WHERE d.instance_id = i.instance_id AND (d.kind = 'unenrolled'"
-                "  OR (d.kind = 'suspended' AND EXISTS (SELECT 1 FROM ek_drop x"
-                "   WHERE x.instance_id = d.instance_id AND x.user_id = d.user_id)))),"
-                " (SELECT COUNT(*) FROM user_enrolments ue WHERE ue.instance_id = i.instance_id)"
-                " FROM ek_inst i WHERE i.guarded = 1 AND EXISTS (SELECT 1 FROM ek_diff d"
-                "  WHERE d.instance_id = i.instance_id AND d.kind IN ('unenrolled', 'suspended'))"
+                "SELECT r.instance_id, r.removals, (SELECT COUNT(*) FROM user_enrolments ue"
+                "  WHERE ue.instance_id = r.instance_id)"
+                " FROM (SELECT d.instance_id, COUNT(*) AS removals FROM ek_diff d "
+                + _INST.format(a="d")
+                + " LEFT JOIN ek_drop x ON x.instance_id = d.instance_id AND x.user_id = d.user_id"
+                "  WHERE i.guarded = 1 AND (d.kind = 'unenrolled'"
+                "  OR (d.kind = 'suspended' AND x.user_id IS NOT NULL))"
+                "  GROUP BY d.instance_id) r"
             )
         }
         held = []
@@ -1228,6 +1264,18 @@ class _Batch:
             self.site.plugins.role_assignments_changed(site=self.site, changes=role_changes)
 
 
+def _typed(rows) -> Select:
+    """The columns of a ``UNION ALL`` of desired states with their types: PostgreSQL types a
+    column that is NULL in every branch (no group) as text, which an integer column refuses."""
+    types = {"timestart": BigInteger, "timeend": BigInteger}
+    return select(
+        *(
+            cast(rows.c[name], types.get(name, Integer)).label(name)
+            for name in (*DESIRED_COLUMNS, "instance_id")
+        )
+    )
+
+
 def _collapse(
     changes: Sequence[Change], default_role: int | None, removal: str
 ) -> tuple[dict, dict, dict, dict]:
@@ -1265,6 +1313,9 @@ def _collapse(
             drop[uid] = (removal, reason)
             if change.role_id is not None:  # a flat-file ``del``: that role goes too
                 roles[uid, change.role_id] = (0, reason)
+    # Only an enrolment adds a role or a group: not for a user a later change unenrolled.
+    roles = {key: value for key, value in roles.items() if not value[0] or key[0] in want}
+    groups = {key: value for key, value in groups.items() if not value[0] or key[0] in want}
     return want, drop, roles, groups
 
 
