@@ -372,3 +372,37 @@ def test_a_dry_run_batch_writes_nothing_and_reports_each_plan(site):
         (b.id, [u2.id], True),
     ]
     assert site.session.scalars(select(UserEnrolment.id)).all() == []
+
+
+def test_a_big_batch_loads_its_rows_in_bulk_and_applies_every_one(site):
+    # 700 explicit changes: on PostgreSQL the temporary tables are loaded with COPY.
+    a, b = (site.instance(site.course(name), "src") for name in ("a", "b"))
+    site.session.execute(
+        User.__table__.insert(),
+        [{"username": f"bulk{n}", "email": f"bulk{n}@example.org"} for n in range(700)],
+    )
+    users = site.session.scalars(select(User.id).order_by(User.id)).all()
+    site.session.commit()
+
+    enrolled = site.engine.apply_many(
+        [
+            Plan(a.id, "bulk", changes=[Change(uid, timeend=T2) for uid in users]),
+            Plan(b.id, "bulk", changes=[Change(uid) for uid in users[:300]]),
+        ]
+    )
+    removed = site.engine.apply_many(
+        [Plan(a.id, "bulk out", changes=[Change(uid, op="unenrol") for uid in users[:600]])]
+    )
+
+    assert [len(o.enrolled) for o in enrolled] == [700, 300]
+    assert [(len(o.unenrolled), o.roles_removed) for o in removed] == [(600, 600)]
+    left = site.session.execute(
+        select(UserEnrolment.instance_id, UserEnrolment.timeend).where(
+            UserEnrolment.user_id == users[-1]
+        )
+    )
+    assert set(left) == {(a.id, T2)}
+    logged = site.session.scalars(
+        select(LogEntry.event).where(LogEntry.event.in_(("user_enrolled", "user_unenrolled")))
+    ).all()
+    assert Counter(logged) == {"user_enrolled": 1000, "user_unenrolled": 600}
