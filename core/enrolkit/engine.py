@@ -10,7 +10,13 @@ A method describes what it wants as a :class:`Plan`, either
 
 The engine loads the plan into temporary tables, computes the difference with SQL, checks the
 mass-removal guard, writes in sets inside one transaction, logs every change and fires the change
-hooks once per plan. Dry-run computes the same difference and writes nothing.
+hooks. Dry-run computes the same difference and writes nothing.
+
+Many plans (one per instance) go through one pass together (:meth:`Engine.apply_many`; ``apply``
+is a batch of one): every temporary-table row carries its instance, what used to be a plan's
+parameters sit in ``ek_inst``, and each step is one statement for the whole batch, so a batch of
+a thousand plans costs about the statements of one. On PostgreSQL big row lists are loaded with
+``COPY``. The guard still decides per instance, and the change hooks fire once per batch.
 """
 
 from __future__ import annotations
@@ -516,6 +522,7 @@ class _Batch:
                 self.session.execute(text(ddl))
             info[TEMP_TABLES_READY] = True
             info[TEMP_TABLES_DIRTY] = set(_TEMP_TABLES)
+            self._analyze_empty(_TEMP_TABLES)
         # Only the tables an earlier batch filled need emptying. A table a big batch filled is
         # truncated: that frees its pages and forgets its statistics, which would otherwise
         # mislead the planner for the small batches after it.
@@ -523,6 +530,7 @@ class _Batch:
         big = self._big_tables()
         if big:
             self.session.execute(text(f"TRUNCATE {', '.join(sorted(big))}"))
+            self._analyze_empty(sorted(big))
         for name in _TEMP_TABLES:
             if name in dirty and name not in big:
                 self.session.execute(text(f"DELETE FROM {name}"))
@@ -530,6 +538,15 @@ class _Batch:
         # From here on every table may hold rows: a plan a change hook applies empties them.
         info[TEMP_TABLES_DIRTY] = set(_TEMP_TABLES)
         self.info = info
+
+    def _analyze_empty(self, tables: Sequence[str]) -> None:
+        """On PostgreSQL, record that these temporary tables are empty. Never analyzed (new or
+        truncated), the planner assumes ten pages of rows in each: for a batch of a few users
+        it then hashes all of user_enrolments instead of probing its index per user. Known to
+        be empty, it sizes them by their pages, so a small batch probes and a big one (analyzed
+        after loading) hashes."""
+        if self._postgresql:
+            self.session.execute(text(f"ANALYZE {', '.join(tables)}"))
 
     def _measure(self) -> None:
         """How many rows each part of the batch has: statements with nothing to work on are
