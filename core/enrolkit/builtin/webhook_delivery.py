@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 def enrolments_changed(site: Site, changes) -> None:
     from .. import webhooks
 
-    for change in changes:
-        webhooks.queue_enrolment_changes(site, change)
+    webhooks.queue_enrolment_changes(site, changes)
 
 
 @hookimpl
