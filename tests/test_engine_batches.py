@@ -406,3 +406,31 @@ def test_a_big_batch_loads_its_rows_in_bulk_and_applies_every_one(site):
         select(LogEntry.event).where(LogEntry.event.in_(("user_enrolled", "user_unenrolled")))
     ).all()
     assert Counter(logged) == {"user_enrolled": 1000, "user_unenrolled": 600}
+
+
+def test_selections_of_a_batch_load_together_and_one_with_a_limit_alone(site):
+    a, b, c = (site.instance(site.course(name), "src") for name in ("a", "b", "c"))
+    users = site.users(4)
+    site.session.commit()
+
+    def everyone():
+        return select(
+            User.id.label("user_id"),
+            literal(site.role("student").id).label("role_id"),
+            literal(0).label("timestart"),
+            literal(0).label("timeend"),
+            literal(ACTIVE).label("status"),
+            null().label("group_id"),
+        )
+
+    outcomes = site.engine.apply_many(
+        [
+            Plan(a.id, "all", desired=everyone()),
+            Plan(b.id, "first two", desired=everyone().order_by(User.id).limit(2)),
+            Plan(c.id, "the last", desired=everyone().where(User.id == users[-1].id)),
+        ]
+    )
+
+    ids = [user.id for user in users]
+    assert [o.enrolled for o in outcomes] == [ids, ids[:2], ids[-1:]]
+    assert [o.roles_added for o in outcomes] == [4, 2, 1]

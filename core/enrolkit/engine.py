@@ -733,10 +733,8 @@ class _Batch:
         ``INSERT … SELECT`` (a round trip per instance is most of a small cohort's cost on
         PostgreSQL). A selection with its own ORDER BY or LIMIT goes alone: SQLite does not take
         those inside a compound select."""
-        alone = [s for s in selections if s._order_by_clauses or s._limit_clause is not None]
-        together = [
-            s for s in selections if not (s._order_by_clauses or s._limit_clause is not None)
-        ]
+        alone = [s for s in selections if _bounded(s)]
+        together = [s for s in selections if not _bounded(s)]
         chunks = [
             together[start : start + UNION_SELECTIONS]
             for start in range(0, len(together), UNION_SELECTIONS)
@@ -1279,6 +1277,14 @@ class _Batch:
             self.site.plugins.enrolments_changed(site=self.site, changes=changes)
         if role_changes:
             self.site.plugins.role_assignments_changed(site=self.site, changes=role_changes)
+
+
+def _bounded(selection: Select) -> bool:
+    """Whether a selection has its own ORDER BY, LIMIT or OFFSET (it cannot join a UNION)."""
+    return bool(selection._order_by_clauses) or any(
+        clause is not None
+        for clause in (selection._limit_clause, selection._offset_clause, selection._fetch_clause)
+    )
 
 
 def _typed(rows) -> Select:
