@@ -816,7 +816,7 @@ def test_a_failure_inside_an_outer_transaction_undoes_the_plan(site, course, src
 # --- change hooks -----------------------------------------------------------------------------
 
 
-def test_change_hooks_fire_once_per_plan_with_the_users(site, course, src, plugin):
+def test_change_hooks_fire_once_per_batch_with_the_users(site, course, src, plugin):
     u1, u2, u3, u4 = site.users(4)
     student, teacher = site.role("student"), site.role("teacher")
     site.engine.apply(Plan(src.id, reason="sync", desired=desired([u1, u2, u3], student.id)))
@@ -831,7 +831,7 @@ def test_change_hooks_fire_once_per_plan_with_the_users(site, course, src, plugi
         )
     )
 
-    (changes,) = plugin.enrolments
+    ((changes,),) = plugin.enrolments
     assert (changes.instance_id, changes.course_id, changes.method) == (src.id, course.id, "src")
     assert (changes.enrolled, changes.updated, changes.unenrolled) == ((u4.id,), (u3.id,), (u1.id,))
     assert changes.reason == "nightly"

@@ -46,7 +46,7 @@ class Breaker:
 
     @hookimpl
     def enrolments_changed(self, site, changes):
-        if changes.instance_id in self.broken:
+        if any(change.instance_id in self.broken for change in changes):
             raise RuntimeError("welcome mail queue is full")
 
 

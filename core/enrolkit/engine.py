@@ -10,7 +10,13 @@ A method describes what it wants as a :class:`Plan`, either
 
 The engine loads the plan into temporary tables, computes the difference with SQL, checks the
 mass-removal guard, writes in sets inside one transaction, logs every change and fires the change
-hooks once per plan. Dry-run computes the same difference and writes nothing.
+hooks. Dry-run computes the same difference and writes nothing.
+
+Many plans (one per instance) go through one pass together (:meth:`Engine.apply_many`; ``apply``
+is a batch of one): every temporary-table row carries its instance, what used to be a plan's
+parameters sit in ``ek_inst``, and each step is one statement for the whole batch, so a batch of
+a thousand plans costs about the statements of one. On PostgreSQL big row lists are loaded with
+``COPY``. The guard still decides per instance, and the change hooks fire once per batch.
 """
 
 from __future__ import annotations
@@ -21,13 +27,25 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, column, func, insert, select, table, text
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    cast,
+    column,
+    insert,
+    literal,
+    select,
+    table,
+    text,
+    union_all,
+)
 
 from .changes import EnrolmentChanges, RoleChange
 from .errors import EnrolkitError, NotFound
 from .locks import lock_instances, retrying
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
-from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan, UserEnrolment
+from .models import ACTIVE, COURSE, EnrolInstance, HeldPlan
 
 if TYPE_CHECKING:
     from .site import Site
@@ -164,27 +182,41 @@ class Outcome:
         return bool(self.enrolled or self.updated or self.suspended or self.unenrolled)
 
 
-# Temporary tables, one set per database connection. DDL is portable SQLite/PostgreSQL.
+# Temporary tables, one set per database connection. Every row carries the instance it belongs
+# to, so the plans of a batch share them and each step is one statement for the whole batch.
+# DDL is portable SQLite/PostgreSQL.
 _TEMP_DDL = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_plan (user_id INTEGER NOT NULL, role_id INTEGER,"
-    " timestart BIGINT, timeend BIGINT, status INTEGER, group_id INTEGER)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_scope (user_id INTEGER PRIMARY KEY)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_want (user_id INTEGER PRIMARY KEY, timestart BIGINT,"
-    " timeend BIGINT, status INTEGER NOT NULL, reason TEXT)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_drop (user_id INTEGER PRIMARY KEY,"
-    " action VARCHAR(20) NOT NULL, reason TEXT)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_rp (user_id INTEGER NOT NULL, role_id INTEGER NOT NULL,"
-    " add_it INTEGER NOT NULL, reason TEXT)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_gp (user_id INTEGER NOT NULL, group_id INTEGER NOT NULL,"
-    " add_it INTEGER NOT NULL, reason TEXT)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_diff (user_id INTEGER NOT NULL,"
-    " kind VARCHAR(12) NOT NULL, reason TEXT)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_roles (user_id INTEGER NOT NULL,"
-    " role_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT, owned INTEGER DEFAULT 1)",
-    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_groups (user_id INTEGER NOT NULL,"
-    " group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
+    # One row per plan of the batch: what a statement needs to know of its instance.
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_inst (instance_id INTEGER PRIMARY KEY,"
+    " course_id INTEGER NOT NULL, component VARCHAR(100) NOT NULL,"
+    " removal VARCHAR(20) NOT NULL, reason TEXT NOT NULL, desired INTEGER NOT NULL,"
+    " scoped INTEGER NOT NULL, guarded INTEGER NOT NULL, capacity INTEGER, room INTEGER,"
+    " held INTEGER NOT NULL)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_plan (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, role_id INTEGER, timestart BIGINT, timeend BIGINT,"
+    " status INTEGER, group_id INTEGER)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_scope (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, PRIMARY KEY (instance_id, user_id))",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_want (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, timestart BIGINT, timeend BIGINT, status INTEGER NOT NULL,"
+    " reason TEXT, PRIMARY KEY (instance_id, user_id))",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_drop (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, action VARCHAR(20) NOT NULL, reason TEXT,"
+    " PRIMARY KEY (instance_id, user_id))",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_rp (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, role_id INTEGER NOT NULL, add_it INTEGER NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_gp (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, group_id INTEGER NOT NULL, add_it INTEGER NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_diff (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, kind VARCHAR(12) NOT NULL, reason TEXT)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_roles (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, role_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT,"
+    " owned INTEGER DEFAULT 1)",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ek_groups (instance_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL, group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
 )
 _TEMP_TABLES = (
+    "ek_inst",
     "ek_scope",
     "ek_plan",
     "ek_want",
@@ -196,14 +228,15 @@ _TEMP_TABLES = (
     "ek_groups",
 )
 # Every temp table is probed per row of a real table (or of another temp table): without these
-# lookups by user the diff is quadratic.
+# lookups by instance and user the diff is quadratic. Group rows are also looked up across
+# instances (two instances of a batch adding one user to one group), so user comes first there.
 _TEMP_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ek_plan_user ON ek_plan (user_id, role_id)",
-    "CREATE INDEX IF NOT EXISTS ek_diff_user ON ek_diff (user_id, kind)",
-    "CREATE INDEX IF NOT EXISTS ek_rp_user ON ek_rp (user_id, role_id)",
-    "CREATE INDEX IF NOT EXISTS ek_gp_user ON ek_gp (user_id, group_id)",
-    "CREATE INDEX IF NOT EXISTS ek_roles_user ON ek_roles (user_id, role_id)",
-    "CREATE INDEX IF NOT EXISTS ek_groups_user ON ek_groups (user_id, group_id)",
+    "CREATE INDEX IF NOT EXISTS ek_plan_user ON ek_plan (instance_id, user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_diff_user ON ek_diff (instance_id, user_id, kind)",
+    "CREATE INDEX IF NOT EXISTS ek_rp_user ON ek_rp (instance_id, user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_gp_user ON ek_gp (user_id, group_id, instance_id)",
+    "CREATE INDEX IF NOT EXISTS ek_roles_user ON ek_roles (instance_id, user_id, role_id)",
+    "CREATE INDEX IF NOT EXISTS ek_groups_user ON ek_groups (user_id, group_id, instance_id)",
 )
 
 #: Key in a database connection's ``info``: its temporary tables exist.
@@ -211,19 +244,28 @@ TEMP_TABLES_READY = "enrolkit_temp_tables"
 #: Key in a database connection's ``info``: the temporary tables that may hold rows.
 TEMP_TABLES_DIRTY = "enrolkit_temp_dirty"
 
-ek_plan = table("ek_plan", *(column(name) for name in DESIRED_COLUMNS))
-ek_want = table(
-    "ek_want",
-    column("user_id"),
-    column("timestart"),
-    column("timeend"),
-    column("status"),
-    column("reason"),
+#: On PostgreSQL, a batch of at least this many plans has its table of instances analyzed.
+ANALYZE_INSTANCES = 100
+
+#: On PostgreSQL, rows loaded into a temporary table with COPY rather than an executemany.
+COPY_ROWS = 500
+#: Desired-state selections loaded by one statement (SQLite allows 500 terms in a compound select).
+UNION_SELECTIONS = 100
+
+_INST_COLUMNS = (
+    "instance_id",
+    "course_id",
+    "component",
+    "removal",
+    "reason",
+    "desired",
+    "scoped",
+    "guarded",
+    "capacity",
+    "held",
 )
-ek_scope = table("ek_scope", column("user_id"))
-ek_drop = table("ek_drop", column("user_id"), column("action"), column("reason"))
-ek_rp = table("ek_rp", column("user_id"), column("role_id"), column("add_it"), column("reason"))
-ek_gp = table("ek_gp", column("user_id"), column("group_id"), column("add_it"), column("reason"))
+ek_plan = table("ek_plan", column("instance_id"), *(column(name) for name in DESIRED_COLUMNS))
+ek_scope = table("ek_scope", column("instance_id"), column("user_id"))
 
 
 _NATIVE: dict[tuple[str, str], str] = {}
@@ -261,28 +303,20 @@ class Engine:
         ``dry_run`` computes the outcome and writes nothing. ``force`` skips the guard (used when
         an admin approves a held plan).
         """
-        site = self.site
-        instance = site.session.get(EnrolInstance, plan.instance_id)
-        if instance is None:
-            raise NotFound(f"no enrolment instance {plan.instance_id}")
-        method = site.plugins.method(instance.method)
-        removal = plan.removal or method.removal_action(site, instance)
-        if dry_run:
-            return self._apply(instance, plan, removal, dry_run=True, force=force)
-        return retrying(
-            site, lambda: self._apply(instance, plan, removal, dry_run=False, force=force)
-        )
+        return self.apply_many([plan], dry_run=dry_run, force=force)[0]
 
     def apply_many(
         self, plans: Sequence[Plan], *, dry_run: bool = False, force: bool = False
     ) -> list[Outcome]:
-        """Apply several plans, at most one per instance, in one transaction; their outcomes in
-        the order of ``plans``.
+        """Apply several plans, at most one per instance, in one transaction and one engine
+        pass; their outcomes in the order of ``plans``.
 
-        Every instance's lock is taken first, in ascending order. The guard decides per
-        instance: a held plan is stored and the others are written. ``dry_run`` and ``force``
-        are :meth:`apply`'s. A batch the database ends with a deadlock or a serialisation
-        failure is run again as a whole.
+        Every instance's lock is taken first, in ascending order. The plans share the engine's
+        temporary tables (keyed by instance), so the number of statements does not grow with
+        the number of plans. The guard decides per instance: a held plan is stored and the
+        others are written. Change hooks fire once for the batch. ``dry_run`` and ``force`` are
+        :meth:`apply`'s. A batch the database ends with a deadlock or a serialisation failure is
+        run again as a whole.
         """
         plans = list(plans)
         ids = [plan.instance_id for plan in plans]
@@ -291,19 +325,27 @@ class Engine:
         if not plans:
             return []
         site = self.site
-        found = {
-            instance.id: instance
-            for instance in site.session.scalars(
-                select(EnrolInstance).where(EnrolInstance.id.in_(ids))
-            )
-        }
+        if len(ids) == 1:  # the identity map often has it: no query
+            single = site.session.get(EnrolInstance, ids[0])
+            found = {ids[0]: single} if single is not None else {}
+        else:
+            found = {
+                instance.id: instance
+                for instance in site.session.scalars(
+                    select(EnrolInstance).where(EnrolInstance.id.in_(ids))
+                )
+            }
         missing = [instance_id for instance_id in ids if instance_id not in found]
         if missing:
             raise NotFound(f"no enrolment instance {missing[0]}")
-        removals = [
-            plan.removal
-            or site.plugins.method(found[plan.instance_id].method).removal_action(
-                site, found[plan.instance_id]
+        items = [
+            (
+                found[plan.instance_id],
+                plan,
+                plan.removal
+                or site.plugins.method(found[plan.instance_id].method).removal_action(
+                    site, found[plan.instance_id]
+                ),
             )
             for plan in plans
         ]
@@ -311,39 +353,9 @@ class Engine:
         def attempt() -> list[Outcome]:
             with site.atomic():
                 lock_instances(site.session, ids)
-                return [
-                    self._apply(
-                        found[plan.instance_id], plan, removal, dry_run=dry_run, force=force
-                    )
-                    for plan, removal in zip(plans, removals, strict=True)
-                ]
+                return _Batch(site, items).run(dry_run=dry_run, force=force)
 
         return attempt() if dry_run else retrying(site, attempt)
-
-    def _apply(
-        self, instance: EnrolInstance, plan: Plan, removal: str, *, dry_run: bool, force: bool
-    ) -> Outcome:
-        """One attempt at ``plan``: lock the instance, then read its source, diff and write."""
-        site = self.site
-        with site.atomic():
-            lock_instances(site.session, [instance.id])
-            run = _Run(site, instance, plan, removal)
-            if plan.capacity is not None:
-                run.lock_instance()
-            run.load()
-            run.diff()
-            if plan.capacity is not None:
-                run.fit(plan.capacity)
-            outcome = run.outcome(dry_run=dry_run)
-            if dry_run:
-                return outcome
-            if plan.guarded and not force and run.trips_guard():
-                outcome.held_plan_id = run.hold()
-                return outcome
-            run.write()
-            if plan.desired is not None and plan.users is None:
-                run.supersede_held()
-        return outcome
 
     def approve(self, held_id: int) -> Outcome:
         """Apply a held plan as it was computed, and mark it approved."""
@@ -382,27 +394,54 @@ class Engine:
         return held
 
 
-class _Run:
-    """One application of one plan: the SQL steps, in order."""
+#: The rows that join a temporary table to its instance's parameters.
+_INST = "JOIN ek_inst i ON i.instance_id = {a}.instance_id"
 
-    def __init__(self, site: Site, instance: EnrolInstance, plan: Plan, removal: str) -> None:
+#: The users of a batch's last unenrolment from each course (the highest instance id when
+#: several instances of one course unenrol the same user): Moodle's rule removes the user's
+#: unowned roles and groups there once, logged by that instance.
+_LAST_UNENROLMENTS = (
+    "(SELECT MAX(d.instance_id) AS instance_id, d.user_id, i.course_id FROM ek_diff d"
+    " JOIN ek_inst i ON i.instance_id = d.instance_id WHERE d.kind = 'unenrolled'"
+    " GROUP BY d.user_id, i.course_id) last"
+    " JOIN ek_diff d ON d.instance_id = last.instance_id AND d.user_id = last.user_id"
+)
+_NOT_IN_COURSE = (
+    " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+    " JOIN enrol_instances ei ON ei.id = ue.instance_id"
+    " WHERE ei.course_id = last.course_id AND ue.user_id = {a}.user_id)"
+)
+
+
+class _Batch:
+    """One application of a batch of plans (one per instance): the SQL steps, in order, each
+    one statement for every instance of the batch."""
+
+    def __init__(self, site: Site, items: list[tuple[EnrolInstance, Plan, str]]) -> None:
         self.site = site
         self.session = site.session
-        self.instance = instance
-        self.plan = plan
-        self.removal = removal
+        self.items = items
         self.now = site.now()
-        #: Users a capacity left out (see :meth:`fit`).
-        self.full: list[int] = []
-        self.params = {
-            "instance": instance.id,
-            "course": instance.course_id,
-            "component": instance.component,
-            "now": self.now,
-            "origin": site.origin,
-            "reason": plan.reason,
-            "course_level": COURSE,
-        }
+        self.params = {"now": self.now, "origin": site.origin, "course_level": COURSE}
+        plans = [plan for _, plan, _ in items]
+        #: Whether some plan is a desired state of its whole instance / limited to some users.
+        self.whole = any(p.desired is not None and p.users is None for p in plans)
+        self.scoped = any(p.users is not None for p in plans)
+        self.capacity = any(p.capacity is not None for p in plans)
+
+    def run(self, *, dry_run: bool, force: bool) -> list[Outcome]:
+        self.load()
+        self.diff()
+        outcomes = self.outcomes(dry_run=dry_run)
+        if dry_run:
+            return outcomes
+        held = [] if force else self.trips_guard(outcomes)
+        if self.whole:
+            self.supersede_held()
+        if held:
+            self.hold(held, outcomes)
+        self.write([outcome for outcome in outcomes if outcome.held_plan_id is None])
+        return outcomes
 
     def sql(self, statement: str, **extra) -> None:
         self._driver(statement, {**self.params, **extra})
@@ -417,48 +456,102 @@ class _Run:
         connection = self.session.connection()
         return connection.exec_driver_sql(_native(statement, connection.dialect), params)
 
-    def _insert_rows(self, table_name: str, rows: list[dict]) -> None:
-        """executemany of plain rows into one of the temporary tables."""
-        names = list(rows[0])
+    @cached_property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _insert_rows(self, table_name: str, names: Sequence[str], rows: list[tuple]) -> None:
+        """Plain rows into one of the temporary tables: one executemany, or on PostgreSQL a
+        ``COPY`` (psycopg 3) for many rows, which skips a round of parsing and planning per
+        row."""
+        if not rows:
+            return
+        if self._postgresql and len(rows) >= COPY_ROWS:
+            driver = self.session.connection().connection.driver_connection
+            with driver.cursor() as cursor:
+                with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            return
         self._driver(
             f"INSERT INTO {table_name} ({', '.join(names)})"
             f" VALUES ({', '.join(':' + name for name in names)})",
-            rows,
+            [dict(zip(names, row, strict=True)) for row in rows],
         )
 
-    # --- 1. load the plan into temporary tables ---------------------------------------------
+    # --- 1. load the plans into temporary tables --------------------------------------------
 
     def load(self) -> None:
-        # The temporary tables live as long as the database connection: create them once. A
-        # rollback may undo their creation, so db.py forgets the flag on every rollback.
+        self._reset()
+        self._insert_rows(
+            "ek_inst",
+            _INST_COLUMNS,
+            [
+                (
+                    instance.id,
+                    instance.course_id,
+                    instance.component,
+                    removal,
+                    plan.reason,
+                    int(plan.desired is not None),
+                    int(plan.users is not None),
+                    int(plan.guarded),
+                    plan.capacity,
+                    0,
+                )
+                for instance, plan, removal in self.items
+            ],
+        )
+        if self._postgresql and len(self.items) >= ANALYZE_INSTANCES:
+            self.session.execute(text("ANALYZE ek_inst"))
+            self._big_tables().add("ek_inst")
+        if self.capacity:
+            self.lock_instances()
+        self._load_desired()
+        self._load_changes()
+        self._measure()
+        self._analyze("ek_drop", "ek_rp", "ek_gp")
+
+    def _reset(self) -> None:
+        """Create the temporary tables once per connection, and empty what an earlier batch
+        filled."""
+        # A rollback may undo their creation, so db.py forgets the flag on every rollback.
         info = self.session.connection().info
         if not info.get(TEMP_TABLES_READY):
             for ddl in _TEMP_DDL + _TEMP_INDEXES:
                 self.session.execute(text(ddl))
             info[TEMP_TABLES_READY] = True
             info[TEMP_TABLES_DIRTY] = set(_TEMP_TABLES)
-        # Only the tables an earlier plan filled need emptying. A table a big plan filled is
+            self._analyze_empty(_TEMP_TABLES)
+        # Only the tables an earlier batch filled need emptying. A table a big batch filled is
         # truncated: that frees its pages and forgets its statistics, which would otherwise
-        # mislead the planner for the small plans after it.
+        # mislead the planner for the small batches after it.
         dirty = info.get(TEMP_TABLES_DIRTY, set(_TEMP_TABLES))
         big = self._big_tables()
         if big:
             self.session.execute(text(f"TRUNCATE {', '.join(sorted(big))}"))
+            self._analyze_empty(sorted(big))
         for name in _TEMP_TABLES:
             if name in dirty and name not in big:
                 self.session.execute(text(f"DELETE FROM {name}"))
         big.clear()
-        self.dirty = info[TEMP_TABLES_DIRTY] = set()
-        if self.plan.desired is not None:
-            self._load_desired()
-        else:
-            self._load_changes()
-        self._measure()
-        self._analyze("ek_drop", "ek_rp", "ek_gp")
+        # From here on every table may hold rows: a plan a change hook applies empties them.
+        info[TEMP_TABLES_DIRTY] = set(_TEMP_TABLES)
+        self.info = info
+
+    def _analyze_empty(self, tables: Sequence[str]) -> None:
+        """On PostgreSQL, record that these temporary tables are empty. Never analyzed (new or
+        truncated), the planner assumes ten pages of rows in each: for a batch of a few users
+        it then hashes all of user_enrolments instead of probing its index per user. Known to
+        be empty, it sizes them by their pages, so a small batch probes and a big one (analyzed
+        after loading) hashes."""
+        if self._postgresql:
+            self.session.execute(text(f"ANALYZE {', '.join(tables)}"))
 
     def _measure(self) -> None:
-        """How many rows each part of the plan has: statements with nothing to work on are
-        skipped (a one-user plan runs a third of them), and the next plan knows what to empty."""
+        """How many rows each part of the batch has: statements with nothing to work on are
+        skipped (a one-user plan runs a third of them), and the next batch knows what to
+        empty."""
         (want, drop, rp_add, rp_del, gp_add, gp_del, planned, scoped) = self.session.execute(
             text(
                 "SELECT (SELECT COUNT(*) FROM ek_want), (SELECT COUNT(*) FROM ek_drop),"
@@ -485,31 +578,39 @@ class _Run:
             "ek_plan": planned,
             "ek_scope": scoped,
         }
-        # The diff tables are filled later, possibly by this plan: count them dirty now, so a
-        # plan a change hook applies in between empties them.
-        self.dirty.update({"ek_diff", "ek_roles", "ek_groups"})
-        self.dirty.update(name for name, count in filled.items() if count)
+        self.info[TEMP_TABLES_DIRTY] = {"ek_inst"} | {
+            name for name, count in filled.items() if count
+        }
+
+    def _dirty(self, *names: str) -> None:
+        """These temporary tables now hold rows: the next batch (perhaps one a change hook
+        applies) empties them."""
+        self.info[TEMP_TABLES_DIRTY].update(names)
 
     def _big_tables(self) -> set[str]:
-        """Temporary tables of this connection analyzed for a big plan (PostgreSQL only)."""
+        """Temporary tables of this connection analyzed for a big batch (PostgreSQL only)."""
         return self.session.connection().info.setdefault("enrolkit_big_temp_tables", set())
 
     @cached_property
     def _small(self) -> bool:
-        """Whether the plan is too small to fill the temporary tables past ``ANALYZE_ROWS``
-        (the explicit changes of a login, or a sync limited to the users a hook names): then
-        they are never counted, which saves three queries per plan."""
-        plan = self.plan
-        bound = len(plan.changes) if plan.desired is None else None
-        if plan.users is not None:
-            bound = len(plan.users)
-        return bound is not None and 2 * bound < ANALYZE_ROWS
+        """Whether the batch is too small to fill the temporary tables past ``ANALYZE_ROWS``
+        (the explicit changes of a login, or syncs limited to the users a hook names): then
+        they are never counted, which saves three queries per batch."""
+        bound = 0
+        for _, plan, _ in self.items:
+            if plan.users is not None:
+                bound += len(plan.users)
+            elif plan.desired is None:
+                bound += len(plan.changes)
+            else:
+                return False
+        return 2 * bound < ANALYZE_ROWS
 
     def _analyze(self, *tables: str) -> None:
-        """On PostgreSQL, give the planner the sizes of the temporary tables of a big plan:
+        """On PostgreSQL, give the planner the sizes of the temporary tables of a big batch:
         autovacuum never analyzes them, and the guesses it plans with otherwise make the diff
         quadratic."""
-        if self.session.get_bind().dialect.name != "postgresql" or self._small:
+        if not self._postgresql or self._small:
             return
         size = self.session.scalar(
             text("SELECT (SELECT COUNT(*) FROM ek_want) + (SELECT COUNT(*) FROM ek_drop)")
@@ -521,136 +622,168 @@ class _Run:
         self._big_tables().update(tables)
 
     def _load_desired(self) -> None:
-        desired, scope = self.plan.desired, self.plan.users
-        if scope is not None:
-            ids = sorted(set(scope))
-            if ids:
-                self.session.execute(insert(ek_scope), [{"user_id": uid} for uid in ids])
-            if isinstance(desired, Select):
-                # Filter on the selection's own user column, so the database reads only those
-                # users' rows (through its indexes) instead of the whole source.
-                user = desired.selected_columns["user_id"]
-                desired = desired.where(
-                    getattr(user, "element", user).in_(select(ek_scope.c.user_id))
-                )
+        """Every desired state into ek_plan (one ``INSERT … SELECT`` per selection, one load
+        for all the row lists), then what it implies: the wanted enrolments, the enrolments
+        to remove, and the roles and groups to add and to remove."""
+        desired = [(plan, plan.desired) for _, plan, _ in self.items if plan.desired is not None]
+        if not desired:
+            return
+        self._insert_rows(
+            "ek_scope",
+            ("instance_id", "user_id"),
+            [
+                (plan.instance_id, user_id)
+                for plan, _ in desired
+                if plan.users is not None
+                for user_id in sorted(set(plan.users))
+            ],
+        )
+        rows: list[tuple] = []
+        selections = []
+        for plan, selection in desired:
+            if isinstance(selection, Select):
+                selections.append(self._selection(plan, selection))
             else:
-                wanted = set(ids)
-                desired = [row for row in desired if row[0] in wanted]
-        if isinstance(desired, Select):
-            self.session.execute(insert(ek_plan).from_select(list(DESIRED_COLUMNS), desired))
-        elif desired:
-            self.session.execute(
-                insert(ek_plan), [dict(zip(DESIRED_COLUMNS, row, strict=True)) for row in desired]
-            )
+                wanted = set(plan.users) if plan.users is not None else None
+                rows.extend(
+                    (plan.instance_id, *row)
+                    for row in selection
+                    if wanted is None or row[0] in wanted
+                )
+        self._insert_selections(selections)
+        self._insert_rows("ek_plan", ("instance_id", *DESIRED_COLUMNS), rows)
         # One enrolment per user: active if any row is, earliest start, latest end (open wins).
         self.sql(
-            "INSERT INTO ek_want (user_id, timestart, timeend, status, reason)"
-            " SELECT user_id, MIN(COALESCE(timestart, 0)),"
+            "INSERT INTO ek_want (instance_id, user_id, timestart, timeend, status, reason)"
+            " SELECT instance_id, user_id, MIN(COALESCE(timestart, 0)),"
             " CASE WHEN MIN(COALESCE(timeend, 0)) = 0 THEN 0 ELSE MAX(timeend) END,"
-            " MIN(COALESCE(status, 0)), NULL FROM ek_plan GROUP BY user_id"
+            " MIN(COALESCE(status, 0)), NULL FROM ek_plan GROUP BY instance_id, user_id"
         )
         self._analyze("ek_plan", "ek_want")
-        self.sql(
-            "INSERT INTO ek_drop (user_id, action, reason)"
-            " SELECT ue.user_id, :removal, NULL FROM user_enrolments ue"
-            " WHERE ue.instance_id = :instance"
-            " AND NOT EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ue.user_id)"
-            + (" AND ue.user_id IN (SELECT user_id FROM ek_scope)" if scope is not None else ""),
-            removal=self.removal,
-        )
         # Owned roles and groups match the selection exactly: a wanted user keeps only those
         # the selection gives; a user neither wanted nor enrolled keeps none (an orphan that a
-        # crash or an older race left: nothing else would ever remove it).
-        in_scope = " AND {a}.user_id IN (SELECT user_id FROM ek_scope)" if scope is not None else ""
-        self.sql(
-            "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
-            " SELECT DISTINCT user_id, role_id, 1, NULL FROM ek_plan WHERE role_id IS NOT NULL"
-        )
-        self.sql(
-            "INSERT INTO ek_rp (user_id, role_id, add_it, reason)"
-            " SELECT ra.user_id, ra.role_id, 0, NULL FROM role_assignments ra"
-            " WHERE ra.component = :component AND ra.itemid = :instance"
-            + in_scope.format(a="ra")
-            + " AND CASE WHEN EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = ra.user_id)"
-            " THEN NOT EXISTS (SELECT 1 FROM ek_plan p"
-            "  WHERE p.user_id = ra.user_id AND p.role_id = ra.role_id)"
-            " ELSE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-            "  WHERE ue.instance_id = :instance AND ue.user_id = ra.user_id) END"
-        )
-        self.sql(
-            "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
-            " SELECT DISTINCT user_id, group_id, 1, NULL FROM ek_plan WHERE group_id IS NOT NULL"
-        )
-        self.sql(
-            "INSERT INTO ek_gp (user_id, group_id, add_it, reason)"
-            " SELECT gm.user_id, gm.group_id, 0, NULL FROM group_members gm"
-            " WHERE gm.component = :component AND gm.itemid = :instance"
-            + in_scope.format(a="gm")
-            + " AND CASE WHEN EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = gm.user_id)"
-            " THEN NOT EXISTS (SELECT 1 FROM ek_plan p"
-            "  WHERE p.user_id = gm.user_id AND p.group_id = gm.group_id)"
-            " ELSE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-            "  WHERE ue.instance_id = :instance AND ue.user_id = gm.user_id) END"
-        )
+        # crash or an older race left: nothing else would ever remove it); a user enrolled and
+        # no longer wanted (in ek_drop) is left to the removal action. Two anti-joins, which
+        # the database runs as hash joins over a big batch.
+        for owned, key in (("ek_rp", "role_id"), ("ek_gp", "group_id")):
+            self.sql(
+                f"INSERT INTO {owned} (instance_id, user_id, {key}, add_it, reason)"
+                f" SELECT DISTINCT instance_id, user_id, {key}, 1, NULL FROM ek_plan"
+                f" WHERE {key} IS NOT NULL"
+            )
+        for source in self._sources("user_enrolments", "instance_id"):
+            self.sql(
+                "INSERT INTO ek_drop (instance_id, user_id, action, reason)"
+                " SELECT x.instance_id, x.user_id, i.removal, NULL FROM "
+                + source
+                + " AND NOT EXISTS (SELECT 1 FROM ek_want w"
+                "  WHERE w.instance_id = x.instance_id AND w.user_id = x.user_id)"
+            )
+        for owned, key, real in (
+            ("ek_rp", "role_id", "role_assignments"),
+            ("ek_gp", "group_id", "group_members"),
+        ):
+            for source in self._sources(real, "itemid", " AND x.component = i.component"):
+                self.sql(
+                    f"INSERT INTO {owned} (instance_id, user_id, {key}, add_it, reason)"
+                    f" SELECT x.itemid, x.user_id, x.{key}, 0, NULL FROM "
+                    + source
+                    + " AND NOT EXISTS (SELECT 1 FROM ek_plan p WHERE p.instance_id = x.itemid"
+                    f"  AND p.user_id = x.user_id AND p.{key} = x.{key})"
+                    " AND NOT EXISTS (SELECT 1 FROM ek_drop d"
+                    "  WHERE d.instance_id = x.itemid AND d.user_id = x.user_id)"
+                )
+
+    def _sources(self, real: str, item: str, owner: str = "") -> list[str]:
+        """``FROM … WHERE`` clauses giving the rows ``x`` of ``real`` (whose instance column is
+        ``item``) that the desired states look at, with their instance as ``i``: every row of
+        an instance synced whole; only the named users' rows of a limited one, read through
+        ek_scope so that they cost what those users cost. One clause per kind in the batch."""
+        found = []
+        if self.whole:
+            found.append(
+                f"ek_inst i JOIN {real} x ON x.{item} = i.instance_id{owner}"
+                " WHERE i.desired = 1 AND i.scoped = 0"
+            )
+        if self.scoped:
+            found.append(
+                "ek_scope s JOIN ek_inst i ON i.instance_id = s.instance_id"
+                f" JOIN {real} x ON x.{item} = s.instance_id AND x.user_id = s.user_id{owner}"
+                " WHERE 1 = 1"
+            )
+        return found
+
+    def _selection(self, plan: Plan, selection: Select) -> Select:
+        """One desired state given as a SQL selection, with its instance id as a last column."""
+        if plan.users is not None:
+            # Filter on the selection's own user column, so the database reads only those
+            # users' rows (through its indexes) instead of the whole source.
+            user = selection.selected_columns["user_id"]
+            selection = selection.where(
+                getattr(user, "element", user).in_(
+                    select(ek_scope.c.user_id).where(ek_scope.c.instance_id == plan.instance_id)
+                )
+            )
+        # A bound value, not an inline one: every cohort's selection then compiles to the same
+        # SQL, which SQLAlchemy compiles once.
+        return selection.add_columns(literal(plan.instance_id, Integer).label("instance_id"))
+
+    def _insert_selections(self, selections: list[Select]) -> None:
+        """The selections into ek_plan: ``UNION ALL`` of up to ``UNION_SELECTIONS`` of them per
+        ``INSERT … SELECT`` (a round trip per instance is most of a small cohort's cost on
+        PostgreSQL). A selection with its own ORDER BY or LIMIT goes alone: SQLite does not take
+        those inside a compound select."""
+        alone = [s for s in selections if _bounded(s)]
+        together = [s for s in selections if not _bounded(s)]
+        chunks = [
+            together[start : start + UNION_SELECTIONS]
+            for start in range(0, len(together), UNION_SELECTIONS)
+        ]
+        for chunk in [[s] for s in alone] + chunks:
+            source = chunk[0] if len(chunk) == 1 else _typed(union_all(*chunk).subquery())
+            self.session.execute(
+                insert(ek_plan).from_select([*DESIRED_COLUMNS, "instance_id"], source)
+            )
 
     def _load_changes(self) -> None:
-        """Collapse explicit changes: per user the last enrolment-level change wins, per user and
-        role the last role-level one; then load them like a desired state restricted to them."""
-        default_role = self.instance.role_id
-        want: dict[int, dict] = {}
-        drop: dict[int, dict] = {}
-        roles: dict[tuple[int, int], dict] = {}
-        groups: dict[tuple[int, int], dict] = {}
-        for change in self.plan.changes:
-            uid, reason = change.user_id, change.reason or None
-            if change.op == UNASSIGN:
-                if change.role_id is not None:
-                    roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
+        """Collapse each plan's explicit changes: per user the last enrolment-level change
+        wins, per user and role the last role-level one; then load them all, like desired
+        states restricted to them."""
+        want: list[tuple] = []
+        drop: list[tuple] = []
+        roles: list[tuple] = []
+        groups: list[tuple] = []
+        for instance, plan, removal in self.items:
+            if plan.desired is not None:
                 continue
-            if change.op == LEAVE:
-                if change.group_id is not None:
-                    groups[uid, change.group_id] = {"add_it": 0, "reason": reason}
-                continue
-            want.pop(uid, None)
-            drop.pop(uid, None)
-            if change.op == ENROL:
-                want[uid] = {
-                    "timestart": change.timestart,
-                    "timeend": change.timeend,
-                    "status": change.status,
-                    "reason": reason,
-                }
-                role = change.role_id if change.role_id is not None else default_role
-                if role is not None:
-                    roles[uid, role] = {"add_it": 1, "reason": reason}
-                if change.group_id is not None:
-                    groups[uid, change.group_id] = {"add_it": 1, "reason": reason}
-            elif change.op == SUSPEND_OP:
-                drop[uid] = {"action": SUSPEND, "reason": reason}
-            elif change.op == UNENROL_OP:
-                drop[uid] = {"action": UNENROL, "reason": reason}
-            else:
-                drop[uid] = {"action": self.removal, "reason": reason}
-                if change.role_id is not None:  # a flat-file ``del``: that role goes too
-                    roles[uid, change.role_id] = {"add_it": 0, "reason": reason}
+            plan_want, plan_drop, plan_roles, plan_groups = _collapse(
+                plan.changes, instance.role_id, removal
+            )
+            want.extend((instance.id, uid, *values) for uid, values in plan_want.items())
+            drop.extend((instance.id, uid, *values) for uid, values in plan_drop.items())
+            roles.extend((instance.id, *key, *values) for key, values in plan_roles.items())
+            groups.extend((instance.id, *key, *values) for key, values in plan_groups.items())
+        columns = ("timestart", "timeend", "status", "reason")
+        self._insert_rows("ek_want", ("instance_id", "user_id", *columns), want)
         if want:
-            self._insert_rows("ek_want", [{"user_id": u, **v} for u, v in want.items()])
             self._analyze("ek_want")
-        if drop:
-            self._insert_rows("ek_drop", [{"user_id": u, **v} for u, v in drop.items()])
-        if roles:
-            self._insert_rows(
-                "ek_rp", [{"user_id": u, "role_id": r, **v} for (u, r), v in roles.items()]
-            )
-        if groups:
-            self._insert_rows(
-                "ek_gp", [{"user_id": u, "group_id": g, **v} for (u, g), v in groups.items()]
-            )
+        self._insert_rows("ek_drop", ("instance_id", "user_id", "action", "reason"), drop)
+        self._insert_rows("ek_rp", ("instance_id", "user_id", "role_id", "add_it", "reason"), roles)
+        self._insert_rows(
+            "ek_gp", ("instance_id", "user_id", "group_id", "add_it", "reason"), groups
+        )
 
     # --- 2. the difference, in SQL ------------------------------------------------------------
 
     def diff(self) -> None:
         size = self.size
+        # What this pass may fill (the unowned roles and groups of an unenrolment too).
+        fills = {
+            "ek_diff": size["want"] or size["drop"],
+            "ek_roles": (size["want"] and size["rp_add"]) or size["rp_del"] or size["drop"],
+            "ek_groups": (size["want"] and size["gp_add"]) or size["gp_del"] or size["drop"],
+        }
+        self._dirty(*(name for name, filled in fills.items() if filled))
         if size["want"]:
             self._diff_wanted()
         if size["drop"]:
@@ -659,25 +792,29 @@ class _Run:
             self._diff_roles_added()
         if size["rp_del"] or size["drop"]:
             self._diff_roles_removed()
-        if size["want"] and size["gp_add"]:
-            self._diff_groups_added()
+        # Removals first: a membership that one instance of the batch gives up is free for
+        # another to take.
         if size["gp_del"] or size["drop"]:
             self._diff_groups_removed()
+        if size["want"] and size["gp_add"]:
+            self._diff_groups_added()
+        if self.capacity and size["want"]:
+            self.fit()
         self._analyze("ek_diff", "ek_roles", "ek_groups")
 
     def _diff_wanted(self) -> None:
         self.sql(
-            "INSERT INTO ek_diff (user_id, kind, reason)"
-            " SELECT w.user_id, 'enrolled', w.reason FROM ek_want w WHERE NOT EXISTS"
-            " (SELECT 1 FROM user_enrolments ue"
-            "  WHERE ue.instance_id = :instance AND ue.user_id = w.user_id)"
+            "INSERT INTO ek_diff (instance_id, user_id, kind, reason)"
+            " SELECT w.instance_id, w.user_id, 'enrolled', w.reason FROM ek_want w"
+            " WHERE NOT EXISTS (SELECT 1 FROM user_enrolments ue"
+            "  WHERE ue.instance_id = w.instance_id AND ue.user_id = w.user_id)"
         )
         self.sql(
-            "INSERT INTO ek_diff (user_id, kind, reason)"
-            " SELECT w.user_id,"
+            "INSERT INTO ek_diff (instance_id, user_id, kind, reason)"
+            " SELECT w.instance_id, w.user_id,"
             " CASE WHEN w.status = 1 AND ue.status = 0 THEN 'suspended' ELSE 'updated' END, w.reason"
             " FROM ek_want w CROSS JOIN user_enrolments ue"
-            " WHERE ue.instance_id = :instance AND ue.user_id = w.user_id"
+            " WHERE ue.instance_id = w.instance_id AND ue.user_id = w.user_id"
             " AND (ue.status <> w.status"
             " OR (w.timestart IS NOT NULL AND ue.timestart <> w.timestart)"
             " OR (w.timeend IS NOT NULL AND ue.timeend <> w.timeend))"
@@ -685,356 +822,420 @@ class _Run:
 
     def _diff_dropped(self) -> None:
         self.sql(
-            "INSERT INTO ek_diff (user_id, kind, reason)"
-            " SELECT d.user_id, CASE WHEN d.action = 'unenrol' THEN 'unenrolled' ELSE 'suspended' END,"
-            " d.reason FROM ek_drop d CROSS JOIN user_enrolments ue"
-            " WHERE ue.instance_id = :instance AND ue.user_id = d.user_id"
+            "INSERT INTO ek_diff (instance_id, user_id, kind, reason)"
+            " SELECT d.instance_id, d.user_id,"
+            " CASE WHEN d.action = 'unenrol' THEN 'unenrolled' ELSE 'suspended' END, d.reason"
+            " FROM ek_drop d CROSS JOIN user_enrolments ue"
+            " WHERE ue.instance_id = d.instance_id AND ue.user_id = d.user_id"
             " AND (d.action = 'unenrol' OR (d.action IN ('suspend', 'suspend_noroles')"
             " AND ue.status = 0))"
         )
 
-    # Roles: additions for users who stay enrolled (only an enrolment adds a role); removals
-    # asked for, or implied by an unenrolment or a suspension that removes roles.
+    # Roles: additions (ek_rp holds them only for users who stay enrolled: only an enrolment
+    # adds a role); removals asked for, or implied by an unenrolment or a suspension that
+    # removes roles.
     def _diff_roles_added(self) -> None:
         self.sql(
-            "INSERT INTO ek_roles (user_id, role_id, added, reason)"
-            " SELECT p.user_id, p.role_id, 1, p.reason FROM ek_rp p"
-            " JOIN ek_want w ON w.user_id = p.user_id"
-            " WHERE p.add_it = 1"
+            "INSERT INTO ek_roles (instance_id, user_id, role_id, added, reason)"
+            " SELECT p.instance_id, p.user_id, p.role_id, 1, p.reason FROM ek_rp p "
+            + _INST.format(a="p")
+            + " WHERE p.add_it = 1"
             " AND NOT EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.user_id = p.user_id"
-            "  AND ra.role_id = p.role_id AND ra.component = :component AND ra.itemid = :instance)"
+            "  AND ra.role_id = p.role_id AND ra.component = i.component"
+            "  AND ra.itemid = p.instance_id)"
         )
 
     def _diff_roles_removed(self) -> None:
         self.sql(
-            "INSERT INTO ek_roles (user_id, role_id, added, reason)"
-            " SELECT ra.user_id, ra.role_id, 0, COALESCE(p.reason, d.reason)"
-            " FROM (SELECT user_id FROM ek_rp WHERE add_it = 0 UNION SELECT user_id FROM ek_drop"
-            "  WHERE action IN ('unenrol', 'suspend_noroles')) who"
-            " CROSS JOIN role_assignments ra"
-            " LEFT JOIN ek_rp p ON p.user_id = ra.user_id AND p.role_id = ra.role_id AND p.add_it = 0"
-            " LEFT JOIN ek_drop d ON d.user_id = ra.user_id"
+            "INSERT INTO ek_roles (instance_id, user_id, role_id, added, reason)"
+            " SELECT ra.itemid, ra.user_id, ra.role_id, 0, COALESCE(p.reason, d.reason)"
+            " FROM (SELECT instance_id, user_id FROM ek_rp WHERE add_it = 0"
+            "  UNION SELECT instance_id, user_id FROM ek_drop"
+            "  WHERE action IN ('unenrol', 'suspend_noroles')) who "
+            + _INST.format(a="who")
+            + " CROSS JOIN role_assignments ra"
+            " LEFT JOIN ek_rp p ON p.instance_id = ra.itemid AND p.user_id = ra.user_id"
+            "  AND p.role_id = ra.role_id AND p.add_it = 0"
+            " LEFT JOIN ek_drop d ON d.instance_id = ra.itemid AND d.user_id = ra.user_id"
             "  AND d.action IN ('unenrol', 'suspend_noroles')"
-            " WHERE ra.user_id = who.user_id AND ra.component = :component AND ra.itemid = :instance"
+            " WHERE ra.user_id = who.user_id AND ra.component = i.component"
+            " AND ra.itemid = who.instance_id"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
 
     def _diff_groups_added(self) -> None:
+        # A group holds a user once: when two instances of the batch add the same member, the
+        # lower instance id does (as when their plans are applied one by one in that order).
         self.sql(
-            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-            " SELECT p.user_id, p.group_id, 1, p.reason FROM ek_gp p"
-            " WHERE p.add_it = 1 AND EXISTS (SELECT 1 FROM ek_want w WHERE w.user_id = p.user_id)"
+            "INSERT INTO ek_groups (instance_id, user_id, group_id, added, reason)"
+            " SELECT p.instance_id, p.user_id, p.group_id, 1, p.reason FROM ek_gp p"
+            " WHERE p.add_it = 1"
             " AND NOT EXISTS (SELECT 1 FROM group_members gm"
-            "  WHERE gm.user_id = p.user_id AND gm.group_id = p.group_id)"
+            "  WHERE gm.user_id = p.user_id AND gm.group_id = p.group_id"
+            "  AND NOT EXISTS (SELECT 1 FROM ek_groups r WHERE r.user_id = gm.user_id"
+            "   AND r.group_id = gm.group_id AND r.added = 0))"
+            " AND NOT EXISTS (SELECT 1 FROM ek_gp q WHERE q.user_id = p.user_id"
+            "  AND q.group_id = p.group_id AND q.instance_id < p.instance_id AND q.add_it = 1)"
         )
 
     def _diff_groups_removed(self) -> None:
         self.sql(
-            "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-            " SELECT gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason)"
-            " FROM (SELECT user_id FROM ek_gp WHERE add_it = 0 UNION SELECT user_id FROM ek_drop"
-            "  WHERE action = 'unenrol') who"
-            " CROSS JOIN group_members gm"
+            "INSERT INTO ek_groups (instance_id, user_id, group_id, added, reason)"
+            " SELECT gm.itemid, gm.user_id, gm.group_id, 0, COALESCE(p.reason, d.reason)"
+            " FROM (SELECT instance_id, user_id FROM ek_gp WHERE add_it = 0"
+            "  UNION SELECT instance_id, user_id FROM ek_drop WHERE action = 'unenrol') who "
+            + _INST.format(a="who")
+            + " CROSS JOIN group_members gm"
             " LEFT JOIN ek_gp p ON p.user_id = gm.user_id AND p.group_id = gm.group_id"
-            "  AND p.add_it = 0"
-            " LEFT JOIN ek_drop d ON d.user_id = gm.user_id AND d.action = 'unenrol'"
-            " WHERE gm.user_id = who.user_id AND gm.component = :component"
-            " AND gm.itemid = :instance"
+            "  AND p.instance_id = gm.itemid AND p.add_it = 0"
+            " LEFT JOIN ek_drop d ON d.instance_id = gm.itemid AND d.user_id = gm.user_id"
+            "  AND d.action = 'unenrol'"
+            " WHERE gm.user_id = who.user_id AND gm.component = i.component"
+            " AND gm.itemid = who.instance_id"
             " AND (p.user_id IS NOT NULL OR d.user_id IS NOT NULL)"
         )
 
     # --- 2b. capacity -----------------------------------------------------------------------
 
-    def lock_instance(self) -> None:
-        """Serialise the plans of this instance that count its places: on PostgreSQL a row lock
-        on the instance, held to the end of the transaction (the diff that follows reads the
-        enrolments committed by the plan that held it before); SQLite's write transaction is
-        already the only writer of the database."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.sql("SELECT id FROM enrol_instances WHERE id = :instance FOR UPDATE")
-
-    def fit(self, capacity: int) -> None:
-        """Keep the new enrolments that fit in ``capacity`` (counting the enrolments there, less
-        those this plan unenrols), lowest user id first; the rest go to ``self.full``, and
-        their roles and groups with them."""
-        new = [
-            row[0]
-            for row in self.rows(
-                "SELECT user_id FROM ek_diff WHERE kind = 'enrolled' ORDER BY user_id"
+    def lock_instances(self) -> None:
+        """Serialise the plans that count their instance's places: on PostgreSQL a row lock
+        on each such instance, in ascending order, held to the end of the transaction (the diff
+        that follows reads the enrolments committed by the plan that held it before); SQLite's
+        write transaction is already the only writer of the database."""
+        if self._postgresql:
+            self.sql(
+                "SELECT id FROM enrol_instances WHERE id IN"
+                " (SELECT instance_id FROM ek_inst WHERE capacity IS NOT NULL)"
+                " ORDER BY id FOR UPDATE"
             )
-        ]
-        if not new:
-            return
-        taken = self.rows("SELECT COUNT(*) FROM user_enrolments WHERE instance_id = :instance")
-        freed = self.rows("SELECT COUNT(*) FROM ek_diff WHERE kind = 'unenrolled'")
-        room = max(0, capacity - taken[0][0] + freed[0][0])
-        if room >= len(new):
-            return
-        self.full = new[room:]
-        cutoff = new[room - 1] if room else -1
-        self.sql("DELETE FROM ek_diff WHERE kind = 'enrolled' AND user_id > :cutoff", cutoff=cutoff)
-        not_enrolled = (
-            " user_id > :cutoff AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-            " WHERE ue.instance_id = :instance AND ue.user_id = {name}.user_id)"
+
+    def fit(self) -> None:
+        """Per instance with a capacity, keep the new enrolments that fit (counting the
+        enrolments there, less those this plan unenrols), lowest user id first; the others
+        become ``full``, and lose the roles and groups they would have been given."""
+        self.sql(
+            "UPDATE ek_inst SET room = capacity"
+            " - (SELECT COUNT(*) FROM user_enrolments ue WHERE ue.instance_id = ek_inst.instance_id)"
+            " + (SELECT COUNT(*) FROM ek_diff d WHERE d.instance_id = ek_inst.instance_id"
+            "  AND d.kind = 'unenrolled')"
+            " WHERE capacity IS NOT NULL"
+        )
+        self.sql(
+            "UPDATE ek_diff SET kind = 'full' WHERE kind = 'enrolled'"
+            " AND (instance_id, user_id) IN (SELECT r.instance_id, r.user_id FROM"
+            "  (SELECT d.instance_id, d.user_id,"
+            "   ROW_NUMBER() OVER (PARTITION BY d.instance_id ORDER BY d.user_id) AS place"
+            "   FROM ek_diff d JOIN ek_inst i ON i.instance_id = d.instance_id"
+            "   WHERE d.kind = 'enrolled' AND i.capacity IS NOT NULL) r"
+            "  JOIN ek_inst i ON i.instance_id = r.instance_id WHERE r.place > i.room)"
         )
         for name in ("ek_roles", "ek_groups"):
             self.sql(
-                f"DELETE FROM {name} WHERE added = 1 AND" + not_enrolled.format(name=name),
-                cutoff=cutoff,
+                f"DELETE FROM {name} WHERE added = 1 AND EXISTS (SELECT 1 FROM ek_diff d"
+                f" WHERE d.instance_id = {name}.instance_id AND d.user_id = {name}.user_id"
+                " AND d.kind = 'full')"
             )
-        self.sql("DELETE FROM ek_want WHERE" + not_enrolled.format(name="ek_want"), cutoff=cutoff)
 
-    def outcome(self, *, dry_run: bool) -> Outcome:
-        result = Outcome(instance_id=self.instance.id, dry_run=dry_run, full=list(self.full))
-        for user_id, kind in self.rows("SELECT user_id, kind FROM ek_diff ORDER BY user_id"):
-            getattr(result, kind).append(user_id)
-        for added, count in self.rows("SELECT added, COUNT(*) FROM ek_roles GROUP BY added"):
-            if added:
-                result.roles_added = count
-            else:
-                result.roles_removed = count
-        for added, count in self.rows("SELECT added, COUNT(*) FROM ek_groups GROUP BY added"):
-            if added:
-                result.groups_added = count
-            else:
-                result.groups_removed = count
-        self.result = result
-        return result
+    def outcomes(self, *, dry_run: bool) -> list[Outcome]:
+        """Each plan's outcome, read from the diff tables, in the order of the plans."""
+        found = {
+            instance.id: Outcome(instance_id=instance.id, dry_run=dry_run)
+            for instance, _, _ in self.items
+        }
+        size = self.size
+        if size["want"] or size["drop"]:
+            for instance_id, user_id, kind in self.rows(
+                "SELECT instance_id, user_id, kind FROM ek_diff ORDER BY instance_id, user_id"
+            ):
+                getattr(found[instance_id], kind).append(user_id)
+        if any(size[key] for key in ("rp_add", "rp_del", "gp_add", "gp_del", "drop")):
+            for what, instance_id, added, count in self.rows(
+                "SELECT 'roles', instance_id, added, COUNT(*) FROM ek_roles"
+                " GROUP BY instance_id, added"
+                " UNION ALL SELECT 'groups', instance_id, added, COUNT(*) FROM ek_groups"
+                " GROUP BY instance_id, added"
+            ):
+                name = f"{what}_{'added' if added else 'removed'}"
+                setattr(found[instance_id], name, count)
+        if any(outcome.full for outcome in found.values()):
+            self.sql("DELETE FROM ek_diff WHERE kind = 'full'")
+        return list(found.values())
 
     # --- 3. the guard -------------------------------------------------------------------------
 
-    def trips_guard(self) -> bool:
-        removals = len(self.result.unenrolled) + self.session.scalar(
-            text(
-                "SELECT COUNT(*) FROM ek_diff d JOIN ek_drop x ON x.user_id = d.user_id"
-                " WHERE d.kind = 'suspended'"
-            )
-        )
-        if not removals:
-            return False
-        total = self.session.scalar(
-            select(func.count()).where(UserEnrolment.instance_id == self.instance.id)
-        )
+    def trips_guard(self, outcomes: list[Outcome]) -> list[tuple[Outcome, str]]:
+        """The guarded plans that would remove too much of their instance, with why."""
+        guarded = {instance.id for instance, plan, _ in self.items if plan.guarded}
+        if not any(o.instance_id in guarded and (o.unenrolled or o.suspended) for o in outcomes):
+            return []
         share = float(self.site.get_config("core", "guard_share", GUARD_SHARE))
         minimum = int(self.site.get_config("core", "guard_min", GUARD_MIN))
-        self.guard_reason = (
-            f"would remove {removals} of {total} enrolments "
-            f"(limit: more than {share:.0%} and at least {minimum})"
-        )
-        return removals > share * total and removals >= minimum
-
-    def hold(self) -> int:
-        """Store the plan, as rows, for an admin. A plan of the whole instance replaces an older
-        held plan of it; one limited to some users stands beside it."""
-        if self.plan.users is None:
-            self._supersede("superseded")
-        if self.plan.desired is not None:
-            rows = [
-                list(row)
-                for row in self.rows(
-                    "SELECT user_id, role_id, timestart, timeend, status, group_id FROM ek_plan"
+        counts = {
+            instance_id: (removals, total)
+            for instance_id, removals, total in self.rows(
+                "SELECT r.instance_id, r.removals, (SELECT COUNT(*) FROM user_enrolments ue"
+                "  WHERE ue.instance_id = r.instance_id)"
+                " FROM (SELECT d.instance_id, COUNT(*) AS removals FROM ek_diff d "
+                + _INST.format(a="d")
+                + " LEFT JOIN ek_drop x ON x.instance_id = d.instance_id AND x.user_id = d.user_id"
+                "  WHERE i.guarded = 1 AND (d.kind = 'unenrolled'"
+                "  OR (d.kind = 'suspended' AND x.user_id IS NOT NULL))"
+                "  GROUP BY d.instance_id) r"
+            )
+        }
+        held = []
+        for outcome in outcomes:
+            removals, total = counts.get(outcome.instance_id, (0, 0))
+            if removals and removals > share * total and removals >= minimum:
+                why = (
+                    f"would remove {removals} of {total} enrolments "
+                    f"(limit: more than {share:.0%} and at least {minimum})"
                 )
-            ]
-        else:
+                held.append((outcome, why))
+        return held
+
+    def hold(self, held: list[tuple[Outcome, str]], outcomes: list[Outcome]) -> None:
+        """Store each held plan, as rows, for an admin, and take its rows out of the diff so
+        that the others are written. A plan of a whole instance replaced any older held plan
+        of it (:meth:`supersede_held`); one limited to some users stands beside it."""
+        plans = {instance.id: (plan, removal) for instance, plan, removal in self.items}
+        if any(plans[outcome.instance_id][0].desired is None for outcome, _ in held):
             raise EnrolkitError("only desired-state plans can be held; use guard=False")
-        held = HeldPlan(
-            instance_id=self.instance.id,
-            origin=self.site.origin,
-            reason=self.plan.reason,
-            summary={**self.result.counts(), "why": self.guard_reason},
-            payload={
-                "rows": rows,
-                "removal": self.removal,
-                "users": sorted(set(self.plan.users)) if self.plan.users is not None else None,
-                "capacity": self.plan.capacity,
-                "unenrolled": self.result.unenrolled,
-                "suspended": self.result.suspended,
-            },
-            timecreated=self.now,
+        self._driver(
+            "UPDATE ek_inst SET held = 1 WHERE instance_id = :instance",
+            [{"instance": outcome.instance_id} for outcome, _ in held],
         )
-        self.session.add(held)
+        rows: dict[int, list[list]] = {outcome.instance_id: [] for outcome, _ in held}
+        for instance_id, *row in self.rows(
+            "SELECT p.instance_id, p.user_id, p.role_id, p.timestart, p.timeend, p.status,"
+            " p.group_id FROM ek_plan p " + _INST.format(a="p") + " WHERE i.held = 1"
+        ):
+            rows[instance_id].append(list(row))
+        stored = []
+        for outcome, why in held:
+            plan, removal = plans[outcome.instance_id]
+            stored.append(
+                HeldPlan(
+                    instance_id=outcome.instance_id,
+                    origin=self.site.origin,
+                    reason=plan.reason,
+                    summary={**outcome.counts(), "why": why},
+                    payload={
+                        "rows": rows[outcome.instance_id],
+                        "removal": removal,
+                        "users": sorted(set(plan.users)) if plan.users is not None else None,
+                        "capacity": plan.capacity,
+                        "unenrolled": outcome.unenrolled,
+                        "suspended": outcome.suspended,
+                    },
+                    timecreated=self.now,
+                )
+            )
+        self.session.add_all(stored)
         self.session.flush()
-        self.sql(
+        self._driver(
             "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
-            " reason) VALUES (:now, 'plan_held', :component, :course, NULL, :instance, :origin,"
-            " :why)",
-            why=f"plan {held.id} held: {self.guard_reason}; {self.plan.reason}",
+            " reason) SELECT :now, 'plan_held', i.component, i.course_id, NULL, i.instance_id,"
+            " :origin, :why FROM ek_inst i WHERE i.instance_id = :instance",
+            [
+                {
+                    **self.params,
+                    "instance": plan.instance_id,
+                    "why": f"plan {plan.id} held: {why}; {plan.reason}",
+                }
+                for plan, (_, why) in zip(stored, held, strict=True)
+            ],
         )
-        return held.id
+        for plan, (outcome, _) in zip(stored, held, strict=True):
+            outcome.held_plan_id = plan.id
+        for name in ("ek_diff", "ek_roles", "ek_groups", "ek_drop"):
+            self.sql(
+                f"DELETE FROM {name} WHERE instance_id IN"
+                " (SELECT instance_id FROM ek_inst WHERE held = 1)"
+            )
 
     def supersede_held(self) -> None:
-        self._supersede("superseded")
-
-    def _supersede(self, status: str) -> None:
+        """A new plan of a whole instance, applied or held, replaces the plans held for it."""
         self.sql(
-            "UPDATE held_plans SET status = :status, timedecided = :now"
-            " WHERE instance_id = :instance AND status = 'held'",
-            status=status,
+            "UPDATE held_plans SET status = 'superseded', timedecided = :now"
+            " WHERE status = 'held' AND instance_id IN"
+            " (SELECT instance_id FROM ek_inst WHERE desired = 1 AND scoped = 0)"
         )
 
     # --- 4. write, log, notify ------------------------------------------------------------------
 
-    def write(self) -> None:
-        self._write_enrolments()
-        self._write_roles_and_groups()
-        self._log()
-        self._refresh_statistics()
-        self._notify()
+    def write(self, written: list[Outcome]) -> None:
+        """Write the plans that were not held, log their changes and tell the change hooks."""
+        total = Outcome(instance_id=0)
+        for outcome in written:
+            for name in ("enrolled", "updated", "suspended", "unenrolled"):
+                getattr(total, name).extend(getattr(outcome, name))
+            for name in ("roles_added", "roles_removed", "groups_added", "groups_removed"):
+                setattr(total, name, getattr(total, name) + getattr(outcome, name))
+        if not total.changed:
+            return
+        self._write_enrolments(total)
+        self._write_roles_and_groups(total)
+        self._log(total)
+        self._refresh_statistics(total)
+        self._notify(written, total)
 
-    def _refresh_statistics(self) -> None:
-        """On PostgreSQL, re-analyze the tables a big plan changed. Autovacuum does it only
+    def _refresh_statistics(self, total: Outcome) -> None:
+        """On PostgreSQL, re-analyze the tables a big batch changed. Autovacuum does it only
         later, and a sync planned on the old statistics (an instance that owns "no" roles) picks
         nested loops that take minutes over 100,000 rows."""
-        if self.session.get_bind().dialect.name != "postgresql":
+        if not self._postgresql:
             return
-        result = self.result
         changed = {
-            "user_enrolments": len(result.enrolled) + len(result.unenrolled),
-            "role_assignments": result.roles_added + result.roles_removed,
-            "group_members": result.groups_added + result.groups_removed,
+            "user_enrolments": len(total.enrolled) + len(total.unenrolled),
+            "role_assignments": total.roles_added + total.roles_removed,
+            "group_members": total.groups_added + total.groups_removed,
         }
         for name, count in changed.items():
             if count >= ANALYZE_ROWS:
                 self.session.execute(text(f"ANALYZE {name}"))
 
-    def _write_enrolments(self) -> None:
-        r = self.result
-        if r.enrolled:
+    def _write_enrolments(self, total: Outcome) -> None:
+        if total.enrolled:
             self.sql(
                 "INSERT INTO user_enrolments (instance_id, user_id, status, timestart, timeend,"
                 " timecreated, timemodified)"
-                " SELECT :instance, w.user_id, w.status, COALESCE(w.timestart, 0),"
+                " SELECT w.instance_id, w.user_id, w.status, COALESCE(w.timestart, 0),"
                 " COALESCE(w.timeend, 0), :now, :now FROM ek_want w"
-                " JOIN ek_diff d ON d.user_id = w.user_id AND d.kind = 'enrolled'"
+                " JOIN ek_diff d ON d.instance_id = w.instance_id AND d.user_id = w.user_id"
+                "  AND d.kind = 'enrolled'"
             )
-        if r.updated or r.suspended:
+        if total.updated or total.suspended:
             self.sql(
                 "UPDATE user_enrolments SET status = w.status,"
                 " timestart = COALESCE(w.timestart, user_enrolments.timestart),"
                 " timeend = COALESCE(w.timeend, user_enrolments.timeend), timemodified = :now"
-                " FROM ek_want w JOIN ek_diff d ON d.user_id = w.user_id"
-                "  AND d.kind IN ('updated', 'suspended')"
-                " WHERE user_enrolments.user_id = w.user_id AND user_enrolments.id IN"
+                " FROM ek_want w JOIN ek_diff d ON d.instance_id = w.instance_id"
+                "  AND d.user_id = w.user_id AND d.kind IN ('updated', 'suspended')"
+                " WHERE user_enrolments.instance_id = w.instance_id"
+                " AND user_enrolments.user_id = w.user_id AND user_enrolments.id IN"
                 " (SELECT ue.id FROM ek_diff x CROSS JOIN user_enrolments ue"
-                "  WHERE x.kind IN ('updated', 'suspended') AND ue.user_id = x.user_id"
-                "  AND ue.instance_id = :instance)"
+                "  WHERE x.kind IN ('updated', 'suspended') AND ue.instance_id = x.instance_id"
+                "  AND ue.user_id = x.user_id)"
             )
-        if self.size["drop"]:
+        if total.suspended and self.size["drop"]:
             self.sql(
                 "UPDATE user_enrolments SET status = 1, timemodified = :now"
-                " WHERE instance_id = :instance AND status = 0 AND user_id IN"
-                " (SELECT user_id FROM ek_drop WHERE action IN ('suspend', 'suspend_noroles'))"
+                " WHERE status = 0 AND id IN (SELECT ue.id FROM ek_drop x"
+                " CROSS JOIN user_enrolments ue WHERE x.action IN ('suspend', 'suspend_noroles')"
+                " AND ue.instance_id = x.instance_id AND ue.user_id = x.user_id)"
             )
-        if r.unenrolled:
+        if total.unenrolled:
             self.sql(
-                "DELETE FROM user_enrolments WHERE instance_id = :instance AND user_id IN"
-                " (SELECT user_id FROM ek_diff WHERE kind = 'unenrolled')"
+                "DELETE FROM user_enrolments WHERE id IN (SELECT ue.id FROM ek_diff d"
+                " CROSS JOIN user_enrolments ue WHERE d.kind = 'unenrolled'"
+                " AND ue.instance_id = d.instance_id AND ue.user_id = d.user_id)"
             )
 
-    def _write_roles_and_groups(self) -> None:
-        r = self.result
-        if r.roles_removed:
+    def _write_roles_and_groups(self, total: Outcome) -> None:
+        if total.roles_removed:
             self.sql(
-                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
-                " CROSS JOIN role_assignments ra WHERE r.added = 0 AND ra.user_id = r.user_id"
-                " AND ra.role_id = r.role_id AND ra.component = :component AND ra.itemid = :instance)"
+                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r "
+                + _INST.format(a="r")
+                + " CROSS JOIN role_assignments ra WHERE r.added = 0"
+                " AND ra.user_id = r.user_id AND ra.role_id = r.role_id"
+                " AND ra.component = i.component AND ra.itemid = r.instance_id)"
             )
-        if r.groups_removed:
+        if total.groups_removed:
             self.sql(
-                "DELETE FROM group_members WHERE component = :component AND itemid = :instance"
-                " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
+                "DELETE FROM group_members WHERE (group_id, user_id, component, itemid) IN"
+                " (SELECT g.group_id, g.user_id, i.component, g.instance_id FROM ek_groups g "
+                + _INST.format(a="g")
+                + " WHERE g.added = 0)"
             )
         # Moodle's rule: when the last enrolment in a course goes, so do the user's unowned
         # roles and group memberships there.
-        if r.unenrolled:
+        if total.unenrolled:
             self.sql(
-                "INSERT INTO ek_roles (user_id, role_id, added, reason, owned)"
-                " SELECT ra.user_id, ra.role_id, 0, d.reason, 0 FROM ek_diff d"
-                " CROSS JOIN role_assignments ra"
-                " WHERE d.kind = 'unenrolled' AND ra.user_id = d.user_id"
-                " AND ra.contextlevel = :course_level AND ra.instanceid = :course"
-                " AND ra.component = '' AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-                "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
-                "  WHERE ei.course_id = :course AND ue.user_id = ra.user_id)"
+                "INSERT INTO ek_roles (instance_id, user_id, role_id, added, reason, owned)"
+                " SELECT last.instance_id, ra.user_id, ra.role_id, 0, d.reason, 0 FROM "
+                + _LAST_UNENROLMENTS
+                + " CROSS JOIN role_assignments ra WHERE ra.user_id = last.user_id"
+                " AND ra.contextlevel = :course_level AND ra.instanceid = last.course_id"
+                " AND ra.component = ''" + _NOT_IN_COURSE.format(a="ra")
             )
-        if r.unenrolled:
             self.sql(
-                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r"
-                " CROSS JOIN role_assignments ra WHERE r.added = 0 AND r.owned = 0"
+                "DELETE FROM role_assignments WHERE id IN (SELECT ra.id FROM ek_roles r "
+                + _INST.format(a="r")
+                + " CROSS JOIN role_assignments ra WHERE r.added = 0 AND r.owned = 0"
                 " AND ra.user_id = r.user_id AND ra.role_id = r.role_id"
-                " AND ra.contextlevel = :course_level AND ra.instanceid = :course AND ra.component = '')"
+                " AND ra.contextlevel = :course_level AND ra.instanceid = i.course_id"
+                " AND ra.component = '')"
             )
-        if r.unenrolled:
             self.sql(
-                "INSERT INTO ek_groups (user_id, group_id, added, reason)"
-                " SELECT gm.user_id, gm.group_id, 0, d.reason FROM ek_diff d"
-                " CROSS JOIN group_members gm"
-                " WHERE d.kind = 'unenrolled' AND gm.user_id = d.user_id AND gm.component = ''"
-                " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = :course)"
-                " AND NOT EXISTS (SELECT 1 FROM user_enrolments ue"
-                "  JOIN enrol_instances ei ON ei.id = ue.instance_id"
-                "  WHERE ei.course_id = :course AND ue.user_id = gm.user_id)"
+                "INSERT INTO ek_groups (instance_id, user_id, group_id, added, reason)"
+                " SELECT last.instance_id, gm.user_id, gm.group_id, 0, d.reason FROM "
+                + _LAST_UNENROLMENTS
+                + " CROSS JOIN group_members gm WHERE gm.user_id = last.user_id"
+                " AND gm.component = ''"
+                " AND gm.group_id IN (SELECT id FROM groups WHERE course_id = last.course_id)"
+                + _NOT_IN_COURSE.format(a="gm")
             )
-        if r.unenrolled or r.groups_removed:
+        if total.unenrolled or total.groups_removed:
             self.sql(
-                "DELETE FROM group_members WHERE component = ''"
-                " AND (group_id, user_id) IN (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
+                "DELETE FROM group_members WHERE component = '' AND (group_id, user_id) IN"
+                " (SELECT group_id, user_id FROM ek_groups WHERE added = 0)"
             )
-        if r.roles_added:
+        if total.roles_added:
             self.sql(
-                "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid, component,"
-                " itemid, timemodified)"
-                " SELECT role_id, user_id, :course_level, :course, :component, :instance, :now"
-                " FROM ek_roles WHERE added = 1"
+                "INSERT INTO role_assignments (role_id, user_id, contextlevel, instanceid,"
+                " component, itemid, timemodified)"
+                " SELECT r.role_id, r.user_id, :course_level, i.course_id, i.component,"
+                " r.instance_id, :now FROM ek_roles r " + _INST.format(a="r") + " WHERE r.added = 1"
             )
-        if r.groups_added:
+        if total.groups_added:
             self.sql(
                 "INSERT INTO group_members (group_id, user_id, component, itemid, timeadded)"
-                " SELECT group_id, user_id, :component, :instance, :now FROM ek_groups WHERE added = 1"
+                " SELECT g.group_id, g.user_id, i.component, g.instance_id, :now FROM ek_groups g "
+                + _INST.format(a="g")
+                + " WHERE g.added = 1"
             )
 
-    def _log(self) -> None:
-        r = self.result
-        if r.changed_users:
+    def _log(self, total: Outcome) -> None:
+        """One log row per change, one statement per table for the whole batch."""
+        if total.changed_users:
             self.sql(
                 "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
                 " reason)"
-                " SELECT :now, CASE kind WHEN 'enrolled' THEN 'user_enrolled'"
+                " SELECT :now, CASE d.kind WHEN 'enrolled' THEN 'user_enrolled'"
                 "  WHEN 'unenrolled' THEN 'user_unenrolled' ELSE 'user_enrolment_updated' END,"
-                " :component, :course, user_id, :instance, :origin,"
-                " CASE WHEN kind = 'suspended' THEN 'suspended: ' ELSE '' END"
-                "  || COALESCE(reason, :reason) FROM ek_diff"
+                " i.component, i.course_id, d.user_id, d.instance_id, :origin,"
+                " CASE WHEN d.kind = 'suspended' THEN 'suspended: ' ELSE '' END"
+                "  || COALESCE(d.reason, i.reason) FROM ek_diff d " + _INST.format(a="d")
             )
-        if r.roles_added or r.roles_removed or r.unenrolled:
+        if total.roles_added or total.roles_removed or total.unenrolled:
             self.sql(
                 "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
                 " reason)"
                 " SELECT :now, CASE WHEN e.added = 1 THEN 'role_assigned' ELSE 'role_unassigned' END,"
-                " :component, :course, e.user_id, :instance, :origin,"
+                " i.component, i.course_id, e.user_id, e.instance_id, :origin,"
                 " 'role ' || COALESCE(r.shortname, CAST(e.role_id AS VARCHAR(20))) || ': '"
-                " || COALESCE(e.reason, :reason)"
-                " FROM ek_roles e LEFT JOIN roles r ON r.id = e.role_id"
+                " || COALESCE(e.reason, i.reason)"
+                " FROM ek_roles e " + _INST.format(a="e") + " LEFT JOIN roles r ON r.id = e.role_id"
             )
-        if r.groups_added or r.groups_removed or r.unenrolled:
+        if total.groups_added or total.groups_removed or total.unenrolled:
             self.sql(
                 "INSERT INTO log (time, event, component, course_id, user_id, instance_id, origin,"
                 " reason)"
                 " SELECT :now, CASE WHEN e.added = 1 THEN 'group_member_added'"
-                "  ELSE 'group_member_removed' END, :component, :course, e.user_id, :instance,"
-                " :origin,"
+                "  ELSE 'group_member_removed' END, i.component, i.course_id, e.user_id,"
+                " e.instance_id, :origin,"
                 " 'group ' || COALESCE(g.name, CAST(e.group_id AS VARCHAR(20))) || ': '"
-                " || COALESCE(e.reason, :reason)"
-                " FROM ek_groups e LEFT JOIN groups g ON g.id = e.group_id"
+                " || COALESCE(e.reason, i.reason)"
+                " FROM ek_groups e "
+                + _INST.format(a="e")
+                + " LEFT JOIN groups g ON g.id = e.group_id"
             )
 
-    def _notify(self) -> None:
-        result = self.result
-        component, instance_id, course_id = (
-            self.instance.component,
-            self.instance.id,
-            self.instance.course_id,
-        )
-        roles_changed = result.roles_added or result.roles_removed or result.unenrolled
+    def _notify(self, written: list[Outcome], total: Outcome) -> None:
+        """Fire the change hooks once for the batch, one record per instance that changed.
+        Everything is read from the temporary tables first: a hook's own plans reuse them."""
+        roles_changed = total.roles_added or total.roles_removed or total.unenrolled
         role_changes = tuple(
             RoleChange(
                 user_id=user_id,
@@ -1045,28 +1246,100 @@ class _Run:
                 component=component if owned else "",
                 itemid=instance_id if owned else 0,
             )
-            for user_id, role_id, added, owned in (
-                self.rows("SELECT user_id, role_id, added, owned FROM ek_roles")
+            for instance_id, user_id, role_id, added, owned, course_id, component in (
+                self.rows(
+                    "SELECT e.instance_id, e.user_id, e.role_id, e.added, e.owned, i.course_id,"
+                    " i.component FROM ek_roles e "
+                    + _INST.format(a="e")
+                    + " ORDER BY e.instance_id, e.user_id, e.role_id"
+                )
                 if roles_changed
                 else ()
             )
         )
-        # Read the temp tables before hooks run: a hook's own plan reuses them.
-        changes = EnrolmentChanges(
-            instance_id=self.instance.id,
-            course_id=self.instance.course_id,
-            method=self.instance.method,
-            origin=self.site.origin,
-            reason=self.plan.reason,
-            enrolled=tuple(result.enrolled),
-            updated=tuple(result.updated),
-            suspended=tuple(result.suspended),
-            unenrolled=tuple(result.unenrolled),
+        items = {instance.id: (instance, plan) for instance, plan, _ in self.items}
+        changes = tuple(
+            EnrolmentChanges(
+                instance_id=outcome.instance_id,
+                course_id=items[outcome.instance_id][0].course_id,
+                method=items[outcome.instance_id][0].method,
+                origin=self.site.origin,
+                reason=items[outcome.instance_id][1].reason,
+                enrolled=tuple(outcome.enrolled),
+                updated=tuple(outcome.updated),
+                suspended=tuple(outcome.suspended),
+                unenrolled=tuple(outcome.unenrolled),
+            )
+            for outcome in written
+            if outcome.changed_users
         )
         if changes:
             self.site.plugins.enrolments_changed(site=self.site, changes=changes)
         if role_changes:
             self.site.plugins.role_assignments_changed(site=self.site, changes=role_changes)
+
+
+def _bounded(selection: Select) -> bool:
+    """Whether a selection has its own ORDER BY, LIMIT or OFFSET (it cannot join a UNION)."""
+    return bool(selection._order_by_clauses) or any(
+        clause is not None
+        for clause in (selection._limit_clause, selection._offset_clause, selection._fetch_clause)
+    )
+
+
+def _typed(rows) -> Select:
+    """The columns of a ``UNION ALL`` of desired states with their types: PostgreSQL types a
+    column that is NULL in every branch (no group) as text, which an integer column refuses."""
+    types = {"timestart": BigInteger, "timeend": BigInteger}
+    return select(
+        *(
+            cast(rows.c[name], types.get(name, Integer)).label(name)
+            for name in (*DESIRED_COLUMNS, "instance_id")
+        )
+    )
+
+
+def _collapse(
+    changes: Sequence[Change], default_role: int | None, removal: str
+) -> tuple[dict, dict, dict, dict]:
+    """One plan's explicit changes, collapsed: per user the last enrolment-level change wins
+    (``want``: timestart, timeend, status, reason; ``drop``: action, reason), per user and role
+    the last role-level one, per user and group the last group-level one (add_it, reason)."""
+    want: dict[int, tuple] = {}
+    drop: dict[int, tuple] = {}
+    roles: dict[tuple[int, int], tuple] = {}
+    groups: dict[tuple[int, int], tuple] = {}
+    for change in changes:
+        uid, reason = change.user_id, change.reason or None
+        if change.op == UNASSIGN:
+            if change.role_id is not None:
+                roles[uid, change.role_id] = (0, reason)
+            continue
+        if change.op == LEAVE:
+            if change.group_id is not None:
+                groups[uid, change.group_id] = (0, reason)
+            continue
+        want.pop(uid, None)
+        drop.pop(uid, None)
+        if change.op == ENROL:
+            want[uid] = (change.timestart, change.timeend, change.status, reason)
+            role = change.role_id if change.role_id is not None else default_role
+            if role is not None:
+                roles[uid, role] = (1, reason)
+            if change.group_id is not None:
+                groups[uid, change.group_id] = (1, reason)
+        elif change.op == SUSPEND_OP:
+            drop[uid] = (SUSPEND, reason)
+        elif change.op == UNENROL_OP:
+            drop[uid] = (UNENROL, reason)
+        else:
+            drop[uid] = (removal, reason)
+            if change.role_id is not None:  # a flat-file ``del``: that role goes too
+                roles[uid, change.role_id] = (0, reason)
+    # Only an enrolment adds a role or a group: not for a user a later change unenrolled.
+    roles = {key: value for key, value in roles.items() if not value[0] or key[0] in want}
+    groups = {key: value for key, value in groups.items() if not value[0] or key[0] in want}
+    return want, drop, roles, groups
 
 
 __all__ = ["Change", "DESIRED_COLUMNS", "Engine", "Outcome", "Plan"]

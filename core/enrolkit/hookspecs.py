@@ -218,14 +218,17 @@ def render_settings(
 
 
 @hookspec
-def enrolments_changed(site: Site, changes: EnrolmentChanges) -> None:
-    """Enrolments of one instance were created, updated, suspended or removed.
+def enrolments_changed(site: Site, changes: tuple[EnrolmentChanges, ...]) -> None:
+    """Enrolments were created, updated, suspended or removed.
 
-    Fired once per applied plan (not per user), after the engine's writes and before commit: a
-    plan applied here joins the same transaction, and an exception rolls the whole change back.
+    Fired once per applied batch of plans (``Engine.apply_many``; ``apply`` is a batch of one),
+    not per plan nor per user, after the engine's writes and before commit: a plan applied here
+    joins the same transaction, and an exception rolls the whole change back. A hook that
+    applies plans in reaction applies them as one batch too.
 
     :param site: the site.
-    :param changes: the user ids per kind of change, with the instance, course and reason.
+    :param changes: one record per instance that changed, in the order of the batch's plans:
+        the user ids per kind of change, with the instance, course, method and reason.
     """
 
 

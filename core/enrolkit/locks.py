@@ -51,12 +51,16 @@ def lock_instances(session: Session, instance_ids: Iterable[int]) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    connection = session.connection()
-    for instance_id in sorted(set(instance_ids)):
-        connection.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(%(space)s, %(id)s)",
-            {"space": INSTANCE_LOCKS, "id": instance_id},
-        )
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return
+    # One statement for the whole batch; PostgreSQL evaluates a volatile function of the select
+    # list after the ORDER BY, so the locks are taken one by one in ascending order.
+    session.connection().exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(%(space)s, t.id)"
+        " FROM unnest(CAST(%(ids)s AS integer[])) AS t(id) ORDER BY t.id",
+        {"space": INSTANCE_LOCKS, "ids": ids},
+    )
 
 
 #: SQLSTATEs of a transaction PostgreSQL ended so that another could go on: serialization_failure

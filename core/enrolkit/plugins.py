@@ -244,7 +244,7 @@ class Plugins:
             site=site, method=method, scope=scope, schema=schema, values=values, errors=errors
         )
 
-    def enrolments_changed(self, *, site: Site, changes: EnrolmentChanges) -> None:
+    def enrolments_changed(self, *, site: Site, changes: tuple[EnrolmentChanges, ...]) -> None:
         self.pm.hook.enrolments_changed(site=site, changes=changes)
 
     def cohort_members_changed(

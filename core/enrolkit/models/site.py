@@ -143,7 +143,7 @@ class RoleAssignment(Base):
     __table_args__ = (
         UniqueConstraint("role_id", "user_id", "contextlevel", "instanceid", "component", "itemid"),
         Index("ix_role_assignments_context", "contextlevel", "instanceid", "role_id"),
-        Index("ix_role_assignments_owner", "component", "itemid"),
+        Index("ix_role_assignments_owner", "component", "itemid", "user_id"),
     )
 
 
@@ -175,7 +175,7 @@ class GroupMember(Base):
     timeadded: Mapped[int] = mapped_column(Timestamp, default=0)
     __table_args__ = (
         Index("ix_group_members_user", "user_id"),
-        Index("ix_group_members_owner", "component", "itemid"),
+        Index("ix_group_members_owner", "component", "itemid", "user_id"),
     )
 
 

@@ -85,12 +85,14 @@ def on_course_view(site, user, course, enrolled):
 
 @hookimpl
 def enrolments_changed(site, changes):
-    if changes.method == NAME and changes.enrolled:
-        from enrolkit.models import EnrolInstance
+    for change in changes:
+        if change.method == NAME and change.enrolled:
+            from enrolkit.models import EnrolInstance
 
-        from . import welcome
+            from . import welcome
 
-        welcome.send(site, site.session.get(EnrolInstance, changes.instance_id), changes.enrolled)
+            instance = site.session.get(EnrolInstance, change.instance_id)
+            welcome.send(site, instance, change.enrolled)
 
 
 @hookimpl

@@ -64,14 +64,18 @@ def enrolments_changed(site, changes):
     group (and with ``keepgroup`` the groups named like theirs in the completed course) and get
     their welcome message; with ``unenrol_source`` the newly enrolled leave the completed
     course."""
-    arrived = changes.enrolled + changes.updated
-    if changes.method != METHOD or not arrived:
-        return
+    for change in changes:
+        if change.method == METHOD and (change.enrolled or change.updated):
+            _arrived(site, change)
+
+
+def _arrived(site, change) -> None:
     from enrolkit.models import Course, EnrolInstance
 
     from . import aftermath, groups, sources, welcome
 
-    instance = site.session.get(EnrolInstance, changes.instance_id)
+    arrived = change.enrolled + change.updated
+    instance = site.session.get(EnrolInstance, change.instance_id)
     groups.join(site, instance, arrived)
     settings = instance.settings or {}
     source = sources.source_of(site, instance.id)
@@ -80,7 +84,7 @@ def enrolments_changed(site, changes):
     welcome.send(site, instance, arrived)
     if source is not None and settings.get("unenrol_source", False):
         target = site.session.get(Course, instance.course_id)
-        aftermath.unenrol_from_source(site, source, target, changes.enrolled)
+        aftermath.unenrol_from_source(site, source, target, change.enrolled)
 
 
 @hookimpl

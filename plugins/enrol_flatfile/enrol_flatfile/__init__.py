@@ -55,7 +55,8 @@ def register_commands(cli):
 def enrolments_changed(site, changes):
     """New flat-file enrolments: the welcome to the user and the notice to the teacher, when the
     site asks for them (``mail_students``, ``mail_teachers``)."""
-    if changes.method == NAME and changes.enrolled:
-        from .notices import new_enrolments
+    for change in changes:
+        if change.method == NAME and change.enrolled:
+            from .notices import new_enrolments
 
-        new_enrolments(site, changes.instance_id, changes.enrolled)
+            new_enrolments(site, change.instance_id, change.enrolled)

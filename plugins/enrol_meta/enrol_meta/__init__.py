@@ -24,7 +24,7 @@ def register_tasks(register):
 def enrolments_changed(site, changes):
     from . import sync
 
-    sync.source_changed(site, changes.course_id, changes.method, changes.reason, changes.users)
+    sync.source_changed(site, changes)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from enrolkit import KEEP, SUSPEND, Plan
-from enrolkit.changes import InstanceChange, RoleChange
+from enrolkit.changes import EnrolmentChanges, InstanceChange, RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
 from enrolkit.enrolments import delete_instance
@@ -175,15 +175,25 @@ def links_from(site: Site, course_ids: set[int]) -> list[EnrolInstance]:
     )
 
 
-def source_changed(
-    site: Site, course_id: int, method: str, reason: str, users: tuple[int, ...]
-) -> None:
-    """Enrolments of ``users`` changed in a course: re-sync them in the links it feeds, now.
-    Changes made by a link are not mirrored further (links do not chain), so they stop here."""
-    if method == NAME or not site.method_enabled(NAME):
+def source_changed(site: Site, changes: tuple[EnrolmentChanges, ...]) -> None:
+    """Enrolments changed in some courses: re-sync the users concerned in the links those
+    courses feed, now, as one engine batch. Changes made by a link are not mirrored further
+    (links do not chain), so they stop here."""
+    if not site.method_enabled(NAME):
         return
-    for link in links_from(site, {course_id}):
-        site.engine.apply(plan(site, link, f"source changed ({reason})", users=users))
+    users: dict[int, set[int]] = {}
+    reasons: dict[int, list[str]] = {}
+    for change in changes:
+        if change.method != NAME:
+            users.setdefault(change.course_id, set()).update(change.users)
+            found = reasons.setdefault(change.course_id, [])
+            if change.reason not in found:
+                found.append(change.reason)
+    _resync_users(
+        site,
+        users,
+        {course: f"source changed ({'; '.join(why)})" for course, why in reasons.items()},
+    )
 
 
 def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
@@ -192,13 +202,31 @@ def roles_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
     mostly a no-op that costs a few rows)."""
     if not site.method_enabled(NAME):
         return
-    users_by_course: dict[int, set[int]] = {}
+    users: dict[int, set[int]] = {}
     for change in changes:
         if change.contextlevel == COURSE and change.component != f"enrol_{NAME}":
-            users_by_course.setdefault(change.instanceid, set()).add(change.user_id)
-    for course_id, users in users_by_course.items():
-        for link in links_from(site, {course_id}):
-            site.engine.apply(plan(site, link, "source roles changed", users=tuple(users)))
+            users.setdefault(change.instanceid, set()).add(change.user_id)
+    _resync_users(site, users, dict.fromkeys(users, "source roles changed"))
+
+
+def _resync_users(site: Site, users: dict[int, set[int]], reasons: dict[int, str]) -> None:
+    """Re-sync ``users[course]`` in every link fed by that course: one plan per link, all of
+    them applied in one batch."""
+    if not users:
+        return
+    shortnames = {
+        shortname: course_id
+        for shortname, course_id in site.session.execute(
+            select(Course.shortname, Course.id).where(Course.id.in_(users))
+        )
+    }
+    plans = []
+    for link in links_from(site, set(users)):
+        course_id = shortnames.get(link.settings.get("source"))
+        if course_id is not None:
+            who = tuple(sorted(users[course_id]))
+            plans.append(plan(site, link, reasons[course_id], users=who))
+    site.engine.apply_many(plans)
 
 
 def source_instance_changed(site: Site, change: InstanceChange) -> None:

@@ -40,7 +40,8 @@ def on_course_view(site, user, course, enrolled):
 def enrolments_changed(site, changes):
     from . import welcome
 
-    welcome.send(site, changes)
+    for change in changes:
+        welcome.send(site, change)
 
 
 @enrolkit.hookimpl

@@ -47,7 +47,8 @@ def on_cron(now):
 
 @enrolkit.hookimpl
 def enrolments_changed(changes):
-    _record(f"enrolments_changed {changes.method} enrolled={len(changes.enrolled)}")
+    for change in changes:
+        _record(f"enrolments_changed {change.method} enrolled={len(change.enrolled)}")
 
 
 # docs/hooks.md, register_commands, the example as written:
