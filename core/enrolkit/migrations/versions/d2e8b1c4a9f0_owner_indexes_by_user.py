@@ -1,7 +1,7 @@
 """owner indexes by user: role_assignments and group_members looked up by owner and user
 
 Revision ID: d2e8b1c4a9f0
-Revises: c16a7d0e1f2b
+Revises: 0006_user_timezone
 Create Date: 2026-12-03 19:20:00
 
 The engine checks, for every user of a batch, whether an instance already owns that user's role
@@ -14,7 +14,7 @@ check is one index probe (EXPLAIN of a 1,000-instance batch, PostgreSQL).
 from alembic import op
 
 revision = "d2e8b1c4a9f0"
-down_revision = "c16a7d0e1f2b"
+down_revision = "0006_user_timezone"
 branch_labels = None
 depends_on = None
 
