@@ -71,6 +71,12 @@ def apply_batched(
         yield from _apply(site, batch, dry_run=dry_run, isolate=isolate)
 
 
+def apply_all(site: Site, plans: Iterable[Plan], *, dry_run: bool = False) -> None:
+    """:func:`apply_batched` for a caller that needs no outcome: every plan applied."""
+    for _applied in apply_batched(site, plans, dry_run=dry_run):
+        pass
+
+
 def _apply(site: Site, batch: list[Plan], *, dry_run: bool, isolate: bool) -> Iterator[Applied]:
     try:
         outcomes = site.engine.apply_many(batch, dry_run=dry_run)
@@ -93,4 +99,4 @@ def _alone(site: Site, plan: Plan, *, dry_run: bool) -> Applied:
         return Applied(plan, error=exc)
 
 
-__all__ = ["CHANGES", "PLANS", "Applied", "apply_batched"]
+__all__ = ["CHANGES", "PLANS", "Applied", "apply_all", "apply_batched"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from enrolkit import Plan
+from enrolkit.batches import apply_all
 from enrolkit.changes import RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
@@ -142,8 +143,7 @@ def courses_changed(site: Site, course_ids: Iterable[int] | None, reason: str) -
         return
     course_ids = sorted(set(course_ids)) if course_ids is not None else None
     ensure_instances(site, course_ids)
-    for instance in _instances(site, course_ids):
-        site.engine.apply(plan(site, instance, reason))
+    apply_all(site, (plan(site, instance, reason) for instance in _instances(site, course_ids)))
     drop_unneeded_instances(site, course_ids)
 
 
