@@ -258,7 +258,8 @@ def _enrolled_in(ae, user) -> list[EnrolInstance]:
 
 def _first_login_cost(ae, department: str, courses: int) -> int:
     """Statements of a first login that enrols into ``courses`` courses, each with a group
-    template and a limit: groups, limits and plans are read and written for all at once."""
+    template, a limit and a welcome: groups, limits, plans and welcomes are read and written
+    for all at once."""
     for number in range(courses):
         tree = {"op": "&", "c": [profile("department", department)]}
         ae.instance(
@@ -268,6 +269,7 @@ def _first_login_cost(ae, department: str, courses: int) -> int:
             rule=rule(tree),
             maxenrolled=10,
             group_template="{department} {city}",
+            welcome="on",
         )
     user = ae.user(f"first-{department}", department=department, city="Lyon")
     return _statements_for_login(ae, user)
