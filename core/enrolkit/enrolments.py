@@ -414,16 +414,16 @@ def unenrol_manually(
             cli=cli, web=web,
         )  # fmt: skip
     with site.atomic():
-        return [
-            site.engine.apply(
+        return site.engine.apply_many(
+            [
                 Plan(
                     i.id,
                     reason=f"manual unenrol by {site.actor or site.origin}",
                     changes=[Change(user.id, op="unenrol")],
                 )
-            )
-            for i in instances
-        ]
+                for i in instances
+            ]
+        )
 
 
 # --- reading ---------------------------------------------------------------------------------
