@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from enrolkit import Plan
+from enrolkit import Plan, enrolments
 from enrolkit.batches import apply_all
 from enrolkit.changes import RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
-from enrolkit.enrolments import delete_instance, ensure_instance
+from enrolkit.enrolments import delete_instance
 from enrolkit.models import (
     ACTIVE,
     CATEGORY,
@@ -104,8 +104,8 @@ def ensure_instances(site: Site, course_ids: Iterable[int] | None = None) -> int
         stmt = stmt.where(holders.c.course_id.in_(list(course_ids)))
     missing = list(site.session.scalars(stmt))
     with site.atomic():
-        for course_id in missing:
-            ensure_instance(site, site.session.get(Course, course_id), NAME)
+        courses = site.session.scalars(select(Course).where(Course.id.in_(missing))).all()
+        enrolments.ensure_instances(site, courses, NAME)
     return len(missing)
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from enrolkit import pending
 from enrolkit.engine import ENROL, REMOVE, Change, Outcome, Plan
-from enrolkit.enrolments import ensure_instance
-from enrolkit.models import Course, EnrolInstance, User
+from enrolkit.enrolments import ensure_instances
+from enrolkit.models import Course, User
 from enrolkit.site import Site
 from sqlalchemy import delete, func, select, update
 
@@ -184,21 +184,14 @@ class Applier:
         return plan, len(future)
 
     def _find_instances(self, course_ids: list[int]) -> None:
-        """The existing instances of these courses, in one query."""
+        """The instances of these courses, the missing ones created, in a few statements."""
         wanted = [course_id for course_id in course_ids if course_id not in self._instances]
         if wanted:
-            self._instances.update(
-                self.site.session.execute(
-                    select(EnrolInstance.course_id, func.min(EnrolInstance.id))
-                    .where(EnrolInstance.method == NAME, EnrolInstance.course_id.in_(wanted))
-                    .group_by(EnrolInstance.course_id)
-                ).all()
-            )
+            courses = self.site.session.scalars(select(Course).where(Course.id.in_(wanted)))
+            found = ensure_instances(self.site, list(courses), NAME)
+            self._instances.update((course_id, found[course_id].id) for course_id in wanted)
 
     def _instance(self, course_id: int) -> int:
-        if course_id not in self._instances:
-            course = self.site.session.get(Course, course_id)
-            self._instances[course_id] = ensure_instance(self.site, course, NAME).id
         return self._instances[course_id]
 
     def _cancel(self, instance_id: int, keys: list[tuple[int, int]]) -> None:
