@@ -275,11 +275,6 @@ def _first_login_cost(ae, department: str, courses: int) -> int:
     return _statements_for_login(ae, user)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15/18: the engine applies a batch one plan at a time until the batch engine "
-    "lands; everything else on the path is already paid once per login",
-)
 def test_a_first_login_into_2_or_8_courses_with_groups_costs_the_same(ae):
     _first_login_cost(ae, "Warm-up", 1)  # the engine's temporary tables, made once
     assert _first_login_cost(ae, "IT", 2) == _first_login_cost(ae, "HR", 8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from enrolkit.models import ACTIVE, SUSPENDED
 from enrolkit.testing import statements
 
@@ -80,11 +79,6 @@ def _apply_cost(drop, prefix: str, courses: int) -> list[str]:
     return list(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: needs the batch engine (one pass for the chunk's plans); until it lands "
-    "each course's plan costs its own twenty-odd statements",
-)
 def test_a_chunk_costs_the_same_statements_over_2_or_8_courses(db_drop):
     _site(db_drop, 0)  # the users
     two = _apply_cost(db_drop, "A", 2)
