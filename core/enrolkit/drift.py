@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, column, insert, select, table, text
 
+from .batches import apply_batched
 from .engine import DESIRED_COLUMNS
 from .methods import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL
+from .tasks import failure, summary
 from .texts import N_, Text
 
 if TYPE_CHECKING:
@@ -214,8 +216,10 @@ def resync(
 ) -> SyncReport:
     """Apply ``plan(instance)`` to each of ``instances`` whose state drifted from ``desired``.
 
-    Each plan is its own transaction, so one instance held by the guard or failing leaves the
-    others applied. Instances are grouped by owner and removal action for the drift check.
+    The stale instances' plans apply in engine batches (:mod:`enrolkit.batches`); the guard
+    decides per instance, so one held by it leaves the others applied. A plan that fails is
+    reported once the others are applied: an :class:`EnrolkitError` naming each failed instance.
+    Instances are grouped by owner and removal action for the drift check.
     """
     instances = list(instances)
     groups: dict[tuple[str, str], list[int]] = {}
@@ -227,9 +231,15 @@ def resync(
     for (component, removal), ids in groups.items():
         stale.update(stale_instances(site, desired, ids, component, removal))
     report = SyncReport(checked=len(instances))
-    for instance in instances:
-        if instance.id in stale:
-            report.add(site.engine.apply(plan(instance)))
+    plans = (plan(instance) for instance in instances if instance.id in stale)
+    failures = []
+    for applied in apply_batched(site, plans, isolate=True):
+        if applied.error is not None:
+            failures.append(failure(applied.plan.instance_id, applied.error))
+        else:
+            report.add(applied.outcome)
+    if failures:
+        summary(str(report), failures)  # raises, naming each failed instance
     return report
 
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from . import clock
+from .batches import apply_batched
 from .engine import REMOVE, Change, Plan
 from .errors import EnrolkitError
 from .methods import KEEP, REMOVAL_ACTIONS, UNENROL
@@ -52,8 +53,8 @@ def _action(site: Site, name: str) -> str:
 
 def enforce_end_dates(site: Site) -> str:
     """Apply each enabled method's expiry action to its enrolments whose end date has passed
-    (``0 < timeend <= now``), one plan per instance. An instance that fails is reported at the
-    end; the others still apply."""
+    (``0 < timeend <= now``), one plan per instance, in engine batches. An instance that fails
+    is reported at the end; the others still apply."""
     now = site.now()
     changed, instances, failures = 0, 0, []
     for method in site.enabled_methods():
@@ -64,19 +65,20 @@ def enforce_end_dates(site: Site) -> str:
             continue
         if action == KEEP:
             continue
-        for instance_id, changes in _ended(site, method, action, now).items():
-            plan = Plan(
+        plans = (
+            Plan(
                 instance_id=instance_id,
                 reason="enrolment end date passed",
                 changes=changes,
                 removal=action,
             )
-            try:
-                outcome = site.engine.apply(plan)
-            except Exception as exc:
-                failures.append(failure(instance_id, exc))
+            for instance_id, changes in _ended(site, method, action, now).items()
+        )
+        for applied in apply_batched(site, plans, isolate=True):
+            if applied.error is not None:
+                failures.append(failure(applied.plan.instance_id, applied.error))
                 continue
-            changed += len(outcome.unenrolled) + len(outcome.suspended)
+            changed += len(applied.outcome.unenrolled) + len(applied.outcome.suspended)
             instances += 1
     done = Text(
         "%(count)d ended enrolment(s) processed in %(instances)d instance(s)",

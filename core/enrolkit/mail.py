@@ -32,7 +32,7 @@ import os
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -103,26 +103,68 @@ def queue_template(
     transaction it would hold that transaction's lock meanwhile (a login, an enrolment), so it
     runs later, outside any write transaction, and a template that fails marks the message
     failed instead of undoing the change."""
-    return _insert(
-        site,
-        to=to,
-        subject=subject,
-        key=key,
-        body="",
-        html="",
-        template=template,
-        variables=templating.freeze_variables(variables),
+
+    def refuse(_mail: TemplateMail, error: MailError) -> None:
+        raise error
+
+    return bool(
+        queue_templates(site, [TemplateMail(to, subject, template, variables, key)], refuse)
     )
 
 
+@dataclass(frozen=True)
+class TemplateMail:
+    """One message of :func:`queue_templates`: :func:`queue_template`'s arguments."""
+
+    to: str
+    subject: str
+    template: str
+    variables: Mapping[str, Any]
+    key: str | None = None
+
+
+def queue_templates(
+    site: Site,
+    mails: Sequence[TemplateMail],
+    refused: Callable[[TemplateMail, MailError], None],
+) -> int:
+    """:func:`queue_template` for many messages, in one INSERT per 500: a batch of enrolments
+    queues its welcomes at the cost of one. A message that cannot be queued (its address) is
+    given to ``refused`` and the others are queued. Returns how many were queued (a key queued
+    before adds nothing)."""
+    rows = []
+    for mail in mails:
+        try:
+            rows.append(
+                _row(
+                    site,
+                    to=mail.to,
+                    subject=mail.subject,
+                    key=mail.key,
+                    body="",
+                    html="",
+                    template=mail.template,
+                    variables=templating.freeze_variables(mail.variables),
+                )
+            )
+        except MailError as error:
+            refused(mail, error)
+    return _insert_rows(site, rows)
+
+
 def _insert(site: Site, *, to: str, subject: str, key: str | None, **content: str) -> bool:
+    return _insert_rows(site, [_row(site, to=to, subject=subject, key=key, **content)]) == 1
+
+
+def _row(site: Site, *, to: str, subject: str, key: str | None, **content: str) -> dict:
+    """The outbox row of a message, or MailError for an address or key that cannot be used."""
     address = parseaddr(to)[1]
     if "@" not in address or address != to.strip() or len(address) > 255:
         raise MailError(f"cannot queue mail to {to!r}: not a single email address")
     if key is not None and not 0 < len(key) <= 255:
         raise MailError(f"mail dedupe key must be 1 to 255 characters, got {len(key)}")
     now = site.now()
-    values = {
+    return {
         "to": address,
         # Header-safe: a newline in a subject (from a user template) would split the header.
         "subject": " ".join(subject.split())[:255],
@@ -135,11 +177,25 @@ def _insert(site: Site, *, to: str, subject: str, key: str | None, **content: st
         "created": now,
         "sent": 0,
     }
+
+
+#: Messages per INSERT: well under SQLite's limit of bound parameters.
+_ROWS_PER_INSERT = 500
+
+
+def _insert_rows(site: Site, rows: list[dict]) -> int:
+    """Insert outbox rows whose key is not queued yet; how many were inserted."""
     dialect = site.session.get_bind().dialect.name
-    statement = _INSERTS[dialect](MailMessage).values(**values)
-    statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    # RETURNING, not rowcount: the row comes back only when it was inserted, on both databases.
-    return site.session.scalar(statement.returning(MailMessage.id)) is not None
+    inserted = 0
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        statement = (
+            _INSERTS[dialect](MailMessage)
+            .values(rows[start : start + _ROWS_PER_INSERT])
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        # RETURNING, not rowcount: a row comes back only when it was inserted, on both databases.
+        inserted += len(site.session.scalars(statement.returning(MailMessage.id)).all())
+    return inserted
 
 
 # --- rendering --------------------------------------------------------------------------------

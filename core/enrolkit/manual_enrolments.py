@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from . import clock, csvfile, lookup
+from .batches import apply_batched
 from .catalog import ImportRefused
 from .csvfile import RowError
 from .engine import ENROL, SUSPEND_OP, Change, Outcome, Plan
@@ -145,13 +146,17 @@ def enrol_rows(
         raise ImportRefused(errors)
     enrolled = updated = 0
     with site.atomic():
-        for course_id, changes in by_course.items():
-            instance = ensure_instance(site, courses[course_id], "manual")
-            outcome = site.engine.apply(
-                Plan(instance.id, reason=f"enrolment import {name}", changes=changes)
+        plans = [
+            Plan(
+                ensure_instance(site, courses[course_id], "manual").id,
+                reason=f"enrolment import {name}",
+                changes=changes,
             )
-            enrolled += len(outcome.enrolled)
-            updated += len(outcome.updated)
+            for course_id, changes in by_course.items()
+        ]
+        for applied in apply_batched(site, plans):
+            enrolled += len(applied.outcome.enrolled)
+            updated += len(applied.outcome.updated)
     return enrolled, updated, errors
 
 

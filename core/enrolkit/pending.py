@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, exists, func, select, update
 
+from . import batches
 from .engine import OPS, Change, Plan
 from .errors import EnrolkitError, NotFound
 from .models import EnrolInstance, PendingAction, User
@@ -111,12 +112,14 @@ def pending(
 
 
 def apply_due(site: Site) -> str:
-    """Apply every action due by now, one transaction per instance, and say what happened.
+    """Apply every action due by now, in engine batches of instances (one transaction each),
+    and say what happened.
 
     Actions whose user or instance no longer exists are cancelled. Actions of a method that is
     disabled or not installed wait until it is back. If an instance's plan fails, its actions stay
-    pending (retried next run), the other instances still apply, and the error is raised at the
-    end so the task's result records it.
+    pending (retried next run), the other instances still apply (a batch that fails is done
+    again instance by instance), and the error is raised at the end so the task's result
+    records it.
     """
     now = site.now()
     col = pending_table.c
@@ -138,19 +141,16 @@ def apply_due(site: Site) -> str:
             .order_by(col.instance_id)
         ).all()
     enabled = set(site.enabled_methods())
-    applied, instances, waiting, failures = 0, 0, 0, []
-    for instance_id, method, count in groups:
-        if method not in enabled:
-            waiting += count
-            continue
-        try:
-            with site.atomic():
-                done = _apply_instance(site, instance_id, now)
-        except Exception as exc:
-            failures.append(failure(instance_id, exc))
-            continue
-        applied += done
-        instances += 1 if done else 0
+    waiting = sum(count for _, method, count in groups if method not in enabled)
+    ids = [instance_id for instance_id, method, _ in groups if method in enabled]
+    done: dict[int, int] = {}
+    failures: list[Text] = []
+    for start in range(0, len(ids), batches.PLANS):
+        chunk = ids[start : start + batches.PLANS]
+        if not _apply_chunk(site, chunk, now, done, failures) and len(chunk) > 1:
+            for instance_id in chunk:  # which one failed: each alone, the others still apply
+                _apply_chunk(site, [instance_id], now, done, failures)
+    applied, instances = sum(done.values()), sum(1 for count in done.values() if count)
     parts = [
         Text(
             "applied %(count)d pending action(s) in %(instances)d instance(s)",
@@ -165,16 +165,33 @@ def apply_due(site: Site) -> str:
     return summary(Text.join("; ", parts), failures)
 
 
-def _apply_instance(site: Site, instance_id: int, now: int) -> int:
-    """Claim the instance's due actions (one UPDATE ... RETURNING) and apply them as one plan,
-    in the caller's transaction: both happen or neither does."""
+def _apply_chunk(
+    site: Site, instance_ids: list[int], now: int, done: dict[int, int], failures: list[Text]
+) -> bool:
+    """:func:`_apply_instances` in a transaction of its own; a failure of one instance alone is
+    added to ``failures``. Whether it succeeded."""
+    try:
+        with site.atomic():
+            done.update(_apply_instances(site, instance_ids, now))
+    except Exception as exc:
+        if len(instance_ids) == 1:
+            failures.append(failure(instance_ids[0], exc))
+        return False
+    return True
+
+
+def _apply_instances(site: Site, instance_ids: list[int], now: int) -> dict[int, int]:
+    """Claim the instances' due actions (one UPDATE ... RETURNING) and apply them as one plan
+    per instance, in one engine batch, in the caller's transaction: both happen or neither
+    does. Returns how many actions each instance applied."""
     col = pending_table.c
     claimed = site.session.execute(
         update(pending_table)
-        .where(col.instance_id == instance_id, col.status == PENDING, col.due <= now)
+        .where(col.instance_id.in_(instance_ids), col.status == PENDING, col.due <= now)
         .values(status=APPLIED, timeapplied=now)
         .returning(
             col.id,
+            col.instance_id,
             col.due,
             col.action,
             col.user_id,
@@ -184,19 +201,28 @@ def _apply_instance(site: Site, instance_id: int, now: int) -> int:
             col.reason,
         )
     ).all()
-    if not claimed:  # another runner applied them first
-        return 0
-    claimed.sort(key=lambda row: (row.due, row.id))
-    changes = [
-        Change(
-            user_id=row.user_id,
-            op=row.action,
-            role_id=row.role_id,
-            timestart=row.timestart,
-            timeend=row.timeend,
-            reason=row.reason,
-        )
-        for row in claimed
-    ]
-    site.engine.apply(Plan(instance_id=instance_id, reason="pending action due", changes=changes))
-    return len(claimed)
+    # Another runner may have applied some first: only what this one claimed is applied.
+    by_instance: dict[int, list] = {}
+    for row in sorted(claimed, key=lambda row: (row.instance_id, row.due, row.id)):
+        by_instance.setdefault(row.instance_id, []).append(row)
+    site.engine.apply_many(
+        [
+            Plan(
+                instance_id=instance_id,
+                reason="pending action due",
+                changes=[
+                    Change(
+                        user_id=row.user_id,
+                        op=row.action,
+                        role_id=row.role_id,
+                        timestart=row.timestart,
+                        timeend=row.timeend,
+                        reason=row.reason,
+                    )
+                    for row in rows
+                ],
+            )
+            for instance_id, rows in by_instance.items()
+        ]
+    )
+    return {instance_id: len(rows) for instance_id, rows in by_instance.items()}

@@ -305,6 +305,7 @@ def delete_user(site: Site, user: User) -> None:
     """Moodle's delete: the user leaves every cohort and every enrolment, and is marked deleted
     (the row stays, so the log keeps its name). Used by the web admin and SCIM."""
     from . import cohorts
+    from .batches import apply_all
     from .engine import Change, Plan
     from .log import record
     from .models import Cohort, CohortMember, EnrolInstance, UserEnrolment
@@ -319,10 +320,13 @@ def delete_user(site: Site, user: User) -> None:
             .join(UserEnrolment, UserEnrolment.instance_id == EnrolInstance.id)
             .where(UserEnrolment.user_id == user.id)
         ).all()
-        for instance_id in instance_ids:
-            site.engine.apply(
+        apply_all(
+            site,
+            (
                 Plan(instance_id, reason="user deleted", changes=[Change(user.id, "unenrol")])
-            )
+                for instance_id in instance_ids
+            ),
+        )
         set_fields(site, user, {"suspended": "1"})
         user.deleted = True
         user.timemodified = clock.now()

@@ -13,7 +13,8 @@ template that goes over a limit then marks its message failed, the enrolment sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -35,32 +36,82 @@ def queue_welcomes(
 ) -> int:
     """Queue ``template`` with each ``key -> (user, timestart, timeend)``'s variables, for the
     keys not yet in the outbox. Returns how many messages were queued."""
-    if not recipients:
+    return queue_welcomes_many(site, [Welcomes(instance, recipients, template, extra)])
+
+
+@dataclass(frozen=True)
+class Welcomes:
+    """The welcomes of one instance: :func:`queue_welcomes`' arguments."""
+
+    instance: EnrolInstance
+    recipients: Mapping[str, tuple[User, int, int]]
+    template: str
+    extra: Mapping[str, Any] | None = None
+
+
+#: Keys per ``IN (...)`` list when looking for messages already queued.
+_KEYS_PER_QUERY = 500
+
+
+def queue_welcomes_many(site: Site, welcomes: Sequence[Welcomes]) -> int:
+    """:func:`queue_welcomes` for several instances at once (a login that enrols into ten
+    courses, a batch of plans): courses, roles, the outbox keys and the recipients' profiles
+    are read together and the messages queued in one insert, so the cost does not grow with the
+    number of instances. Returns how many messages were queued."""
+    welcomes = [w for w in welcomes if w.recipients]
+    keys = [key for w in welcomes for key in w.recipients]
+    if not keys:
         return 0
-    course = site.session.get(Course, instance.course_id)
-    role = site.session.get(Role, instance.role_id) if instance.role_id else None
-    done = set(
-        site.session.scalars(
-            select(MailMessage.dedupe_key).where(MailMessage.dedupe_key.in_(list(recipients)))
+    done: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        done.update(
+            site.session.scalars(
+                select(MailMessage.dedupe_key).where(
+                    MailMessage.dedupe_key.in_(keys[start : start + _KEYS_PER_QUERY])
+                )
+            )
         )
+    courses = _by_id(site, Course, {w.instance.course_id for w in welcomes})
+    roles = _by_id(site, Role, {w.instance.role_id for w in welcomes if w.instance.role_id})
+    users = templating.user_vars_many(
+        site,
+        {
+            user.id: user
+            for w in welcomes
+            for key, (user, _, _) in w.recipients.items()
+            if key not in done
+        }.values(),
     )
-    queued = 0
-    for key, (user, timestart, timeend) in recipients.items():
-        if key in done:
-            continue
-        gettext = gettext_for(site, reader_language(site, user))  # the recipient's language
-        source = templating.welcome_source(template, gettext)
-        subject = templating.welcome_subject(course.fullname, gettext)
-        variables = templating.context_for(
-            site, user, course, role=role, timestart=timestart, timeend=timeend,
-            extra=dict(extra) if extra else None,
-        )  # fmt: skip
-        try:
-            queued += mail.queue_template(
-                site, to=user.email, subject=subject, template=source, variables=variables,
-                key=key,
+    mails: list[mail.TemplateMail] = []
+    senders: dict[str, tuple[EnrolInstance, User]] = {}
+    for w in welcomes:
+        course = courses[w.instance.course_id]
+        role = roles.get(w.instance.role_id) if w.instance.role_id else None
+        for key, (user, timestart, timeend) in w.recipients.items():
+            if key in done:
+                continue
+            gettext = gettext_for(site, reader_language(site, user))  # the recipient's language
+            variables = templating.context_for(
+                site, user, course, role=role, timestart=timestart, timeend=timeend,
+                extra=dict(w.extra) if w.extra else None, user_values=users[user.id],
             )  # fmt: skip
-        except mail.MailError as exc:
-            record(site, "welcome_not_sent", instance.component, course_id=instance.course_id,
-                   user_id=user.id, instance_id=instance.id, reason=str(exc))  # fmt: skip
-    return queued
+            message = mail.TemplateMail(
+                to=user.email,
+                subject=templating.welcome_subject(course.fullname, gettext),
+                template=templating.welcome_source(w.template, gettext),
+                variables=variables,
+                key=key,
+            )
+            senders[key] = (w.instance, user)
+            mails.append(message)
+
+    def refused(message: mail.TemplateMail, error: mail.MailError) -> None:
+        instance, user = senders[message.key]
+        record(site, "welcome_not_sent", instance.component, course_id=instance.course_id,
+               user_id=user.id, instance_id=instance.id, reason=str(error))  # fmt: skip
+
+    return mail.queue_templates(site, mails, refused)
+
+
+def _by_id(site: Site, model, ids: set[int]) -> dict:
+    return {row.id: row for row in site.session.scalars(select(model).where(model.id.in_(ids)))}

@@ -85,14 +85,22 @@ def on_course_view(site, user, course, enrolled):
 
 @hookimpl
 def enrolments_changed(site, changes):
-    for change in changes:
-        if change.method == NAME and change.enrolled:
-            from enrolkit.models import EnrolInstance
+    """Welcome the users a batch enrolled, for all its auto-enrol instances at once."""
+    enrolled = [change for change in changes if change.method == NAME and change.enrolled]
+    if enrolled:
+        from enrolkit.models import EnrolInstance
+        from sqlalchemy import select
 
-            from . import welcome
+        from . import welcome
 
-            instance = site.session.get(EnrolInstance, change.instance_id)
-            welcome.send(site, instance, change.enrolled)
+        ids = [change.instance_id for change in enrolled]
+        instances = {
+            instance.id: instance
+            for instance in site.session.scalars(
+                select(EnrolInstance).where(EnrolInstance.id.in_(ids))
+            )
+        }
+        welcome.send(site, [(instances[c.instance_id], c.enrolled) for c in enrolled])
 
 
 @hookimpl

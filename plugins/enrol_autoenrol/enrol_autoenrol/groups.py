@@ -11,9 +11,10 @@ them, through the engine, out of the instance's old group and into the new one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from enrolkit import Change, Plan, templating
+from enrolkit.batches import apply_batched
 from enrolkit.engine import LEAVE
 from enrolkit.models import ACTIVE, EnrolInstance, Group, GroupMember, LogEntry, User, UserEnrolment
 from enrolkit.site import Site
@@ -34,8 +35,19 @@ def template_of(instance: EnrolInstance) -> str:
 
 def name_for(site: Site, instance: EnrolInstance, user: User) -> str | None:
     """The group ``user`` belongs in under the instance's template; None for no group."""
-    template = template_of(instance)
-    return templating.group_name_for(site, user, template) if template else None
+    return names_for(site, [instance], user)[instance.id]
+
+
+def names_for(site: Site, instances: Iterable[EnrolInstance], user: User) -> dict[int, str | None]:
+    """Per instance id, the group ``user`` belongs in under its template (None for no group).
+    The values every template reads are loaded together, once."""
+    templates = {instance.id: template_of(instance) for instance in instances}
+    used = sorted(set(templates.values()) - {""})
+    values = templating.group_values(site, user, " ".join(used)) if used else {}
+    return {
+        instance_id: templating.render_group_name(values, template) if template else None
+        for instance_id, template in templates.items()
+    }
 
 
 def idnumber(instance_id: int, name: str) -> str:
@@ -43,72 +55,101 @@ def idnumber(instance_id: int, name: str) -> str:
 
 
 def ensure(site: Site, instance: EnrolInstance, names: Iterable[str]) -> dict[str, int]:
-    """Group ids by name in the instance's course, creating the missing groups (owned by the
-    instance; two sessions creating one at once get the same group)."""
-    wanted = sorted({name for name in names if name})
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), CHUNK):
-        found.update(_existing(site, instance, wanted[start : start + CHUNK]))
-    missing = [name for name in wanted if name not in found]
-    if not missing:
-        return found
+    """Group ids by name in the instance's course, creating the missing groups (see
+    :func:`ensure_all`)."""
+    return ensure_all(site, {instance: names})[instance.id]
+
+
+def ensure_all(
+    site: Site, wanted: Mapping[EnrolInstance, Iterable[str]]
+) -> dict[int, dict[str, int]]:
+    """Per instance id, group ids by name in the instance's course, creating the missing groups
+    (owned by the instance; by the first of them, in id order, when two instances of a course
+    name the same group; two sessions creating one at once get the same group). One read and
+    one insert per ``CHUNK`` groups, however many instances: a login into ten courses pays for
+    its groups once."""
+    names = {instance: {name for name in found if name} for instance, found in wanted.items()}
+    owners: dict[tuple[int, str], EnrolInstance] = {}
+    for instance in sorted(names, key=lambda instance: instance.id):
+        for name in names[instance]:
+            owners.setdefault((instance.course_id, name), instance)
+    keys = sorted(owners)
+    found = _existing(site, keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        _create(site, [(owners[key], key[1]) for key in missing])
+        found.update(_existing(site, missing))
+    return {
+        instance.id: {name: found[instance.course_id, name] for name in wanted_names}
+        for instance, wanted_names in names.items()
+    }
+
+
+def _create(site: Site, groups: list[tuple[EnrolInstance, str]]) -> None:
+    """Insert the groups no session has made yet, and log those this insert made."""
     now = site.now()
     statement = _INSERTS[site.session.get_bind().dialect.name](Group).on_conflict_do_nothing(
         index_elements=["course_id", "name"]
     )
-    rows = [
-        {
-            "course_id": instance.course_id,
-            "name": name,
-            "idnumber": idnumber(instance.id, name),
-            "component": COMPONENT,
-            "itemid": instance.id,
-            "timecreated": now,
-        }
-        for name in missing
-    ]
-    created: set[str] = set()
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        created.update(site.session.scalars(statement.values(chunk).returning(Group.name)))
-    # Only the groups this insert made are logged: another session's are its own to log.
-    if created:
-        site.session.execute(
-            insert(LogEntry),
-            [
-                {
-                    "time": now,
-                    "event": "group_created",
-                    "component": COMPONENT,
-                    "course_id": instance.course_id,
-                    "instance_id": instance.id,
-                    "origin": site.origin,
-                    "reason": name,
-                }
-                for name in missing
-                if name in created
-            ],
+    created: set[tuple[int, str]] = set()
+    for start in range(0, len(groups), CHUNK):
+        rows = [
+            {
+                "course_id": instance.course_id,
+                "name": name,
+                "idnumber": idnumber(instance.id, name),
+                "component": COMPONENT,
+                "itemid": instance.id,
+                "timecreated": now,
+            }
+            for instance, name in groups[start : start + CHUNK]
+        ]
+        returned = site.session.execute(
+            statement.values(rows).returning(Group.course_id, Group.name)
         )
-    for start in range(0, len(missing), CHUNK):
-        found.update(_existing(site, instance, missing[start : start + CHUNK]))
-    return found
+        created.update((course, name) for course, name in returned)
+    # Only the groups this insert made are logged: another session's are its own to log.
+    logged = [
+        {
+            "time": now,
+            "event": "group_created",
+            "component": COMPONENT,
+            "course_id": instance.course_id,
+            "instance_id": instance.id,
+            "origin": site.origin,
+            "reason": name,
+        }
+        for instance, name in groups
+        if (instance.course_id, name) in created
+    ]
+    if logged:
+        site.session.execute(insert(LogEntry), logged)
 
 
-def _existing(site: Site, instance: EnrolInstance, names: Sequence[str]) -> dict[str, int]:
-    return dict(
-        site.session.execute(
-            select(Group.name, Group.id).where(
-                Group.course_id == instance.course_id, Group.name.in_(names)
+def _existing(site: Site, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Ids of the groups named by ``(course id, name)`` pairs that exist."""
+    found: dict[tuple[int, str], int] = {}
+    wanted = set(keys)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        rows = site.session.execute(
+            select(Group.course_id, Group.name, Group.id).where(
+                Group.course_id.in_({course for course, _ in chunk}),
+                Group.name.in_({name for _, name in chunk}),
             )
-        ).all()
-    )
+        )
+        found.update(
+            ((course, name), group) for course, name, group in rows if (course, name) in wanted
+        )
+    return found
 
 
 def regroup(
     site: Site, instances: Collection[EnrolInstance], user_ids: Sequence[int], reason: str
 ) -> int:
     """Move the users' *active* enrolments in ``instances`` into the groups the templates name
-    now, and out of the instances' other groups: one plan per instance that changes. Suspended
+    now, and out of the instances' other groups: one plan per instance that changes, in engine
+    batches. Suspended
     enrolments keep their groups. Returns how many memberships changed."""
     changed = 0
     for start in range(0, len(user_ids), CHUNK):
@@ -163,17 +204,24 @@ def _regroup(
                 leaves[instance_id].append(
                     Change(user_id, op=LEAVE, group_id=group_id, reason=f"{reason}: not {name}")
                 )
-    changed = 0
-    for instance_id in sorted(set(joins) | set(leaves)):
-        instance = by_id[instance_id]
-        ids = ensure(site, instance, (name for _, name in joins[instance_id]))
-        changes = [
-            Change(user_id, group_id=ids[name], reason=f"{reason}: {name}")
-            for user_id, name in joins[instance_id]
-        ] + leaves[instance_id]
-        outcome = site.engine.apply(Plan(instance_id, reason=reason, changes=changes))
-        changed += outcome.groups_added + outcome.groups_removed
-    return changed
+    moving = sorted(set(joins) | set(leaves))
+    ids = ensure_all(site, {by_id[i]: (name for _, name in joins[i]) for i in moving})
+    plans = (
+        Plan(
+            instance_id,
+            reason=reason,
+            changes=[
+                Change(user_id, group_id=ids[instance_id][name], reason=f"{reason}: {name}")
+                for user_id, name in joins[instance_id]
+            ]
+            + leaves[instance_id],
+        )
+        for instance_id in moving
+    )
+    return sum(
+        applied.outcome.groups_added + applied.outcome.groups_removed
+        for applied in apply_batched(site, plans)
+    )
 
 
 def profile_changed(site: Site, user_ids: Sequence[int], fields: Collection[str]) -> None:
@@ -210,11 +258,19 @@ def _reads(instance: EnrolInstance) -> set[str]:
 
 
 def _names(site: Site, templates: set[str], user_ids: Sequence[int]) -> dict[str, dict[int, str]]:
-    """Per template, each user's group name (users with an empty value are left out)."""
-    names: dict[str, dict[int, str]] = {}
-    for template in templates:
-        rows = site.session.execute(
-            select(User.id, templating.group_name_sql(template)).where(User.id.in_(list(user_ids)))
+    """Per template, each user's group name (users with an empty value are left out): one query
+    with a column per template."""
+    ordered = sorted(templates)
+    names: dict[str, dict[int, str]] = {template: {} for template in ordered}
+    if not ordered:
+        return names
+    rows = site.session.execute(
+        select(User.id, *(templating.group_name_sql(template) for template in ordered)).where(
+            User.id.in_(list(user_ids))
         )
-        names[template] = {user_id: name for user_id, name in rows if name}
+    )
+    for user_id, *values in rows:
+        for template, name in zip(ordered, values, strict=True):
+            if name:
+                names[template][user_id] = name
     return names

@@ -11,6 +11,7 @@ course, by any method and in any state, leaves them alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from enrolkit import clock
@@ -50,9 +51,33 @@ def window_blocker(instance: EnrolInstance, now: int) -> Text | None:
     return None
 
 
-def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[Text]:
+def limit_of(instance: EnrolInstance) -> int:
+    """The instance's ``maxenrolled``; 0 for no limit."""
+    return (instance.settings or {}).get("maxenrolled") or 0
+
+
+def enrolment_counts(site: Site, instances: Iterable[EnrolInstance]) -> dict[int, int]:
+    """Enrolments per instance (suspended ones too) of those among ``instances`` that have a
+    limit, in one query: for :func:`instance_blockers` over many instances."""
+    ids = [instance.id for instance in instances if limit_of(instance)]
+    if not ids:
+        return {}
+    counted = dict(
+        site.session.execute(
+            select(UserEnrolment.instance_id, func.count())
+            .where(UserEnrolment.instance_id.in_(ids))
+            .group_by(UserEnrolment.instance_id)
+        ).all()
+    )
+    return {instance_id: counted.get(instance_id, 0) for instance_id in ids}
+
+
+def instance_blockers(
+    site: Site, instance: EnrolInstance, now: int, taken: int | None = None
+) -> list[Text]:
     """What stops any new enrolment in the instance right now, whoever asks. (The callers
-    check first that the method is enabled on the site.)"""
+    check first that the method is enabled on the site.) ``taken``: the instance's enrolments
+    when the caller counted them already (:func:`enrolment_counts`)."""
     if not instance.enabled:
         return [Text("this auto-enrolment is disabled")]
     if not (instance.settings or {}).get("newenrols", True):
@@ -60,11 +85,10 @@ def instance_blockers(site: Site, instance: EnrolInstance, now: int) -> list[Tex
     window = window_blocker(instance, now)
     if window:
         return [window]
-    limit = (instance.settings or {}).get("maxenrolled") or 0
+    limit = limit_of(instance)
     if limit:
-        taken = site.session.scalar(
-            select(func.count()).where(UserEnrolment.instance_id == instance.id)
-        )
+        if taken is None:
+            taken = enrolment_counts(site, [instance])[instance.id]
         if taken >= limit:
             return [
                 Text(

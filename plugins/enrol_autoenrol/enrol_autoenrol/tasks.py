@@ -1,4 +1,5 @@
-"""The two scheduled tasks, both set-based: one SQL selection and one plan per instance.
+"""The two scheduled tasks, both set-based: one SQL selection and one plan per instance, the
+plans applied in engine batches (:mod:`enrolkit.batches`).
 
 * ``autoenrol_enrolments`` (hourly): for every enabled login-mode instance open to new
   enrolments, the users who match its rule (compiled to SQL), have logged in at least once, and
@@ -11,17 +12,20 @@
   so the engine's mass-removal guard holds a rule edited by mistake for an admin; ended and
   inactive enrolments leave through explicit changes, as the core's end-date task does.
 
-Each instance is applied in its own transaction; one that fails is reported at the end and the
-others still apply.
+An instance that fails (its plan, or the query that builds it) is reported at the end and the
+others still apply. A course with several login-mode instances has them applied in turn (the
+first of each course in one round of batches, the second in the next), so a user one of them
+enrolled is not enrolled again by the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from enrolkit import KEEP, SUSPEND, Change, Plan
+from enrolkit.batches import apply_batched
 from enrolkit.clock import iso
-from enrolkit.engine import REMOVE, Outcome
+from enrolkit.engine import REMOVE
 from enrolkit.models import (
     ACTIVE,
     EnrolInstance,
@@ -66,40 +70,92 @@ def _instances(site: Site, mode: str | None = None) -> list[EnrolInstance]:
     return [i for i in found if mode is None or (i.settings or {}).get("mode") == mode]
 
 
-def _each(site: Site, instances: list[EnrolInstance], work: Callable[[EnrolInstance], int]):
-    """Run ``work`` per instance in its own transaction; (total, instances changed, failures)."""
-    total, touched, failures = 0, 0, []
+def _rounds(instances: list[EnrolInstance]) -> list[list[EnrolInstance]]:
+    """The instances in rounds: the first of each course, then the second, ... (id order)."""
+    rank: dict[int, int] = {}
+    rounds: list[list[EnrolInstance]] = []
     for instance in instances:
-        try:
-            with site.atomic():
-                count = work(instance)
-        except Exception as exc:
-            failures.append(failure(instance.id, exc))
-            continue
-        total += count
-        touched += bool(count)
-    return total, touched, failures
+        number = rank.get(instance.course_id, 0)
+        rank[instance.course_id] = number + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(instance)
+    return rounds
+
+
+class _Run:
+    """One task run over many instances: their plans built one by one (each in its own
+    transaction) and applied in engine batches; per instance, what changed; the failures."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.counts: dict[int, int] = {}
+        self.held: list[int] = []
+        self.failures: list[Text] = []
+        self.failed: set[int] = set()
+
+    def apply(
+        self, instances: list[EnrolInstance], build: Callable[[EnrolInstance], Plan | None]
+    ) -> None:
+        for applied in apply_batched(self.site, self._plans(instances, build), isolate=True):
+            instance_id = applied.plan.instance_id
+            if applied.error is not None:
+                self._fail(instance_id, applied.error)
+            elif applied.outcome.held_plan_id is not None:
+                self.held.append(applied.outcome.held_plan_id)
+            else:
+                outcome = applied.outcome
+                changed = len(outcome.enrolled) + len(outcome.unenrolled) + len(outcome.suspended)
+                self.counts[instance_id] = self.counts.get(instance_id, 0) + changed
+
+    def _plans(
+        self, instances: list[EnrolInstance], build: Callable[[EnrolInstance], Plan | None]
+    ) -> Iterator[Plan]:
+        for instance in instances:
+            if instance.id in self.failed:
+                continue
+            try:
+                with self.site.atomic():
+                    plan = build(instance)
+            except Exception as exc:
+                self._fail(instance.id, exc)
+                continue
+            if plan is not None:
+                yield plan
+
+    def _fail(self, instance_id: int, error: Exception) -> None:
+        self.failed.add(instance_id)
+        self.failures.append(failure(instance_id, error))
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def touched(self) -> int:
+        return sum(1 for count in self.counts.values() if count)
 
 
 def process_enrolments(site: Site) -> str:
     if not site.method_enabled(NAME):
         return Text("auto-enrolment is disabled on this site")
     instances = _instances(site, LOGIN)
-    total, touched, failures = _each(site, instances, lambda i: enrol_matching(site, i))
+    run = _Run(site)
+    for round_ in _rounds(instances):
+        run.apply(round_, lambda instance: enrolment_plan(site, instance))
     done = Text(
         "%(count)d user(s) enrolled in %(touched)d of %(instances)d login-mode instance(s)",
-        count=total,
-        touched=touched,
+        count=run.total(),
+        touched=run.touched(),
         instances=len(instances),
     )
-    return summary(done, failures)
+    return summary(done, run.failures)
 
 
-def enrol_matching(site: Site, instance: EnrolInstance) -> int:
-    """Enrol every user who matches the instance and may join it; returns how many."""
+def enrolment_plan(site: Site, instance: EnrolInstance) -> Plan | None:
+    """The plan that enrols every user who matches the instance and may join it (their groups
+    created); None when nobody is to be enrolled."""
     now = site.now()
     if instance_blockers(site, instance, now):
-        return 0
+        return None
     settings = instance.settings or {}
     template = groups.template_of(instance)
     name = group_name_sql(template) if template else literal(None)
@@ -124,7 +180,7 @@ def enrol_matching(site: Site, instance: EnrolInstance) -> int:
         query = query.order_by(User.id).limit(max(limit - taken, 0))
     rows = site.session.execute(query).all()
     if not rows:
-        return 0
+        return None
     ids = groups.ensure(site, instance, (group for _, group in rows))
     end = timeend(instance, now)
     reason = "matched the rule (scheduled task)"
@@ -132,57 +188,42 @@ def enrol_matching(site: Site, instance: EnrolInstance) -> int:
         Change(user_id, timestart=now, timeend=end, group_id=ids.get(group), reason=reason)
         for user_id, group in rows
     ]
-    return len(site.engine.apply(Plan(instance.id, reason, changes=changes)).enrolled)
+    return Plan(instance.id, reason, changes=changes)
 
 
 def process_expiry(site: Site) -> str:
+    """Users who no longer match leave first (desired states, guarded), every instance in
+    batches; then ended and inactive enrolments (explicit changes), read after those left."""
     if not site.method_enabled(NAME):
         return Text("auto-enrolment is disabled on this site")
-    held: list[int] = []
-
-    def work(instance: EnrolInstance) -> int:
-        count, held_id = expire(site, instance)
-        if held_id is not None:
-            held.append(held_id)
-        return count
-
-    instances = _instances(site)
-    total, touched, failures = _each(site, instances, work)
+    instances = [i for i in _instances(site) if removal_of(site, i) != KEEP]
+    run = _Run(site)
+    run.apply(instances, lambda instance: _mismatch_plan(site, instance))
+    run.apply(instances, lambda instance: _expiry_plan(site, instance))
     done = Text(
         "%(count)d enrolment(s) removed or suspended in %(touched)d instance(s)",
-        count=total,
-        touched=touched,
+        count=run.total(),
+        touched=run.touched(),
     )
-    if held:
-        plans = ", ".join(map(str, held))
+    if run.held:
+        plans = ", ".join(map(str, run.held))
         done = Text(
             "%(done)s; held by the mass-removal guard: plan(s) %(plans)s", done=done, plans=plans
         )
-    return summary(done, failures)
+    return summary(done, run.failures)
 
 
-def expire(site: Site, instance: EnrolInstance) -> tuple[int, int | None]:
-    """Apply the instance's removal action to its users who no longer match, whose enrolment
-    ended or who were inactive too long. Returns how many enrolments changed, and the id of the
-    plan the mass-removal guard held, if it held one."""
+def _mismatch_plan(site: Site, instance: EnrolInstance) -> Plan | None:
     settings = instance.settings or {}
-    removal = removal_of(site, instance)
-    if removal == KEEP:
-        return 0, None
-    count, held = 0, None
     rule = rule_of(site, instance)
-    if settings.get("unenrol_on_mismatch") and not rule.is_empty:
-        outcome = _mismatches(site, instance, rule.sql(site), removal)
-        if outcome is not None and outcome.held_plan_id is not None:
-            held = outcome.held_plan_id  # nothing changed: the outcome says what would have
-        elif outcome is not None:
-            count = len(outcome.unenrolled) + len(outcome.suspended)
-    return count + _ended_or_inactive(site, instance, removal), held
+    if not settings.get("unenrol_on_mismatch") or rule.is_empty:
+        return None
+    return _mismatches(site, instance, rule.sql(site), removal_of(site, instance))
 
 
 def _mismatches(
     site: Site, instance: EnrolInstance, matching: ColumnElement[bool], removal: str
-) -> Outcome | None:
+) -> Plan | None:
     """Users who no longer match leave through a desired state: everyone else, kept exactly as
     they are (dates, status, the roles and groups the instance gave them). So the engine's
     mass-removal guard applies: a rule edited by mistake is held for an admin, not applied."""
@@ -222,11 +263,12 @@ def _mismatches(
             and_(gm.user_id == kept.c.user_id, gm.component == COMPONENT, gm.itemid == instance.id),
         ),
     ).subquery("desired")
-    plan = Plan(instance.id, "no longer matches the rule", desired=select(rows), removal=removal)
-    return site.engine.apply(plan)
+    return Plan(instance.id, "no longer matches the rule", desired=select(rows), removal=removal)
 
 
-def _ended_or_inactive(site: Site, instance: EnrolInstance, removal: str) -> int:
+def _expiry_plan(site: Site, instance: EnrolInstance) -> Plan | None:
+    """Ended and inactive enrolments leave through explicit changes."""
+    removal = removal_of(site, instance)
     settings = instance.settings or {}
     now = site.now()
     ended = and_(UserEnrolment.timeend > 0, UserEnrolment.timeend <= now)
@@ -248,10 +290,8 @@ def _ended_or_inactive(site: Site, instance: EnrolInstance, removal: str) -> int
         for user_id, is_ended, is_inactive, timeend in site.session.execute(query)
     ]
     if not changes:
-        return 0
-    plan = Plan(instance.id, "auto-enrol expiry", changes=changes, removal=removal)
-    outcome = site.engine.apply(plan)
-    return len(outcome.unenrolled) + len(outcome.suspended)
+        return None
+    return Plan(instance.id, "auto-enrol expiry", changes=changes, removal=removal)
 
 
 def _why(ended: bool, inactive: bool, timeend: int, days: int) -> str:

@@ -4,7 +4,7 @@ cost of a login does not grow with instances he cannot match."""
 from __future__ import annotations
 
 import pytest
-from autoenrol_helpers import ONBOARDING, active, events, profile, rows, rule
+from autoenrol_helpers import ONBOARDING, active, events, groups_of, profile, rows, rule
 from enrol_autoenrol import prefilter
 from enrolkit import badges
 from enrolkit.enrolments import enrol_manually, update_instance
@@ -254,3 +254,49 @@ def _enrolled_in(ae, user) -> list[EnrolInstance]:
             .order_by(EnrolInstance.course_id)
         )
     )
+
+
+def _first_login_cost(ae, department: str, courses: int) -> int:
+    """Statements of a first login that enrols into ``courses`` courses, each with a group
+    template, a limit and a welcome: groups, limits, plans and welcomes are read and written
+    for all at once."""
+    for number in range(courses):
+        tree = {"op": "&", "c": [profile("department", department)]}
+        ae.instance(
+            ae.course(f"{department}{number}"),
+            "autoenrol",
+            mode="login",
+            rule=rule(tree),
+            maxenrolled=10,
+            group_template="{department} {city}",
+            welcome="on",
+        )
+    user = ae.user(f"first-{department}", department=department, city="Lyon")
+    return _statements_for_login(ae, user)
+
+
+def test_a_first_login_into_2_or_8_courses_with_groups_costs_the_same(ae):
+    _first_login_cost(ae, "Warm-up", 1)  # the engine's temporary tables, made once
+    assert _first_login_cost(ae, "IT", 2) == _first_login_cost(ae, "HR", 8)
+
+
+def test_a_first_login_into_several_courses_joins_each_course_group(ae):
+    """One batch for all the courses: each gets its own group (created once and logged once,
+    even when two courses' templates give the same name) and the user in it."""
+    courses = [ae.course(f"C{number}") for number in range(3)]
+    for number, course in enumerate(courses):
+        ae.instance(
+            course,
+            "autoenrol",
+            mode="login",
+            group_template="{city}" if number < 2 else "Team {city}",
+        )
+    ann = ae.user("ann", city="Lyon")
+    bob = ae.user("bob", city="Lyon")
+    login(ae.site, ann)
+    login(ae.site, bob)
+    for course, name in zip(courses, ["Lyon", "Lyon", "Team Lyon"], strict=True):
+        assert groups_of(ae, course) == {"ann": [name], "bob": [name]}
+    created = [(e.course_id, e.reason) for e in events(ae, "group_created")]
+    assert sorted(reason for _, reason in created) == ["Lyon", "Lyon", "Team Lyon"]
+    assert len(set(created)) == 3

@@ -239,3 +239,20 @@ def test_a_disabled_method_runs_no_task(ae):
     ae.set_method_enabled("autoenrol", False)
     assert process_enrolments(ae.site) == "auto-enrolment is disabled on this site"
     assert process_expiry(ae.site) == "auto-enrolment is disabled on this site"
+
+
+def test_two_login_instances_of_a_course_enrol_a_user_once_by_the_first(ae, clock):
+    """The hourly task applies the first instance of every course in one round of batches and
+    the second in the next: a user both rules match is enrolled once, by the first."""
+    seen = clock.now() - DAY
+    ae.user("ann", department="Marketing", lastlogin=seen)
+    ae.user("bob", department="Sales", lastlogin=seen)
+    courses = [ae.course(name) for name in ("A", "B")]
+    firsts = [ae.instance(c, "autoenrol", mode="login", rule=MARKETING) for c in courses]
+    for course in courses:
+        ae.instance(course, "autoenrol", mode="login")  # anyone
+
+    assert process_enrolments(ae.site) == "4 user(s) enrolled in 4 of 4 login-mode instance(s)"
+    for course, first in zip(courses, firsts, strict=True):
+        enrolled = {name: row["instance"] for name, row in rows(ae, course).items()}
+        assert enrolled["ann"] == first.id and enrolled["bob"] != first.id

@@ -66,3 +66,31 @@ def test_a_user_without_a_usable_address_is_logged_and_still_enrolled(ae):
     assert access.view_course(ae.site, ann, course).decision == "granted"
     [missed] = events(ae, "welcome_not_sent")
     assert "cannot queue mail" in missed.reason
+
+
+def test_a_first_login_into_several_courses_queues_each_welcome_in_the_users_language(ae):
+    """The welcomes of a login into three courses are queued together: one per course, each
+    with its own course and template, in the reader's language."""
+    lea = ae.user("lea", firstname="Léa", email="lea@school.example", lang="fr")
+    courses = [ae.course(f"C{n}", fullname=f"Cours {n}") for n in range(3)]
+    for number, course in enumerate(courses):
+        template = TEMPLATE if number else "Salut {{ user.firstname }} ({{ user.username }})"
+        ae.instance(course, "autoenrol", mode="login", welcome="on", welcome_template=template)
+    login(ae.site, lea)
+    mails = outbox(ae)
+    assert sorted(m.subject for m in mails) == [
+        f"Bienvenue dans le cours Cours {n}" for n in range(3)
+    ]
+    assert sorted(m.body for m in mails)[2] == "Salut Léa (lea)"
+    assert {m.to for m in mails} == {"lea@school.example"}
+
+
+def test_a_user_who_cannot_be_mailed_is_logged_and_still_enrolled_everywhere(ae):
+    bad = ae.user("bad", email="not an address")
+    courses = [ae.course(f"C{n}") for n in range(2)]
+    for course in courses:
+        ae.instance(course, "autoenrol", mode="login", welcome="on")
+    login(ae.site, bad)
+    assert outbox(ae) == []
+    assert len(events(ae, "user_enrolled")) == 2
+    assert len(events(ae, "welcome_not_sent")) == 2

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from enrolkit import Plan
+from enrolkit import Plan, enrolments
+from enrolkit.batches import apply_all
 from enrolkit.changes import RoleChange
 from enrolkit.drift import resync
 from enrolkit.engine import DESIRED_COLUMNS
-from enrolkit.enrolments import delete_instance, ensure_instance
+from enrolkit.enrolments import delete_instance
 from enrolkit.models import (
     ACTIVE,
     CATEGORY,
@@ -103,8 +104,8 @@ def ensure_instances(site: Site, course_ids: Iterable[int] | None = None) -> int
         stmt = stmt.where(holders.c.course_id.in_(list(course_ids)))
     missing = list(site.session.scalars(stmt))
     with site.atomic():
-        for course_id in missing:
-            ensure_instance(site, site.session.get(Course, course_id), NAME)
+        courses = site.session.scalars(select(Course).where(Course.id.in_(missing))).all()
+        enrolments.ensure_instances(site, courses, NAME)
     return len(missing)
 
 
@@ -142,8 +143,7 @@ def courses_changed(site: Site, course_ids: Iterable[int] | None, reason: str) -
         return
     course_ids = sorted(set(course_ids)) if course_ids is not None else None
     ensure_instances(site, course_ids)
-    for instance in _instances(site, course_ids):
-        site.engine.apply(plan(site, instance, reason))
+    apply_all(site, (plan(site, instance, reason) for instance in _instances(site, course_ids)))
     drop_unneeded_instances(site, course_ids)
 
 

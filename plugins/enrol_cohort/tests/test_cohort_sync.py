@@ -228,6 +228,35 @@ def test_full_sync_repairs_changes_made_behind_its_back(csite):
     assert full_sync(csite.site) == "1 instance(s) checked, 0 re-synced"
 
 
+def test_full_sync_of_several_drifted_instances_holds_one_and_repairs_the_others(csite):
+    """The stale instances are re-synced together (one engine batch): the guard still decides
+    per instance, so the one that would lose most of its users is held and the others apply."""
+    users = csite.users(15)
+    small = csite.cohort("small", members=users[:2])
+    big = csite.cohort("big", members=users)
+    courses = [csite.course(name) for name in ("A", "B", "C")]
+    for course, cohort in zip(courses, ("small", "big", "small"), strict=True):
+        csite.instance(course, "cohort", cohort=cohort)
+    # Straight in the database: no hook fires. A and C gain a member; B loses 12 of 15.
+    csite.session.execute(insert(CohortMember), [{"cohort_id": small.id, "user_id": users[2].id}])
+    csite.session.execute(
+        delete(CohortMember).where(
+            CohortMember.cohort_id == big.id, CohortMember.user_id.in_([u.id for u in users[:12]])
+        )
+    )
+    csite.session.commit()
+
+    result = full_sync(csite.site)
+
+    held = csite.session.scalar(select(HeldPlan))
+    assert result == (
+        f"3 instance(s) checked, 2 re-synced: 2 enrolled, 2 roles_added; "
+        f"held as plan {held.id} (would unenrol 12)"
+    )
+    assert active(csite, courses[0]) == active(csite, courses[2]) == {"u1", "u2", "u3"}
+    assert len(active(csite, courses[1])) == 15
+
+
 def test_full_sync_removes_owned_roles_and_groups_left_without_an_enrolment(csite):
     """A crash or a race (issue 18) left cohort-owned student roles and group memberships of
     users the instance no longer enrols: nobody may remove them by hand (they are owned), so

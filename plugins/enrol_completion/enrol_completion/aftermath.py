@@ -66,6 +66,13 @@ def unenrol_from_source(site: Site, source: Course, target: Course, user_ids: Se
         if method is not None and method.may_unenrol_by_hand(status):
             by_instance.setdefault(instance.id, (instance, []))[1].append(user_id)
     reason = f"unenrol_source: enrolled in {target.shortname} after completing {source.shortname}"
-    for instance, users in by_instance.values():
-        changes = [Change(user_id, op=UNENROL_OP, reason=reason) for user_id in users]
-        site.engine.apply(Plan(instance.id, reason=reason, changes=changes))
+    site.engine.apply_many(
+        [
+            Plan(
+                instance.id,
+                reason=reason,
+                changes=[Change(user_id, op=UNENROL_OP, reason=reason) for user_id in users],
+            )
+            for instance, users in by_instance.values()
+        ]
+    )

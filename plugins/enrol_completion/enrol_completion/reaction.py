@@ -22,16 +22,32 @@ def pending_key(instance_id: int, user_id: int) -> str:
 
 
 def completed(site: Site, user: User, course: Course, timecompleted: int) -> None:
-    """``on_completion``: one indexed lookup, then one small plan per waiting instance."""
+    """``on_completion``: one indexed lookup, then one small plan per waiting instance, all in
+    one engine batch."""
     if not site.method_enabled(METHOD):
         return
-    for instance in sources.waiting_for(site, course.id):
-        act(site, instance, user.id, course, timecompleted)
+    plans = [
+        plan
+        for instance in sources.waiting_for(site, course.id)
+        if (plan := reaction(site, instance, user.id, course, timecompleted)) is not None
+    ]
+    site.engine.apply_many(plans)
 
 
 def act(
     site: Site, instance: EnrolInstance, user_id: int, source: Course, timecompleted: int
 ) -> None:
+    """React to one completion for one instance now (see :func:`reaction`)."""
+    plan = reaction(site, instance, user_id, source, timecompleted)
+    if plan is not None:
+        site.engine.apply(plan)
+
+
+def reaction(
+    site: Site, instance: EnrolInstance, user_id: int, source: Course, timecompleted: int
+) -> Plan | None:
+    """The plan that enrols the user now; or None, having queued the delayed enrolment or
+    logged the completion as outside the instance's window."""
     timing = Timing.of(instance)
     when = clock.iso(timecompleted)
     if not timing.accepts(timecompleted):
@@ -45,7 +61,7 @@ def act(
             reason=f"completed {source.shortname} on {when}, outside the window "
             f"({timing.window()})",
         )
-        return
+        return None
     now = site.now()
     start = timing.start(timecompleted, now)
     end = timing.end(start)
@@ -71,7 +87,7 @@ def act(
             instance_id=instance.id,
             reason=f"{reason}; the enrolment starts {clock.iso(start)}",
         )
-        return
+        return None
     change = Change(
         user_id,
         timestart=start,
@@ -79,4 +95,4 @@ def act(
         group_id=groups.group_id(site, instance),
         reason=reason,
     )
-    site.engine.apply(Plan(instance.id, reason=reason, changes=[change]))
+    return Plan(instance.id, reason=reason, changes=[change])

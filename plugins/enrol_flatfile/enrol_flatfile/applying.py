@@ -1,7 +1,8 @@
-"""Step 2 of applying a file: the staged lines, course by course, one engine plan per course.
+"""Step 2 of applying a file: the staged lines, a chunk of courses at a time, one engine plan
+per course, the chunk's plans in one engine batch (:meth:`~enrolkit.engine.Engine.apply_many`).
 
 Each transaction takes the next courses (up to ``chunk_size`` lines; a bigger course is taken
-in slices, in line order), applies one plan per course, queues or cancels future-dated lines,
+in slices, in line order), applies their plans together, queues or cancels future-dated lines,
 and deletes the lines it applied, so a re-run continues with exactly the lines left.
 
 Within a course, lines keep their order: the engine collapses a plan's changes per user (the
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 from enrolkit import pending
 from enrolkit.engine import ENROL, REMOVE, Change, Outcome, Plan
-from enrolkit.enrolments import ensure_instance
-from enrolkit.models import Course, EnrolInstance, User
+from enrolkit.enrolments import ensure_instances
+from enrolkit.models import Course, User
 from enrolkit.site import Site
 from sqlalchemy import delete, func, select, update
 
@@ -72,8 +73,7 @@ class Applier:
                     return
                 counts: dict[str, int] = {}
                 self._find_instances([course_id for course_id, _ in batch])
-                for course_id, rows in batch:
-                    self._apply_course(course_id, rows, counts)
+                self._apply_courses(batch, counts)
                 add_counts(journal, **counts)
             advance(sum(len(rows) for _, rows in batch))
 
@@ -125,9 +125,34 @@ class Applier:
             batch.setdefault(row.course_id, []).append(row)
         return list(batch.items())
 
-    # --- one course ---------------------------------------------------------------------------
+    # --- a chunk of courses ---------------------------------------------------------------
 
-    def _apply_course(self, course_id: int, rows: list, counts: dict[str, int]) -> None:
+    def _apply_courses(self, batch: list[tuple[int, list]], counts: dict[str, int]) -> None:
+        """One plan per course with immediate lines, all applied in one engine batch."""
+        plans: list[Plan] = []
+        scheduled: dict[int, int] = {}
+        for course_id, rows in batch:
+            plan, scheduled[course_id] = self._course_plan(course_id, rows)
+            if plan is not None:
+                plans.append(plan)
+        _add(counts, scheduled=sum(scheduled.values()))
+        outcomes = {
+            outcome.instance_id: outcome
+            for outcome in self.site.engine.apply_many(plans, dry_run=self.dry_run)
+        }
+        for outcome in outcomes.values():
+            _add(counts, **outcome.counts())
+        if self.dry_run:
+            for course_id, _ in batch:
+                instance_id = self._instances[course_id]
+                outcome = outcomes.get(instance_id)
+                if outcome is not None or scheduled[course_id]:
+                    empty = Outcome(instance_id, dry_run=True)
+                    self._describe(course_id, outcome or empty, scheduled[course_id])
+
+    def _course_plan(self, course_id: int, rows: list) -> tuple[Plan | None, int]:
+        """The plan of one course's immediate lines (None without any), after queueing its
+        future-dated lines; and how many were queued."""
         instance_id = self._instance(course_id)
         now = self.site.now()
         changes, last = [], {}
@@ -151,34 +176,22 @@ class Applier:
                 self._cancel(instance_id, settled)
             for row in future:
                 self._schedule(instance_id, row)
-        _add(counts, scheduled=len(future))
-        if changes:
-            plan = Plan(
-                instance_id, reason=f"flat file {self.name}", changes=changes, removal=self.removal
-            )
-            outcome = self.site.engine.apply(plan, dry_run=self.dry_run)
-            _add(counts, **outcome.counts())
-            if self.dry_run:
-                self._describe(course_id, outcome, len(future))
-        elif self.dry_run and future:
-            self._describe(course_id, Outcome(instance_id, dry_run=True), len(future))
+        if not changes:
+            return None, len(future)
+        plan = Plan(
+            instance_id, reason=f"flat file {self.name}", changes=changes, removal=self.removal
+        )
+        return plan, len(future)
 
     def _find_instances(self, course_ids: list[int]) -> None:
-        """The existing instances of these courses, in one query."""
+        """The instances of these courses, the missing ones created, in a few statements."""
         wanted = [course_id for course_id in course_ids if course_id not in self._instances]
         if wanted:
-            self._instances.update(
-                self.site.session.execute(
-                    select(EnrolInstance.course_id, func.min(EnrolInstance.id))
-                    .where(EnrolInstance.method == NAME, EnrolInstance.course_id.in_(wanted))
-                    .group_by(EnrolInstance.course_id)
-                ).all()
-            )
+            courses = self.site.session.scalars(select(Course).where(Course.id.in_(wanted)))
+            found = ensure_instances(self.site, list(courses), NAME)
+            self._instances.update((course_id, found[course_id].id) for course_id in wanted)
 
     def _instance(self, course_id: int) -> int:
-        if course_id not in self._instances:
-            course = self.site.session.get(Course, course_id)
-            self._instances[course_id] = ensure_instance(self.site, course, NAME).id
         return self._instances[course_id]
 
     def _cancel(self, instance_id: int, keys: list[tuple[int, int]]) -> None:

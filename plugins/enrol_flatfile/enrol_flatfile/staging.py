@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
+from enrolkit.bulk import insert_rows
 from enrolkit.models import Course, User
 from enrolkit.site import Site
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from .journal import abandon, add_counts, lock
 from .models import APPLYING, READING, FlatfileLine, FlatfileReject
@@ -130,32 +131,33 @@ class _CourseCache:
         return self.known
 
 
+_LINE_COLUMNS = ("file_id", "line", "course_id", "user_id", "role_id", "op", "timestart", "timeend")
+_REJECT_COLUMNS = ("file_id", "line", "reason", "text")
+
+
 def _store(site: Site, file_id: int, records: list[Record]) -> None:
+    """The chunk's valid lines to ``flatfile_lines`` and its rejected ones to
+    ``flatfile_rejects``, by COPY on PostgreSQL (:func:`enrolkit.bulk.insert_rows`)."""
     lines = [
-        {
-            "file_id": file_id,
-            "line": record.line,
-            "course_id": record.course_id,
-            "user_id": record.user_id,
-            "role_id": record.role_id,
-            "op": record.op,
-            "timestart": record.timestart,
-            "timeend": record.timeend,
-        }
+        (
+            file_id,
+            record.line,
+            record.course_id,
+            record.user_id,
+            record.role_id,
+            record.op,
+            record.timestart,
+            record.timeend,
+        )  # fmt: skip
         for record in records
         if not record.error
     ]
     rejects = [
-        {
-            "file_id": file_id,
-            "line": record.line,
-            "reason": clip(record.error, REASON_CAP),
-            "text": clip(record.text, TEXT_CAP),
-        }
+        (file_id, record.line, clip(record.error, REASON_CAP), clip(record.text, TEXT_CAP))
         for record in records
         if record.error
     ]
     if lines:
-        site.session.execute(insert(FlatfileLine.__table__), lines)
+        insert_rows(site.session, FlatfileLine.__tablename__, _LINE_COLUMNS, lines)
     if rejects:
-        site.session.execute(insert(FlatfileReject.__table__), rejects)
+        insert_rows(site.session, FlatfileReject.__tablename__, _REJECT_COLUMNS, rejects)

@@ -8,6 +8,7 @@ A user's last activity in a course is their latest course view (the core logs ea
 from __future__ import annotations
 
 from enrolkit import Change, Plan
+from enrolkit.batches import apply_batched
 from enrolkit.engine import UNENROL_OP
 from enrolkit.models import EnrolInstance, LogEntry, UserEnrolment
 from enrolkit.site import Site
@@ -39,25 +40,26 @@ def inactive(site: Site, instance: EnrolInstance, limit: int) -> list[int]:
 
 
 def unenrol_inactive(site: Site) -> str:
-    """The task: each enabled instance with ``longtimenosee``, one transaction each."""
+    """The task: each enabled instance with ``longtimenosee``, their plans in engine batches."""
     if not site.method_enabled(NAME):
         return Text("self enrolment is disabled")
-    gone = 0
     found = site.session.scalars(
         select(EnrolInstance)
         .where(EnrolInstance.method == NAME, EnrolInstance.enabled.is_(True))
         .order_by(EnrolInstance.id)
     ).all()
-    for instance in found:
-        limit = (instance.settings or {}).get("longtimenosee") or 0
-        if not limit:
-            continue
-        with site.atomic():
-            users = inactive(site, instance, limit)
-            if not users:
-                continue
-            days = limit // 86400
-            reason = f"{NAME}: no activity in the course for {days} day(s) or more"
-            changes = [Change(uid, op=UNENROL_OP, reason=reason) for uid in users]
-            gone += len(site.engine.apply(Plan(instance.id, reason, changes=changes)).unenrolled)
+    plans = (plan for instance in found if (plan := _plan(site, instance)) is not None)
+    gone = sum(len(applied.outcome.unenrolled) for applied in apply_batched(site, plans))
     return Text("%(count)d inactive user(s) unenrolled", count=gone)
+
+
+def _plan(site: Site, instance: EnrolInstance) -> Plan | None:
+    """Unenrol the instance's inactive users; None when it has no limit or nobody to remove."""
+    limit = (instance.settings or {}).get("longtimenosee") or 0
+    users = inactive(site, instance, limit) if limit else []
+    if not users:
+        return None
+    reason = f"{NAME}: no activity in the course for {limit // 86400} day(s) or more"
+    return Plan(
+        instance.id, reason, changes=[Change(uid, op=UNENROL_OP, reason=reason) for uid in users]
+    )
