@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from . import clock, csvfile, db, lengths, lookup
+from . import clock, csvfile, db, lengths
 from .catalog import ImportRefused, check_category_path, ensure_category
 from .csvfile import RowError
 from .errors import EnrolkitError
@@ -161,8 +161,3 @@ def _log(site: Site, event: str, cohort: Cohort, user_ids: list[int]) -> None:
             for uid in user_ids
         ],
     )
-
-
-def users_by_name(site: Site, usernames: tuple[str, ...]) -> list[User]:
-    """Resolve usernames, failing on the first unknown one before anything changes."""
-    return [lookup.user(site.session, name) for name in usernames]
