@@ -15,7 +15,7 @@ from enrolkit.api import tokens
 from enrolkit.models import User, UserEnrolment
 from enrolkit.testing import SiteFactory, statements
 from enrolkit.web import create_app
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 
 def _rule(department: str) -> str:
@@ -178,3 +178,39 @@ def test_a_setting_changed_on_another_node_is_read_at_the_next_request(make_runt
                 pass
             assert site.get_config("core", "guard_min", 10) == 4
         assert elsewhere.get_config("core", "guard_min") == 4
+
+
+# --- transactions per request ------------------------------------------------------------------
+
+
+def test_a_cohort_change_is_one_transaction_on_postgresql(lms, any_db):
+    """On PostgreSQL the token and names a request looks up and the change it writes share one
+    transaction: one pool check-out (with its ping) and one commit. SQLite ends the read
+    transaction first, to take its write lock up front."""
+    checkouts, commits = [], []
+    pool_listener = lambda *_: checkouts.append(1)  # noqa: E731
+    commit_listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(lms.runtime.db.pool, "checkout", pool_listener)
+    event.listen(lms.runtime.db, "commit", commit_listener)
+    try:
+        lms.cohort("one", "hr2", add=True)
+    finally:
+        event.remove(lms.runtime.db.pool, "checkout", pool_listener)
+        event.remove(lms.runtime.db, "commit", commit_listener)
+    expected = 1 if any_db.startswith("postgresql") else 2
+    assert (len(checkouts), len(commits)) == (expected, expected)
+
+
+def test_what_a_read_transaction_wrote_is_kept_when_the_write_block_fails(db_site):
+    """A block that fails undoes itself only: what was flushed before it stays, on PostgreSQL
+    too, where a read transaction that wrote nothing goes on as the write one."""
+    db_site.user("ann", city="Lyon")
+    db_site.session.commit()
+    ann = db_site.session.scalar(select(User).where(User.username == "ann"))
+    ann.city = "Paris"
+    db_site.session.flush()
+    with pytest.raises(RuntimeError), db_site.atomic():
+        ann.city = "Rome"
+        raise RuntimeError("the block fails")
+    db_site.session.expire_all()
+    assert ann.city == "Paris"
