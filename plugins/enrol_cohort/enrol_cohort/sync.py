@@ -93,12 +93,10 @@ def members_changed(
         return
     reason = f"{len(added)} joined, {len(removed)} left"
     users = added + removed
-    site.engine.apply_many(
-        [
-            plan(instance, reason, users=users)
-            for instance in instances_of(site, cohort_id, enabled_only=True)
-        ]
-    )
+    # Held while the engine runs: the session's identity map keeps only what is referenced, and
+    # the engine finds the instances there instead of reading them again.
+    instances = instances_of(site, cohort_id, enabled_only=True)
+    site.engine.apply_many([plan(instance, reason, users=users) for instance in instances])
 
 
 def cohort_deleted(site: Site, cohort_id: int) -> None:
