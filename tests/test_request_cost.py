@@ -145,7 +145,13 @@ def test_aim_a_first_login_costs_the_same_into_2_or_8_courses(lms):
     assert len(eight) == len(two) <= 40
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18's aim needs the engine's batch of plans, as above")
+@pytest.mark.xfail(
+    strict=True,
+    reason="outside the engine a one-user cohort change costs 6 statements on PostgreSQL (token; "
+    "cohort and users; membership and log; settings; instances; webhook subscriptions), 9 on "
+    "SQLite (two BEGINs, the log apart); the engine's pass of one plan costs about 29 (add) and "
+    "36 (remove) with the batch engine",
+)
 def test_aim_a_one_user_cohort_change_costs_30_statements(lms):
     assert len(lms.cost(lambda: lms.cohort("one", "hr2", add=True))) <= 30
     assert len(lms.cost(lambda: lms.cohort("one", "hr2", add=False))) <= 30
