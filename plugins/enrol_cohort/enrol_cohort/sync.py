@@ -102,14 +102,23 @@ def members_changed(
 def cohort_deleted(site: Site, cohort_id: int) -> None:
     """The cohort goes: with the removal action ``unenrol`` its instances are deleted (everyone
     unenrolled); with a suspending action everyone is suspended and the instances disabled, so
-    the enrolments (and, for ``suspend``, the roles) stay for an admin to look at."""
+    the enrolments (and, for ``suspend``, the roles) stay for an admin to look at. The
+    suspensions of every instance are one engine batch."""
+    kept: list[tuple[EnrolInstance, str]] = []
     for instance in instances_of(site, cohort_id, enabled_only=False):
         removal = site.plugins.method(NAME).removal_action(site, instance)
         if removal == UNENROL:
             delete_instance(site, instance)
-            continue
-        reason = f"cohort {instance.settings.get('cohort')} deleted"
-        site.engine.apply(Plan(instance.id, reason, desired=[], removal=removal, guard=False))
+        else:
+            kept.append((instance, removal))
+    reasons = [f"cohort {instance.settings.get('cohort')} deleted" for instance, _ in kept]
+    site.engine.apply_many(
+        [
+            Plan(instance.id, reason, desired=[], removal=removal, guard=False)
+            for (instance, removal), reason in zip(kept, reasons, strict=True)
+        ]
+    )
+    for (instance, _removal), reason in zip(kept, reasons, strict=True):
         set_enabled(site, instance, False, reason)
 
 

@@ -187,14 +187,16 @@ def test_deleting_the_cohort_removes_the_instance(csite):
 
 
 def test_deleting_the_cohort_under_suspend_keeps_suspended_enrolments(csite):
+    """In every course the cohort feeds (the instances are suspended as one batch)."""
     csite.set_method_settings("cohort", {"removal": "suspend"})
     promo = csite.cohort("promo", members=csite.users(3))
-    course = csite.course("C1")
-    instance = csite.instance(course, "cohort", cohort="promo")
+    courses = [csite.course("C1"), csite.course("C2")]
+    instances = [csite.instance(course, "cohort", cohort="promo") for course in courses]
     delete_cohort(csite.site, promo)
     suspended = ("suspended", ["student"], [])
-    assert cohort_rows(csite, course) == {name: suspended for name in ("u1", "u2", "u3")}
-    assert not csite.session.get(EnrolInstance, instance.id).enabled
+    for course, instance in zip(courses, instances, strict=True):
+        assert cohort_rows(csite, course) == {name: suspended for name in ("u1", "u2", "u3")}
+        assert not csite.session.get(EnrolInstance, instance.id).enabled
 
 
 def test_full_sync_repairs_changes_made_behind_its_back(csite):
