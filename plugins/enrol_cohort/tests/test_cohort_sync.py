@@ -86,6 +86,23 @@ def test_role_and_several_instances_per_course(csite):
     assert csite.session.scalar(select(func.count()).select_from(EnrolInstance)) == 2
 
 
+def test_a_member_joins_and_leaves_every_course_the_cohort_feeds(csite):
+    """One membership change syncs all the cohort's instances (one engine batch), each with its
+    own role and group; a disabled one syncs nothing."""
+    ann, bob = csite.users(2)
+    promo = csite.cohort("promo", members=[ann])
+    c1, c2, c3 = csite.course("C1"), csite.course("C2"), csite.course("C3")
+    csite.instance(c1, "cohort", cohort="promo")
+    csite.instance(c2, "cohort", cohort="promo", role="teacher", group="new")
+    csite.instance(c3, "cohort", cohort="promo", enabled=False)
+    add_members(csite.site, promo, [bob])
+    assert cohort_rows(csite, c1)["u2"] == ("active", ["student"], [])
+    assert cohort_rows(csite, c2)["u2"] == ("active", ["teacher"], ["promo cohort"])
+    assert cohort_rows(csite, c3) == {}
+    remove_members(csite.site, promo, [ann])
+    assert active(csite, c1) == active(csite, c2) == {"u2"}
+
+
 def test_changing_the_role_moves_the_owned_role(csite):
     csite.cohort("staff", members=csite.users(3))
     course = csite.course("C1")
