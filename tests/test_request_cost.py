@@ -89,6 +89,9 @@ LOGIN_BASE, PER_COURSE = 56, 22
 #: A one-user cohort change synchronised into one course, and per more course (measured: add 59
 #: and 24, remove 49 and 35 on SQLite; before, 63/30 and 55/43).
 COHORT_ADD, COHORT_REMOVE, PER_COHORT_COURSE = 60, 50, 36
+#: A one-user cohort change's statements outside the engine's pass (measured: 6 on PostgreSQL,
+#: 9 on SQLite, plus 1 or 2 the engine on main runs outside its work tables).
+OUTSIDE_THE_ENGINE = {"postgresql": 8, "sqlite": 11}
 
 
 def test_a_first_login_pays_per_course_it_enrols_into_and_no_more(lms):
@@ -119,19 +122,37 @@ def test_a_one_user_cohort_change_pays_per_course_the_cohort_feeds(lms):
     assert len(remove_four) - len(remove_one) <= 3 * PER_COHORT_COURSE, remove_four
 
 
+def _outside_the_engine(found: list[str]) -> list[str]:
+    """The statements of a request but the engine's pass (its work tables, savepoint, locks)."""
+    engine = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    return [
+        statement
+        for statement in found
+        if " ek_" not in statement
+        and "pg_advisory" not in statement
+        and not statement.startswith(engine)
+    ]
+
+
 def test_a_cohort_change_costs_the_same_for_one_user_or_five(lms):
     """The cohort and the users a change names are read in one query, not one per name
-    (counted outside the engine's work tables, whose clean-up depends on the request before)."""
+    (counted outside the engine's pass, whose clean-up depends on the request before)."""
     five = ("hr0", "hr1", "it0", "it1", "it2")
 
     def cost(*usernames: str, add: bool) -> list[str]:
-        found = lms.cost(lambda: lms.cohort("one", *usernames, add=add))
-        return [statement for statement in found if " ek_" not in statement]
+        return _outside_the_engine(lms.cost(lambda: lms.cohort("one", *usernames, add=add)))
 
     add_one, add_five = cost("hr2", add=True), cost(*five, add=True)
     remove_five, remove_one = cost(*five, add=False), cost("hr2", add=False)
     assert len(add_five) == len(add_one), add_five
     assert len(remove_five) == len(remove_one), remove_five
+    # The token; the cohort and users; the membership and its log (one statement on
+    # PostgreSQL); the settings; the cohort's instances; the webhook subscriptions. SQLite adds
+    # its two BEGINs. The engine on main reads the instances again and counts the enrolments of
+    # a removal outside its work tables: one more each.
+    limit = OUTSIDE_THE_ENGINE[lms.runtime.db.dialect.name]
+    assert len(add_one) <= limit, add_one
+    assert len(remove_one) <= limit, remove_one
 
 
 @pytest.mark.xfail(
