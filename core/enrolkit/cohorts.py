@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Delete, Insert, delete, insert, literal, select
 
-from . import clock, csvfile, db, lengths, lookup
+from . import clock, csvfile, db, lengths
 from .catalog import ImportRefused, check_category_path, ensure_category
 from .csvfile import RowError
 from .errors import EnrolkitError
 from .locks import retrying
-from .models import Cohort, CohortMember, User
+from .models import Cohort, CohortMember, LogEntry, User
 from .site import Site
 
 COHORT_REQUIRED = ("idnumber", "name")
@@ -87,16 +87,10 @@ def add_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
                     {"cohort_id": cohort.id, "user_id": uid, "timeadded": now}
                     for uid in wanted[start : start + CHUNK]
                 ]
-                inserted.update(
-                    site.session.scalars(
-                        db.insert_new(site.session, CohortMember)
-                        .values(rows)
-                        .returning(CohortMember.user_id)
-                    )
-                )
+                insert_new = db.insert_new(site.session, CohortMember).values(rows)
+                inserted |= _logged(site, insert_new, "cohort_member_added", cohort)
             added = [uid for uid in wanted if uid in inserted]
             if added:
-                _log(site, "cohort_member_added", cohort, added)
                 site.plugins.cohort_members_changed(
                     site=site, cohort_id=cohort.id, added=tuple(added), removed=()
                 )
@@ -115,16 +109,12 @@ def remove_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
         with site.atomic():
             if not ids:
                 return []
-            deleted = set(
-                site.session.scalars(
-                    delete(CohortMember)
-                    .where(CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(ids))
-                    .returning(CohortMember.user_id)
-                )
+            leave = delete(CohortMember).where(
+                CohortMember.cohort_id == cohort.id, CohortMember.user_id.in_(ids)
             )
+            deleted = _logged(site, leave, "cohort_member_removed", cohort)
             removed = [uid for uid in ids if uid in deleted]
             if removed:
-                _log(site, "cohort_member_removed", cohort, removed)
                 site.plugins.cohort_members_changed(
                     site=site, cohort_id=cohort.id, added=(), removed=tuple(removed)
                 )
@@ -143,26 +133,47 @@ def delete_cohort(site: Site, cohort: Cohort) -> None:
         site.session.flush()
 
 
-def _log(site: Site, event: str, cohort: Cohort, user_ids: list[int]) -> None:
-    from .models import LogEntry
+def _logged(site: Site, change: Insert | Delete, event: str, cohort: Cohort) -> set[int]:
+    """Run ``change`` (an insert or delete of cohort members) and log ``event`` once per member
+    it really changed; the ids of those members.
 
-    now = clock.now()
-    site.session.execute(
-        insert(LogEntry),
-        [
-            {
-                "time": now,
-                "event": event,
-                "component": "core",
-                "user_id": uid,
-                "origin": site.origin,
-                "reason": f"cohort {cohort.idnumber}",
-            }
-            for uid in user_ids
-        ],
+    On PostgreSQL the log insert reads the change's ``RETURNING`` rows through a data-modifying
+    CTE: one statement, one round trip, where an LMS sends a one-user change per enrolment.
+    SQLite has no such CTE, so there the log is a second statement.
+    """
+    now, reason = clock.now(), f"cohort {cohort.idnumber}"
+    change = change.returning(CohortMember.user_id)
+    if site.session.get_bind().dialect.name != "postgresql":
+        changed = list(site.session.scalars(change))
+        if changed:
+            site.session.execute(
+                insert(LogEntry),
+                [
+                    {
+                        "time": now,
+                        "event": event,
+                        "component": "core",
+                        "user_id": uid,
+                        "origin": site.origin,
+                        "reason": reason,
+                    }
+                    for uid in changed
+                ],
+            )
+        return set(changed)
+    rows = change.cte("changed")
+    values = {
+        "time": literal(now, LogEntry.time.type),
+        "event": literal(event, LogEntry.event.type),
+        "component": literal("core", LogEntry.component.type),
+        "user_id": rows.c.user_id,
+        "origin": literal(site.origin, LogEntry.origin.type),
+        "reason": literal(reason, LogEntry.reason.type),
+    }
+    logged = (
+        insert(LogEntry)
+        .from_select(list(values), select(*values.values()))
+        .returning(LogEntry.user_id)
+        .add_cte(rows)
     )
-
-
-def users_by_name(site: Site, usernames: tuple[str, ...]) -> list[User]:
-    """Resolve usernames, failing on the first unknown one before anything changes."""
-    return [lookup.user(site.session, name) for name in usernames]
+    return set(site.session.scalars(logged))

@@ -5,7 +5,9 @@ Each function raises :class:`NotFound` with a message that says what was looked 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from .errors import NotFound
@@ -17,6 +19,65 @@ def user(session: Session, username: str) -> User:
     if found is None:
         raise NotFound(f"no user with username {username!r}")
     return found
+
+
+class UnknownUser(NotFound):
+    """A list of usernames names someone unknown; ``position`` is where in the list, so the API
+    can point at the field (``usernames.3``)."""
+
+    def __init__(self, username: str, position: int) -> None:
+        super().__init__(f"no user with username {username!r}")
+        self.position = position
+
+
+#: Usernames per ``IN`` list (SQLite's limit on bound values is far above).
+NAMES_PER_QUERY = 5000
+
+
+def users(session: Session, usernames: Sequence[str]) -> list[User]:
+    """The users ``usernames`` name, in that order, read in one query per 5,000 names rather
+    than one per name; :class:`UnknownUser` for the first unknown one, before anything changes."""
+    return _in_order(usernames, _by_name(session, list(dict.fromkeys(usernames))))
+
+
+def cohort_and_users(
+    session: Session, idnumber: str, usernames: Sequence[str]
+) -> tuple[Cohort, list[User]]:
+    """The cohort ``idnumber`` and the users a membership change names, in one query (an LMS
+    sends one such change per enrolment): :class:`NotFound` for an unknown cohort first, then
+    :class:`UnknownUser` as :func:`users`."""
+    names = list(dict.fromkeys(usernames))
+    first, rest = names[:NAMES_PER_QUERY], names[NAMES_PER_QUERY:]
+    rows = session.execute(
+        select(Cohort, User)
+        .select_from(Cohort)
+        .outerjoin(User, _named(first))
+        .where(Cohort.idnumber == idnumber)
+    ).all()
+    if not rows:
+        raise NotFound(f"no cohort with idnumber {idnumber!r}")
+    found = {u.username: u for _, u in rows if u is not None}
+    found.update(_by_name(session, rest))
+    return rows[0][0], _in_order(usernames, found)
+
+
+def _named(usernames: list[str]):
+    return and_(User.username.in_(usernames), User.deleted.is_(False))
+
+
+def _by_name(session: Session, names: list[str]) -> dict[str, User]:
+    found: dict[str, User] = {}
+    for start in range(0, len(names), NAMES_PER_QUERY):
+        chunk = names[start : start + NAMES_PER_QUERY]
+        found.update((u.username, u) for u in session.scalars(select(User).where(_named(chunk))))
+    return found
+
+
+def _in_order(usernames: Sequence[str], found: dict[str, User]) -> list[User]:
+    for position, name in enumerate(usernames):
+        if name not in found:
+            raise UnknownUser(name, position)
+    return [found[name] for name in usernames]
 
 
 def course(session: Session, shortname: str) -> Course:

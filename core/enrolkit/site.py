@@ -32,6 +32,8 @@ ENABLED_METHODS = "enabled_methods"
 MEMO = "enrolkit_memo"
 #: The memo key of the site settings (the ``config`` table).
 CONFIG_MEMO = ("config",)
+#: Key in a session's ``info``: the transaction open now has written (a flush, a DML statement).
+WROTE = "enrolkit_wrote"
 
 T = TypeVar("T")
 
@@ -41,6 +43,18 @@ def _forget_memo_at_the_end(session: Session, transaction) -> None:
     """The end of the outermost transaction lets other writers' changes in: read again."""
     if transaction.parent is None:
         session.info.pop(MEMO, None)
+        session.info.pop(WROTE, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_a_flush(session: Session, _context) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_a_statement(state) -> None:
+    if not state.is_select:
+        state.session.info[WROTE] = True
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -102,10 +116,23 @@ class Site:
 
     def _begin_write(self) -> None:
         """Start a write transaction. A read transaction still open (autobegun by a query) is
-        ended first, keeping what it flushed, so the write one can take the lock up front."""
+        ended first, keeping what it flushed, so the write one can take SQLite's lock up front.
+
+        On PostgreSQL a read transaction that wrote nothing simply goes on as the write one:
+        there is no lock to take up front, each statement reads what is committed (READ
+        COMMITTED), and a request (token and names looked up, then the change) saves a commit,
+        a pool check-out with its ping, and a BEGIN: three round trips."""
         if self.session.in_transaction():
+            if self._goes_on_writing():
+                return
             self.session.commit()
         self.session.connection(execution_options={"enrolkit_write": True})
+
+    def _goes_on_writing(self) -> bool:
+        return (
+            not self.session.info.get(WROTE)
+            and self.session.get_bind().dialect.name == "postgresql"
+        )
 
     # --- what a transaction reads many times ---------------------------------------------
 

@@ -24,7 +24,7 @@ from ..models import (
     User,
 )
 from . import schemas as s
-from .common import ID, Query, SqlPage, blueprint, containing, resolve, site
+from .common import ID, FieldError, Query, SqlPage, blueprint, containing, resolve, site
 from .uploads import run_import
 
 users = blueprint("users", "Users and their profiles (`enrolkit user`).")
@@ -195,11 +195,12 @@ def list_members(idnumber):
     )
 
 
-def _users(usernames: list[str]) -> list[User]:
-    return [
-        resolve(f"usernames.{i}", lambda n=name: lookup.user(site().session, n))
-        for i, name in enumerate(usernames)
-    ]
+def _cohort_and_users(idnumber: str, usernames: list[str]) -> tuple[Cohort, list[User]]:
+    """The URL's cohort (404) and the body's users (422 naming ``usernames.N``), one query."""
+    try:
+        return lookup.cohort_and_users(site().session, idnumber, usernames)
+    except lookup.UnknownUser as exc:
+        raise FieldError(f"usernames.{exc.position}", str(exc)) from None
 
 
 def _names(user_ids: list[int], found: list[User]) -> list[str]:
@@ -213,8 +214,7 @@ def _names(user_ids: list[int], found: list[User]) -> list[str]:
 @cohort_bp.writes(404, 422)
 def add_members(args, idnumber):
     """Add users (fires cohort_members_changed once); those already in are skipped."""
-    cohort = lookup.cohort(site().session, idnumber)
-    found = _users(args["usernames"])
+    cohort, found = _cohort_and_users(idnumber, args["usernames"])
     added = cohorts.add_members(site(), cohort, found)
     return {"added": _names(added, found), "removed": []}
 
@@ -225,8 +225,7 @@ def add_members(args, idnumber):
 @cohort_bp.writes(404, 422)
 def remove_members(args, idnumber):
     """Remove users from the cohort (fires cohort_members_changed once)."""
-    cohort = lookup.cohort(site().session, idnumber)
-    found = _users(args["usernames"])
+    cohort, found = _cohort_and_users(idnumber, args["usernames"])
     removed = cohorts.remove_members(site(), cohort, found)
     return {"added": [], "removed": _names(removed, found)}
 

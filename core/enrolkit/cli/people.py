@@ -104,8 +104,8 @@ def cohort_add(idnumber, usernames):
     from .. import cohorts, lookup
 
     with open_site() as site:
-        found = lookup.cohort(site.session, idnumber)
-        added = cohorts.add_members(site, found, cohorts.users_by_name(site, usernames))
+        found, users = lookup.cohort_and_users(site.session, idnumber, usernames)
+        added = cohorts.add_members(site, found, users)
         click.echo(f"{idnumber}: {len(added)} added")
 
 
@@ -117,8 +117,8 @@ def cohort_remove(idnumber, usernames):
     from .. import cohorts, lookup
 
     with open_site() as site:
-        found = lookup.cohort(site.session, idnumber)
-        removed = cohorts.remove_members(site, found, cohorts.users_by_name(site, usernames))
+        found, users = lookup.cohort_and_users(site.session, idnumber, usernames)
+        removed = cohorts.remove_members(site, found, users)
         click.echo(f"{idnumber}: {len(removed)} removed")
 
 

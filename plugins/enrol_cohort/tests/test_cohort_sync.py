@@ -86,6 +86,23 @@ def test_role_and_several_instances_per_course(csite):
     assert csite.session.scalar(select(func.count()).select_from(EnrolInstance)) == 2
 
 
+def test_a_member_joins_and_leaves_every_course_the_cohort_feeds(csite):
+    """One membership change syncs all the cohort's instances (one engine batch), each with its
+    own role and group; a disabled one syncs nothing."""
+    ann, bob = csite.users(2)
+    promo = csite.cohort("promo", members=[ann])
+    c1, c2, c3 = csite.course("C1"), csite.course("C2"), csite.course("C3")
+    csite.instance(c1, "cohort", cohort="promo")
+    csite.instance(c2, "cohort", cohort="promo", role="teacher", group="new")
+    csite.instance(c3, "cohort", cohort="promo", enabled=False)
+    add_members(csite.site, promo, [bob])
+    assert cohort_rows(csite, c1)["u2"] == ("active", ["student"], [])
+    assert cohort_rows(csite, c2)["u2"] == ("active", ["teacher"], ["promo cohort"])
+    assert cohort_rows(csite, c3) == {}
+    remove_members(csite.site, promo, [ann])
+    assert active(csite, c1) == active(csite, c2) == {"u2"}
+
+
 def test_changing_the_role_moves_the_owned_role(csite):
     csite.cohort("staff", members=csite.users(3))
     course = csite.course("C1")
@@ -187,14 +204,16 @@ def test_deleting_the_cohort_removes_the_instance(csite):
 
 
 def test_deleting_the_cohort_under_suspend_keeps_suspended_enrolments(csite):
+    """In every course the cohort feeds (the instances are suspended as one batch)."""
     csite.set_method_settings("cohort", {"removal": "suspend"})
     promo = csite.cohort("promo", members=csite.users(3))
-    course = csite.course("C1")
-    instance = csite.instance(course, "cohort", cohort="promo")
+    courses = [csite.course("C1"), csite.course("C2")]
+    instances = [csite.instance(course, "cohort", cohort="promo") for course in courses]
     delete_cohort(csite.site, promo)
     suspended = ("suspended", ["student"], [])
-    assert cohort_rows(csite, course) == {name: suspended for name in ("u1", "u2", "u3")}
-    assert not csite.session.get(EnrolInstance, instance.id).enabled
+    for course, instance in zip(courses, instances, strict=True):
+        assert cohort_rows(csite, course) == {name: suspended for name in ("u1", "u2", "u3")}
+        assert not csite.session.get(EnrolInstance, instance.id).enabled
 
 
 def test_full_sync_repairs_changes_made_behind_its_back(csite):

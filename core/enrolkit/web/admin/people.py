@@ -319,7 +319,7 @@ def cohort(cohort_id: int):
         names = tuple(request.form.get("usernames", "").replace(",", " ").split())
         action = request.form.get("action", "add")
         try:
-            users = cohorts.users_by_name(s, names)
+            users = lookup.users(s.session, names)
             if action == "remove":
                 done = cohorts.remove_members(s, found, users)
                 flash(_("%(count)d removed.", count=len(done)), "success")
