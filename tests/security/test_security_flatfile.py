@@ -364,3 +364,23 @@ def test_formula_cells_of_the_error_report_are_neutralised(flat, app):
     from enrol_flatfile.report import read_errors
 
     assert [e["text"] for e in read_errors(result.errors_file)] == attacks
+
+
+def test_copy_control_characters_in_a_line_are_kept_as_text_not_read_as_copy_syntax(flat):
+    """Lines are staged with COPY on PostgreSQL: a field holding COPY's own syntax (``\\N`` for
+    NULL, a tab, a backslash, an end-of-data marker) must be staged as the text it is, so the
+    rejected line reads back exactly as the file had it."""
+    hostile = [
+        "add,\\N,MATH101,student,,",
+        'add,"tab\there",MATH101,student,,',
+        "add,back\\slash\\,MATH101,student,,",
+        "add,\\.,MATH101,student,,",
+    ]
+    (flat.folder / "copy.csv").write_text(HEADER + "\n".join(hostile) + "\n")
+    ran = flat.run("flatfile", "process", "--json")
+    assert ran.returncode == 2, ran.stderr
+    [result] = json.loads(ran.stdout)
+    assert result["counts"]["rejected"] == len(hostile)
+    with (flat.folder / "copy.csv.errors.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [row[2] for row in rows] == hostile
