@@ -6,7 +6,7 @@ work would cost more than the database's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 
 from sqlalchemy.orm import Session
 
@@ -15,13 +15,23 @@ CHUNK = 5000
 
 
 def insert_rows(
-    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence]
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    *,
+    copy_from: int = 0,
 ) -> None:
     """Insert ``rows`` (tuples in the order of ``columns``) into ``table``, inside the session's
-    transaction. ``table`` and ``columns`` are the caller's own names, never user input."""
+    transaction. ``table`` and ``columns`` are the caller's own names, never user input.
+
+    ``copy_from``: when ``rows`` has a length, PostgreSQL gets them by COPY only above that many
+    (COPY's set-up costs more than one INSERT for a handful of rows); a stream always goes by COPY.
+    """
     connection = session.connection()
     names = f"{table} ({', '.join(columns)})"
-    if connection.dialect.name == "postgresql":
+    small = isinstance(rows, Sized) and len(rows) <= copy_from
+    if connection.dialect.name == "postgresql" and not small:
         with (
             connection.connection.cursor() as cursor,
             cursor.copy(f"COPY {names} FROM STDIN") as copy,

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 
+from .bulk import insert_rows
 from .changes import EnrolmentChanges, RoleChange
 from .clock import iso
 from .errors import EnrolkitError, NotFound
@@ -76,8 +77,6 @@ LEASE = 60
 URL_LENGTH = 2000
 #: Batches one run sends per subscription at most, so one busy receiver cannot starve the rest.
 RUN_BATCHES = 50
-#: Rows per INSERT when queueing a big change.
-CHUNK = 5000
 #: Events from which PostgreSQL gets them by COPY rather than INSERT.
 COPY_FROM = 1000
 
@@ -490,24 +489,9 @@ def _rows(
 
 
 def _write(site: Site, rows: list[tuple]) -> int:
-    """Outbox rows straight through the driver's executemany (COPY for many on PostgreSQL)."""
-    if not rows:
-        return 0
-    connection = site.session.connection()
-    columns = "webhook_events (subscription_id, event, payload, created)"
-    if connection.dialect.name == "postgresql" and len(rows) > COPY_FROM:
-        # COPY through the transaction's own connection: a third of executemany's time.
-        with (
-            connection.connection.cursor() as cursor,
-            cursor.copy(f"COPY {columns} FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        return len(rows)
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = f"INSERT INTO {columns} VALUES ({marker}, {marker}, {marker}, {marker})"
-    for start in range(0, len(rows), CHUNK):
-        connection.exec_driver_sql(statement, rows[start : start + CHUNK])
+    """Outbox rows in one bulk load (COPY for many on PostgreSQL: a third of executemany's time)."""
+    columns = ("subscription_id", "event", "payload", "created")
+    insert_rows(site.session, "webhook_events", columns, rows, copy_from=COPY_FROM)
     return len(rows)
 
 
