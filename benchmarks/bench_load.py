@@ -20,7 +20,7 @@ lock held. It exits 1 when a request failed or a check did not hold. Aim on a 2-
 85 requests/s or more, p95 300 ms or less, no error. The load average is printed with the figures,
 as a shared machine skews them.
 
-Run: ``.venv/bin/python benchmarks/bench_load.py [--seconds 180] [--clients 16] [--threads 8]``.
+Run: ``.venv/bin/python benchmarks/bench_load.py [--seconds 180] [--clients 16] [--threads N]``.
 Not part of ``make test``.
 """
 
@@ -121,9 +121,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_node(env: dict[str, str], port: int, threads: int, log: Path) -> subprocess.Popen:
+def start_node(env: dict[str, str], port: int, threads: int | None, log: Path) -> subprocess.Popen:
+    """A node as deployed: ``enrolkit serve``'s own thread count unless ``threads`` is given."""
+    extra = ["--threads", str(threads)] if threads else []
     return subprocess.Popen(
-        [ENROLKIT, "serve", "--port", str(port), "--threads", str(threads)],
+        [ENROLKIT, "serve", "--port", str(port), *extra],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -490,7 +492,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180, help="how long to drive traffic")
     parser.add_argument("--clients", type=int, default=16, help="concurrent LMS workers")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads per node")
+    parser.add_argument(
+        "--threads", type=int, help="waitress threads per node (default: enrolkit serve's)"
+    )
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--keep", action="store_true", help="keep the cluster and home")
     args = parser.parse_args()
@@ -513,7 +517,8 @@ def main() -> int:
             nodes.append(start_node(env, port, args.threads, work / f"node{n}.log"))
         for node, port in zip(nodes, ports, strict=True):
             wait_ready(port, token, node)
-        print(f"nodes on ports {ports} ({args.threads} threads each), {args.clients} clients, "
+        threads = args.threads or "serve's default"
+        print(f"nodes on ports {ports} ({threads} threads each), {args.clients} clients, "
               f"cron --force every {CRON_EVERY} s, for {args.seconds:.0f} s")  # fmt: skip
 
         results, cron, stop = Results(), CronRuns(), threading.Event()

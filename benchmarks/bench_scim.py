@@ -4,7 +4,7 @@
 
 Without ``--url`` the server runs on a new SQLite file in a temporary folder; with a PostgreSQL
 URL a new database is created on that server for the run and dropped afterwards. The server is
-``enrolkit serve`` (waitress, 8 threads) in a subprocess, every installed plugin loaded; the
+``enrolkit serve`` (waitress, its default threads) in a subprocess, every installed plugin loaded; the
 client sends plain SCIM JSON over HTTP/1.1 with keep-alive (no client-side validation, so the
 figure is the server's).
 

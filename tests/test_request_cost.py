@@ -240,3 +240,41 @@ def test_what_a_read_transaction_wrote_is_kept_when_the_write_block_fails(db_sit
         raise RuntimeError("the block fails")
     db_site.session.expire_all()
     assert ann.city == "Paris"
+
+
+# --- listings ------------------------------------------------------------------------------------
+
+
+def test_a_page_of_courses_or_categories_reads_the_category_paths_once(make_runtime, any_db):
+    """An LMS listing 50 courses in nested categories: the paths are read for the whole page (one
+    statement per category level), not once per course and again per parent (53 statements for
+    a page of 50 before)."""
+    runtime = make_runtime(url=any_db)
+    with runtime.site() as site, site.atomic():
+        f = SiteFactory(site)
+        for number in range(50):
+            f.course(f"C{number:02d}", category=f"Faculty {number % 3} / Dept {number % 7}")
+        f.course("TOP")
+    with runtime.site() as site:
+        token = tokens.create(site, "lms", tokens.READ)
+    client = create_app({"TESTING": True}, runtime=runtime).test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get(path: str) -> tuple[dict, list[str]]:
+        with statements(runtime.db) as found:
+            response = client.get(f"/api/v1{path}", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json(), found
+
+    courses, found = get("/courses?page_size=51")
+    assert len(found) <= 6, found
+    paths = {row["shortname"]: row["category"] for row in courses}
+    assert paths["C10"] == "Faculty 1 / Dept 3"
+    assert paths["TOP"] is None
+    one, _ = get("/courses/C10")
+    assert one["category"] == "Faculty 1 / Dept 3"
+    listed, found = get("/categories?page_size=100")
+    assert len(found) <= 6, found
+    by_path = {row["path"]: row["parent"] for row in listed}
+    assert by_path["Faculty 2 / Dept 5"] == "Faculty 2"
+    assert by_path["Faculty 2"] is None

@@ -5,7 +5,7 @@ Each function raises :class:`NotFound` with a message that says what was looked 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -140,9 +140,33 @@ def category_path(session: Session, category_id: int | None) -> str:
     """The ``Parent / Child`` name of a category, '' for none."""
     if category_id is None:
         return ""
-    names = []
-    current = session.get(Category, category_id)
-    while current is not None:
-        names.append(current.name)
-        current = session.get(Category, current.parent_id) if current.parent_id else None
-    return " / ".join(reversed(names))
+    return category_paths(session, [category_id]).get(category_id, "")
+
+
+def category_paths(session: Session, category_ids: Iterable[int | None]) -> dict[int, str]:
+    """The ``Parent / Child`` name of each of these categories, by id (unknown ids left out).
+
+    One statement per level of the deepest category, however many categories: a page of 50
+    courses reads their categories together, not one category (and each of its parents) per
+    course (the session's identity map holds objects weakly, so ``session.get`` reads again)."""
+    ids = [i for i in category_ids if i is not None]
+    rows: dict[int, tuple[str, int | None]] = {}
+    wanted = set(ids)
+    while wanted:
+        found = session.execute(
+            select(Category.id, Category.name, Category.parent_id).where(
+                Category.id.in_(sorted(wanted))
+            )
+        ).all()
+        rows.update((row.id, (row.name, row.parent_id)) for row in found)
+        wanted = {row.parent_id for row in found if row.parent_id is not None} - rows.keys()
+
+    def path(category_id: int) -> str:
+        names = []
+        current: int | None = category_id
+        while current in rows and len(names) <= len(rows):
+            name, current = rows[current]
+            names.append(name)
+        return " / ".join(reversed(names))
+
+    return {i: path(i) for i in ids if i in rows}

@@ -218,11 +218,14 @@ def database_error(error: DataError | IntegrityError):
 
 @dataclass
 class Query:
-    """A selection to page through with LIMIT/OFFSET; each row goes through ``shape``."""
+    """A selection to page through with LIMIT/OFFSET; each row goes through ``shape``, or the
+    whole page through ``shape_page`` when the rows need something read for all of them at once
+    (their category paths: one statement for the page, not one per row)."""
 
     stmt: Select
     shape: Callable[[Any], Any] = lambda row: row
     scalars: bool = True
+    shape_page: Callable[[list], list] | None = None
 
 
 class SqlPage(Page):
@@ -242,6 +245,8 @@ class SqlPage(Page):
             return []
         page = query.stmt.limit(params.page_size).offset(params.first_item)
         result = site().session.scalars(page) if query.scalars else site().session.execute(page)
+        if query.shape_page is not None:
+            return query.shape_page(list(result))
         return [query.shape(row) for row in result]
 
 

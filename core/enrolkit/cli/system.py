@@ -65,7 +65,13 @@ def demo_command():
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=int,
+    help="Requests served at once; 4 suits a 2-core node (docs/deploying.md).",
+)
 def serve_command(host, port, threads):
     """Serve the web admin on a production WSGI server (waitress).
 

@@ -162,7 +162,9 @@ def candidates(site: Site, user: User) -> list[EnrolInstance]:
         select(p.instance_id)
         .where(
             or_(
-                *(and_(p.field == field, p.value == value) for field, value in pairs),
+                # One expanding parameter, not an AND per field: the statement is built,
+                # cache-keyed and sent on every login.
+                tuple_(p.field, p.value).in_(pairs),
                 tuple_(p.field, p.value).in_(custom),
             )
         )

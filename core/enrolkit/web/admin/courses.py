@@ -34,7 +34,8 @@ def courses():
     rows = s.session.scalars(
         stmt.order_by(Course.shortname).limit(size).offset((page - 1) * size)
     ).all()
-    paths = {c.id: lookup.category_path(s.session, c.category_id) for c in rows}
+    found = lookup.category_paths(s.session, [c.category_id for c in rows])
+    paths = {c.id: found.get(c.category_id, "") for c in rows}
     return render_template(
         "admin/courses.html", rows=rows, paths=paths, query=query, page=page, size=size,
         total=total,
