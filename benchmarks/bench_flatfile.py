@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="also 10x the largest size")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--courses", type=int, default=1_000)
-    parser.add_argument("--chunk-size", type=int, default=5000)
+    parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="2,000 lines, 5,000 users")
     parser.add_argument("--apply", metavar="HOME", help=argparse.SUPPRESS)
     args = parser.parse_args()

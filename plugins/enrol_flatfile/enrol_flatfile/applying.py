@@ -21,15 +21,13 @@ from enrolkit.engine import ENROL, REMOVE, Change, Outcome, Plan
 from enrolkit.enrolments import ensure_instances
 from enrolkit.models import Course, User
 from enrolkit.site import Site
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from .journal import add_counts, lock
 from .method import NAME
 from .models import APPLYING, FlatfileLine
 from .reader import ADD
 
-#: Courses looked at per transaction when choosing what to apply next.
-COURSES_PER_LOOK = 500
 #: Dry run: courses described in detail, and users named per kind of change.
 SHOWN_COURSES, SHOWN_USERS = 100, 5
 
@@ -81,44 +79,32 @@ class Applier:
 
     def _next_batch(self) -> list[tuple[int, list]]:
         """The next courses in id order, up to ``chunk_size`` lines, their lines taken (deleted)
-        from the staging table; a course with more lines than that comes in slices."""
+        from the staging table; a course with more lines than that comes in slices.
+
+        One read in the staging table's key order (file, course, line), at most ``chunk_size``
+        rows: when it is full, the last course may have more lines, so it is left for the next
+        chunk, unless it is the only one (then this is its first slice). No count per course,
+        which would scan far more of the table than a chunk at each step."""
         session = self.site.session
-        budget, chosen = self.chunk_size, []
-        counted = session.execute(
-            select(_lines.course_id, func.count())
-            .where(_lines.file_id == self.file_id)
-            .group_by(_lines.course_id)
-            .order_by(_lines.course_id)
-            .limit(COURSES_PER_LOOK)
-        ).all()
-        for course_id, count in counted:
-            if chosen and count > budget:
-                break
-            chosen.append(course_id)
-            budget -= count
-            if budget <= 0:
-                break
-        if not chosen:
-            return []
         columns = (_lines.line, _lines.course_id, _lines.user_id, _lines.role_id, _lines.op,
                    _lines.timestart, _lines.timeend)  # fmt: skip
         mine = _lines.file_id == self.file_id
-        if len(chosen) == 1 and counted[0][1] > self.chunk_size:
-            course_id = chosen[0]
-            rows = session.execute(
-                select(*columns)
-                .where(mine, _lines.course_id == course_id)
-                .order_by(_lines.line)
-                .limit(self.chunk_size)
-            ).all()
-            taken = (_lines.course_id == course_id) & (_lines.line <= rows[-1].line)
+        rows = session.execute(
+            select(*columns)
+            .where(mine)
+            .order_by(_lines.course_id, _lines.line)
+            .limit(self.chunk_size)
+        ).all()
+        if not rows:
+            return []
+        last = rows[-1].course_id
+        if len(rows) < self.chunk_size:
+            taken = _lines.course_id <= last
+        elif rows[0].course_id == last:
+            taken = (_lines.course_id == last) & (_lines.line <= rows[-1].line)
         else:
-            rows = session.execute(
-                select(*columns)
-                .where(mine, _lines.course_id <= chosen[-1])
-                .order_by(_lines.course_id, _lines.line)
-            ).all()
-            taken = _lines.course_id <= chosen[-1]
+            rows = [row for row in rows if row.course_id != last]
+            taken = _lines.course_id < last
         session.execute(delete(FlatfileLine.__table__).where(mine, taken))
         batch: dict[int, list] = {}
         for row in rows:

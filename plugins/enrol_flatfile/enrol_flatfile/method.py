@@ -183,7 +183,7 @@ class FlatfileSiteSettings(Schema):
         "What happens to a flat-file enrolment once its end date has passed.",
     )
     chunk_size = fields.Integer(
-        load_default=5000,
+        load_default=20_000,
         validate=validate.Range(min=1, max=100_000),
         metadata={
             "label": "Lines per transaction",

@@ -31,7 +31,7 @@ def test_site_settings_and_their_defaults(site, home):
         "removal": "suspend_noroles",
         "role_map": "",
         "expiry_action": "suspend_noroles",
-        "chunk_size": 5000,
+        "chunk_size": 20_000,
     }
     settings = load_settings(site)
     assert settings.folder == home / "flatfile"
