@@ -954,7 +954,7 @@ class _Batch:
         self.roles: list[tuple[int, int, int, int, int]] = []
         if parts:
             for part, instance_id, first, second, third, kind in self.rows(
-                " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4"
+                " UNION ALL ".join(parts)
             ):
                 outcome = found[instance_id]
                 if part == 0:
@@ -969,6 +969,11 @@ class _Batch:
                     setattr(outcome, f"groups_{'added' if first else 'removed'}", second)
                 else:
                     self.guard_counts[instance_id] = (first, second)
+            # In user order, sorted here: an ORDER BY would sort the role rows too (a tenth of
+            # a big batch's time on SQLite).
+            for outcome in found.values():
+                for name in ("enrolled", "updated", "suspended", "unenrolled", "full"):
+                    getattr(outcome, name).sort()
         if any(outcome.full for outcome in found.values()):
             self.sql("DELETE FROM ek_diff WHERE kind = 'full'")
         return list(found.values())
@@ -1247,21 +1252,25 @@ class _Batch:
         """Fire the change hooks once for the batch, one record per instance that changed.
         Everything was read from the temporary tables before: a hook's own plans reuse them."""
         items = {instance.id: (instance, plan) for instance, plan, _ in self.items}
-        applied = {outcome.instance_id for outcome in written}
+        where = {  # of the instances written: their course and component
+            outcome.instance_id: (
+                items[outcome.instance_id][0].course_id,
+                items[outcome.instance_id][0].component,
+            )
+            for outcome in written
+        }
         role_changes = tuple(
             RoleChange(
                 user_id=user_id,
                 role_id=role_id,
                 contextlevel=COURSE,
-                instanceid=items[instance_id][0].course_id,
+                instanceid=where[instance_id][0],
                 added=bool(added),
-                component=items[instance_id][0].component if owned else "",
+                component=where[instance_id][1] if owned else "",
                 itemid=instance_id if owned else 0,
             )
-            for instance_id, user_id, role_id, added, owned in sorted(
-                self.roles, key=lambda row: row[:3]
-            )
-            if instance_id in applied
+            for instance_id, user_id, role_id, added, owned in sorted(self.roles)
+            if instance_id in where
         )
         changes = tuple(
             EnrolmentChanges(
