@@ -5,10 +5,10 @@ lazily after the batches before them were written."""
 from __future__ import annotations
 
 import pytest
-from enrolkit import Change, Plan
+from enrolkit import Change, Plan, hookimpl
 from enrolkit.batches import apply_batched
 from enrolkit.errors import NotFound
-from enrolkit.models import EnrolInstance, UserEnrolment
+from enrolkit.models import Course, EnrolInstance, LogEntry, User, UserEnrolment
 from enrolkit.testing import SiteFactory
 from sqlalchemy import delete, func, select
 
@@ -89,3 +89,92 @@ def test_batches_are_bounded_and_later_plans_see_earlier_batches(site):
 
     assert [len(r.outcome.enrolled) for r in results] == [1] * 5
     assert seen == [0, 0, 2, 2, 4]
+
+
+# --- a batch inside a transaction that is already open ---------------------------------------
+
+
+class FailingHook:
+    """Fails the change hook of a batch that changes enrolments in one instance: by then the
+    batch has written its enrolments, roles and log rows."""
+
+    def __init__(self) -> None:
+        self.instance_id = 0
+
+    @hookimpl
+    def enrolments_changed(self, site, changes):
+        if any(change.instance_id == self.instance_id for change in changes):
+            raise RuntimeError("the hook fails")
+
+
+@pytest.fixture
+def failing(any_db, make_runtime):
+    hook = FailingHook()
+    with make_runtime(plugins=(hook,), url=any_db).site() as site:
+        factory = SiteFactory(site)
+        factory.user("ann")
+        instances = [factory.instance(factory.course(name), "manual") for name in "ABC"]
+        hook.instance_id = instances[1].id
+        site.session.commit()
+        yield factory, [instance.id for instance in instances]
+
+
+def _ann_in(site, instance_id: int) -> bool:
+    ann = site.session.scalar(select(User.id).where(User.username == "ann"))
+    found = select(UserEnrolment.id).where(
+        UserEnrolment.instance_id == instance_id, UserEnrolment.user_id == ann
+    )
+    return site.session.scalar(found) is not None
+
+
+def test_inside_a_transaction_an_isolated_batch_that_fails_undoes_only_itself(failing):
+    """What the transaction did before, and the other instances, are kept (a savepoint), even
+    in a block that says it is all or nothing."""
+    site, ids = failing
+    ann = site.session.scalar(select(User.id).where(User.username == "ann"))
+    plans = [Plan(instance_id, "test", changes=[Change(ann)]) for instance_id in ids]
+
+    with site.site.atomic(whole=True):
+        site.course("D")
+        results = list(apply_batched(site.site, plans, isolate=True))
+
+    assert [type(result.error) for result in results] == [type(None), RuntimeError, type(None)]
+    assert [_ann_in(site, instance_id) for instance_id in ids] == [True, False, True]
+    assert site.session.scalar(select(Course.id).where(Course.shortname == "D"))
+    logged = select(LogEntry.instance_id).where(LogEntry.event == "user_enrolled")
+    assert sorted(site.session.scalars(logged)) == [ids[0], ids[2]]
+
+
+def test_a_batch_failure_caught_in_an_all_or_nothing_block_rolls_the_block_back(failing):
+    """A batch inside a block that is all or nothing takes no savepoint (a request's change):
+    if its error is caught anyway and the block goes on, the block refuses to commit what the
+    batch half-wrote."""
+    site, ids = failing
+    ann = site.session.scalar(select(User.id).where(User.username == "ann"))
+
+    with pytest.raises(RuntimeError, match="rolled back rather than committed half-done"):
+        with site.site.atomic(whole=True):
+            site.course("D")
+            with pytest.raises(RuntimeError, match="the hook fails"):
+                site.engine.apply(Plan(ids[1], "test", changes=[Change(ann)]))
+
+    assert not _ann_in(site, ids[1])
+    assert site.session.scalar(select(Course.id).where(Course.shortname == "D")) is None
+    enrolled = select(func.count()).where(LogEntry.event == "user_enrolled")
+    assert site.session.scalar(enrolled) == 0
+
+
+def test_an_all_or_nothing_block_inside_a_transaction_fails_alone(failing):
+    """Opened inside a transaction, the block is a savepoint of its own: its failure undoes it
+    and the batch inside it, and the transaction goes on."""
+    site, ids = failing
+    ann = site.session.scalar(select(User.id).where(User.username == "ann"))
+
+    with site.site.atomic():
+        site.course("D")
+        with pytest.raises(RuntimeError, match="the hook fails"), site.site.atomic(whole=True):
+            site.engine.apply(Plan(ids[0], "test", changes=[Change(ann)]))
+            site.engine.apply(Plan(ids[1], "test", changes=[Change(ann)]))
+
+    assert [_ann_in(site, instance_id) for instance_id in ids] == [False, False, False]
+    assert site.session.scalar(select(Course.id).where(Course.shortname == "D"))

@@ -79,7 +79,7 @@ def apply_all(site: Site, plans: Iterable[Plan], *, dry_run: bool = False) -> No
 
 def _apply(site: Site, batch: list[Plan], *, dry_run: bool, isolate: bool) -> Iterator[Applied]:
     try:
-        outcomes = site.engine.apply_many(batch, dry_run=dry_run)
+        outcomes = site.engine.apply_many(batch, dry_run=dry_run, isolated=isolate)
     except Exception as exc:
         if not isolate:
             raise
@@ -94,7 +94,7 @@ def _apply(site: Site, batch: list[Plan], *, dry_run: bool, isolate: bool) -> It
 
 def _alone(site: Site, plan: Plan, *, dry_run: bool) -> Applied:
     try:
-        return Applied(plan, site.engine.apply(plan, dry_run=dry_run))
+        return Applied(plan, site.engine.apply(plan, dry_run=dry_run, isolated=True))
     except Exception as exc:
         return Applied(plan, error=exc)
 

@@ -77,7 +77,7 @@ def add_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
     wanted = list(dict.fromkeys(u.id for u in users))
 
     def work() -> list[int]:
-        with site.atomic():
+        with site.atomic(whole=True):
             if not wanted:
                 return []
             now = clock.now()
@@ -106,7 +106,7 @@ def remove_members(site: Site, cohort: Cohort, users: list[User]) -> list[int]:
     ids = list(dict.fromkeys(u.id for u in users))
 
     def work() -> list[int]:
-        with site.atomic():
+        with site.atomic(whole=True):
             if not ids:
                 return []
             leave = delete(CohortMember).where(

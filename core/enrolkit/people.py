@@ -228,7 +228,7 @@ def login(site: Site, user: User) -> None:
         record(site, "user_loggedin", "core", user_id=user.id)
 
     def hooks() -> None:
-        with site.atomic():
+        with site.atomic(whole=True):  # the hooks' work is all or nothing, retried as a whole
             site.plugins.on_login(site=site, user=user)
 
     retrying(site, hooks)
