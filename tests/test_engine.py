@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from enrolkit import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, Change, EnrolMethod, Plan, hookimpl
+from enrolkit import engine as engine_module
 from enrolkit.enrolments import enrol_manually, unenrol_manually
 from enrolkit.errors import EnrolkitError, Refused
 from enrolkit.models import (
@@ -23,7 +24,7 @@ from enrolkit.models import (
     UserEnrolment,
 )
 from enrolkit.testing import SiteFactory
-from sqlalchemy import insert, literal, null, select
+from sqlalchemy import insert, literal, null, select, text
 
 T1, T2, T3 = 1_790_000_000, 1_800_000_000, 1_810_000_000
 
@@ -887,3 +888,37 @@ def test_a_batch_refuses_two_plans_for_one_instance_and_writes_nothing(site, src
         )
 
     assert snapshot(site) == before
+
+
+# --- the temporary tables over a connection's life ----------------------------------------------
+
+
+def _temp_bytes(site) -> int:
+    """Bytes of this connection's temporary tables and their indexes."""
+    return site.session.execute(
+        text(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.oid = pg_my_temp_schema() AND c.relkind IN ('r', 'i')"
+        )
+    ).scalar_one()
+
+
+def test_a_long_lived_connection_does_not_grow_its_temporary_tables(site, course, src, monkeypatch):
+    """Autovacuum never visits temporary tables, and small batches empty them with DELETE: a
+    pooled connection's tables would grow for its whole life. Every ``TRUNCATE_EVERY`` batches
+    they are truncated instead, so many one-user batches end at the size the first one left."""
+    if site.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite reuses a deleted row's space; PostgreSQL needs a vacuum or a truncate")
+    monkeypatch.setattr(engine_module, "TRUNCATE_EVERY", 100)
+    users, student = site.users(20), site.role("student").id
+    sizes = []
+    for number in range(400):
+        op = engine_module.ENROL if number // 20 % 2 == 0 else engine_module.REMOVE
+        user = users[number % 20]
+        site.engine.apply(Plan(src.id, reason="t", changes=[Change(user.id, op, student)]))
+        site.session.commit()
+        sizes.append(_temp_bytes(site))
+    # Right after a truncation (batch 400 is the 400th on this connection, or close to it).
+    assert min(sizes[-100:]) <= sizes[0], (sizes[0], sizes[-100:])
+    assert max(sizes) < 2 * sizes[0], (sizes[0], max(sizes))
