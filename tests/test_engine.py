@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from enrolkit import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, Change, EnrolMethod, Plan, hookimpl
 from enrolkit import engine as engine_module
+from enrolkit.changes import RoleChange
 from enrolkit.enrolments import enrol_manually, unenrol_manually
 from enrolkit.errors import EnrolkitError, Refused
 from enrolkit.models import (
@@ -815,6 +816,25 @@ def test_a_failure_inside_an_outer_transaction_undoes_the_plan(site, course, src
 
 
 # --- change hooks -----------------------------------------------------------------------------
+
+
+def test_role_changes_read_like_a_tuple_of_the_records(site, course, src, plugin):
+    """The engine builds the role records when a hook reads them; a hook sees a sequence
+    that behaves as the tuple it used to get, in user order."""
+    u1, u2 = site.users(2)
+    student = site.role("student")
+    site.engine.apply(Plan(src.id, reason="sync", desired=desired([u2, u1], student.id)))
+
+    (role_changes,) = plugin.roles
+    expected = tuple(
+        RoleChange(u.id, student.id, COURSE, course.id, True, "enrol_src", src.id)
+        for u in sorted([u1, u2], key=lambda u: u.id)
+    )
+    assert len(role_changes) == 2 and role_changes
+    assert role_changes == expected and expected == role_changes
+    assert (role_changes[0], role_changes[-1:]) == (expected[0], expected[1:])
+    assert list(role_changes) == list(expected) and role_changes + () == expected
+    assert () + role_changes == expected and hash(role_changes) == hash(expected)
 
 
 def test_change_hooks_fire_once_per_batch_with_the_users(site, course, src, plugin):

@@ -41,7 +41,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from .changes import EnrolmentChanges, RoleChange
+from .changes import EnrolmentChanges, RoleChange, RoleChanges
 from .errors import EnrolkitError, NotFound
 from .locks import lock_instances, retrying
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
@@ -1271,19 +1271,23 @@ class _Batch:
             )
             for outcome in written
         }
-        role_changes = tuple(
-            RoleChange(
+        roles = self.roles if len(where) == len(items) else [r for r in self.roles if r[0] in where]
+        roles.sort()
+
+        def role_change(instance_id, user_id, role_id, added, owned) -> RoleChange:
+            course_id, component = where[instance_id]
+            return RoleChange(
                 user_id=user_id,
                 role_id=role_id,
                 contextlevel=COURSE,
-                instanceid=where[instance_id][0],
+                instanceid=course_id,
                 added=bool(added),
-                component=where[instance_id][1] if owned else "",
+                component=component if owned else "",
                 itemid=instance_id if owned else 0,
             )
-            for instance_id, user_id, role_id, added, owned in sorted(self.roles)
-            if instance_id in where
-        )
+
+        # Built when a hook reads them: the ones installed everywhere often do not.
+        role_changes = RoleChanges(roles, role_change)
         changes = tuple(
             EnrolmentChanges(
                 instance_id=outcome.instance_id,
