@@ -751,6 +751,38 @@ def test_big_and_small_plans_take_turns_on_one_connection(site, course, src):
     assert roles(site) == {(u.id, student.id, "enrol_src", src.id) for u in users[:700]}
 
 
+def _analyzed_rows(site, table: str) -> float:
+    """The rows PostgreSQL's statistics say ``table`` holds (as of its last ANALYZE)."""
+    return site.session.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS REGCLASS)"), {"t": table}
+    ).scalar_one()
+
+
+def test_statistics_refresh_when_a_share_of_the_table_changed(site, course, monkeypatch):
+    """On PostgreSQL the engine re-analyzes a table its batches changed once the changes since
+    its last analyze reach a tenth of the table (autovacuum's scale factor) and ANALYZE_ROWS,
+    not after every big batch: a sync in the same transaction plans with fresh statistics, and
+    a batch that changes little of a big table does not pay for a sample of it."""
+    if site.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's planner keeps no statistics the engine refreshes")
+    monkeypatch.setattr(engine_module, "ANALYZE_ROWS", 50)
+    site.session.execute(
+        insert(User), [{"username": f"bulk{i}", "timecreated": T1} for i in range(800)]
+    )
+    users = list(site.session.scalars(select(User).where(User.username.like("bulk%"))))
+    first, second = site.instance(course, "src"), site.instance(site.course("c2"), "src")
+
+    def sync(instance, count):
+        site.engine.apply(Plan(instance.id, reason="sync", desired=desired(users[:count])))
+        return _analyzed_rows(site, "user_enrolments")
+
+    assert sync(first, 600) == 600  # a new table: analyzed at once
+    assert sync(second, 40) == 600  # fewer than ANALYZE_ROWS
+    assert sync(second, 80) == 680  # 80 since: past a tenth of 600
+    assert sync(second, 130) == 680  # 50 since: not past a tenth of 680
+    assert sync(second, 160) == 760  # 80 since: past it
+
+
 # --- failures roll back everything ------------------------------------------------------------
 
 
