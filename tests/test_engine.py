@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from enrolkit import KEEP, SUSPEND, SUSPEND_NOROLES, UNENROL, Change, EnrolMethod, Plan, hookimpl
 from enrolkit import engine as engine_module
+from enrolkit.changes import RoleChange
 from enrolkit.enrolments import enrol_manually, unenrol_manually
 from enrolkit.errors import EnrolkitError, Refused
 from enrolkit.models import (
@@ -750,6 +751,38 @@ def test_big_and_small_plans_take_turns_on_one_connection(site, course, src):
     assert roles(site) == {(u.id, student.id, "enrol_src", src.id) for u in users[:700]}
 
 
+def _analyzed_rows(site, table: str) -> float:
+    """The rows PostgreSQL's statistics say ``table`` holds (as of its last ANALYZE)."""
+    return site.session.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS REGCLASS)"), {"t": table}
+    ).scalar_one()
+
+
+def test_statistics_refresh_when_a_share_of_the_table_changed(site, course, monkeypatch):
+    """On PostgreSQL the engine re-analyzes a table its batches changed once the changes since
+    its last analyze reach a tenth of the table (autovacuum's scale factor) and ANALYZE_ROWS,
+    not after every big batch: a sync in the same transaction plans with fresh statistics, and
+    a batch that changes little of a big table does not pay for a sample of it."""
+    if site.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's planner keeps no statistics the engine refreshes")
+    monkeypatch.setattr(engine_module, "ANALYZE_ROWS", 50)
+    site.session.execute(
+        insert(User), [{"username": f"bulk{i}", "timecreated": T1} for i in range(800)]
+    )
+    users = list(site.session.scalars(select(User).where(User.username.like("bulk%"))))
+    first, second = site.instance(course, "src"), site.instance(site.course("c2"), "src")
+
+    def sync(instance, count):
+        site.engine.apply(Plan(instance.id, reason="sync", desired=desired(users[:count])))
+        return _analyzed_rows(site, "user_enrolments")
+
+    assert sync(first, 600) == 600  # a new table: analyzed at once
+    assert sync(second, 40) == 600  # fewer than ANALYZE_ROWS
+    assert sync(second, 80) == 680  # 80 since: past a tenth of 600
+    assert sync(second, 130) == 680  # 50 since: not past a tenth of 680
+    assert sync(second, 160) == 760  # 80 since: past it
+
+
 # --- failures roll back everything ------------------------------------------------------------
 
 
@@ -815,6 +848,25 @@ def test_a_failure_inside_an_outer_transaction_undoes_the_plan(site, course, src
 
 
 # --- change hooks -----------------------------------------------------------------------------
+
+
+def test_role_changes_read_like_a_tuple_of_the_records(site, course, src, plugin):
+    """The engine builds the role records when a hook reads them; a hook sees a sequence
+    that behaves as the tuple it used to get, in user order."""
+    u1, u2 = site.users(2)
+    student = site.role("student")
+    site.engine.apply(Plan(src.id, reason="sync", desired=desired([u2, u1], student.id)))
+
+    (role_changes,) = plugin.roles
+    expected = tuple(
+        RoleChange(u.id, student.id, COURSE, course.id, True, "enrol_src", src.id)
+        for u in sorted([u1, u2], key=lambda u: u.id)
+    )
+    assert len(role_changes) == 2 and role_changes
+    assert role_changes == expected and expected == role_changes
+    assert (role_changes[0], role_changes[-1:]) == (expected[0], expected[1:])
+    assert list(role_changes) == list(expected) and role_changes + () == expected
+    assert () + role_changes == expected and hash(role_changes) == hash(expected)
 
 
 def test_change_hooks_fire_once_per_batch_with_the_users(site, course, src, plugin):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,59 @@ class RoleChange:
     added: bool
     component: str = ""
     itemid: int = 0
+
+
+class RoleChanges(Sequence[RoleChange]):
+    """The ``role_assignments_changed`` payload of an engine batch: a read-only sequence of
+    :class:`RoleChange` built from plain rows on first use. A batch of 100,000 enrolments
+    changes 100,000 roles, and the hook implementations installed everywhere (webhooks, meta,
+    category) return before reading them when their feature is off: building the records
+    up front cost about a fifth of a second per batch for nobody. It compares equal to a tuple
+    of the same records; ``tuple(changes)`` gives one."""
+
+    __slots__ = ("_rows", "_make", "_built")
+
+    def __init__(self, rows: Sequence, make: Callable[..., RoleChange]) -> None:
+        #: One row per record, and how a row becomes one: ``make(*row)``.
+        self._rows, self._make = rows, make
+        self._built: tuple[RoleChange, ...] | None = None
+
+    def _records(self) -> tuple[RoleChange, ...]:
+        if self._built is None:
+            make = self._make
+            self._built = tuple(make(*row) for row in self._rows)
+            self._rows = ()
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self._built if self._built is not None else self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> RoleChange: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RoleChange, ...]: ...
+    def __getitem__(self, index):
+        return self._records()[index]
+
+    def __iter__(self) -> Iterator[RoleChange]:
+        return iter(self._records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RoleChanges | tuple):
+            return self._records() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._records())
+
+    def __add__(self, other: Iterable[RoleChange]) -> tuple[RoleChange, ...]:
+        return self._records() + tuple(other)
+
+    def __radd__(self, other: Iterable[RoleChange]) -> tuple[RoleChange, ...]:
+        return tuple(other) + self._records()
+
+    def __repr__(self) -> str:
+        return f"RoleChanges({self._records()!r})"
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from .changes import EnrolmentChanges, RoleChange
+from .changes import EnrolmentChanges, RoleChange, RoleChanges
 from .errors import EnrolkitError, NotFound
 from .locks import lock_instances, retrying
 from .methods import REMOVAL_ACTIONS, SUSPEND, UNENROL
@@ -66,8 +66,12 @@ DESIRED_COLUMNS = ("user_id", "role_id", "timestart", "timeend", "status", "grou
 #: Guard defaults: hold a plan removing more than this share of an instance and at least this many.
 GUARD_SHARE, GUARD_MIN = 0.5, 10
 
-#: On PostgreSQL, a plan changing at least this many rows of a table refreshes its statistics.
+#: On PostgreSQL, a temporary table holding this many rows is analyzed before it is joined; a
+#: real table is re-analyzed only after at least this many changes (see ``_refresh_statistics``).
 ANALYZE_ROWS = 1000
+#: Key in a database connection's ``info``: rows of each real table the connection's batches
+#: changed since it last analyzed that table.
+UNANALYZED = "enrolkit_unanalyzed_rows"
 
 EVENTS = {
     "enrolled": "user_enrolled",
@@ -215,6 +219,19 @@ _TEMP_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS ek_groups (instance_id INTEGER NOT NULL,"
     " user_id INTEGER NOT NULL, group_id INTEGER NOT NULL, added INTEGER NOT NULL, reason TEXT)",
 )
+#: The columns of a big batch's temporary tables that the planner's statistics are kept for:
+#: every one a statement joins or filters on, not the free-text ``reason``, which is only copied
+#: (sampling it made up ~40% of an ANALYZE of 20,000 wanted enrolments: 9.6 ms, 5.7 ms without).
+_ANALYZED_COLUMNS = {
+    "ek_plan": "(instance_id, user_id, role_id, timestart, timeend, status, group_id)",
+    "ek_want": "(instance_id, user_id, timestart, timeend, status)",
+    "ek_drop": "(instance_id, user_id, action)",
+    "ek_rp": "(instance_id, user_id, role_id, add_it)",
+    "ek_gp": "(instance_id, user_id, group_id, add_it)",
+    "ek_diff": "(instance_id, user_id, kind)",
+    "ek_roles": "(instance_id, user_id, role_id, added, owned)",
+    "ek_groups": "(instance_id, user_id, group_id, added)",
+}
 _TEMP_TABLES = (
     "ek_inst",
     "ek_scope",
@@ -619,8 +636,9 @@ class _Batch:
             return
         if self.size["want"] + self.size["drop"] < ANALYZE_ROWS:
             return
-        for name in tables:
-            self.session.execute(text(f"ANALYZE {name}"))
+        self.session.execute(
+            text("ANALYZE " + ", ".join(f"{name} {_ANALYZED_COLUMNS[name]}" for name in tables))
+        )
         self._big_tables().update(tables)
 
     def _load_desired(self) -> None:
@@ -1097,19 +1115,44 @@ class _Batch:
         self._notify(written)
 
     def _refresh_statistics(self, total: Outcome) -> None:
-        """On PostgreSQL, re-analyze the tables a big batch changed. Autovacuum does it only
-        later, and a sync planned on the old statistics (an instance that owns "no" roles) picks
-        nested loops that take minutes over 100,000 rows."""
+        """On PostgreSQL, re-analyze a table once this connection's batches changed a share of
+        it: the rows changed since the connection last analyzed it reach
+        ``autovacuum_analyze_scale_factor`` (0.1 by default) of the rows it had then, and at least
+        ``ANALYZE_ROWS``. Autovacuum applies the same rule, but only after commit and within a
+        minute: a sync in the same transaction or just after it, planned on statistics from
+        before the change (an instance that owns "no" roles, an empty table), picks nested
+        loops that take minutes over 100,000 rows. The planner scales a table's analyzed row
+        count by its current size, so a change that is a small share of the table leaves its
+        plans good: not analyzing after every batch of 1,000 rows spares a 20,000-line chunk
+        of a big site two samples of its largest tables."""
         if not self._postgresql:
             return
+        pending = self.session.connection().info.setdefault(UNANALYZED, {})
         changed = {
             "user_enrolments": len(total.enrolled) + len(total.unenrolled),
             "role_assignments": total.roles_added + total.roles_removed,
             "group_members": total.groups_added + total.groups_removed,
         }
         for name, count in changed.items():
-            if count >= ANALYZE_ROWS:
-                self.session.execute(text(f"ANALYZE {name}"))
+            pending[name] = pending.get(name, 0) + count
+        candidates = sorted(name for name in changed if pending[name] >= ANALYZE_ROWS)
+        if not candidates:
+            return
+        due = [
+            name
+            for name, rows, share in self.rows(
+                "SELECT relname, reltuples,"
+                " CAST(current_setting('autovacuum_analyze_scale_factor') AS FLOAT)"
+                " FROM pg_class WHERE oid IN ("
+                + ", ".join(f"CAST('{name}' AS REGCLASS)" for name in candidates)
+                + ")"
+            )
+            if pending[name] > share * max(rows, 0)
+        ]
+        if due:
+            self.session.execute(text(f"ANALYZE {', '.join(sorted(due))}"))
+            for name in due:
+                pending[name] = 0
 
     def _write_enrolments(self, total: Outcome) -> None:
         if total.enrolled:
@@ -1271,19 +1314,23 @@ class _Batch:
             )
             for outcome in written
         }
-        role_changes = tuple(
-            RoleChange(
+        roles = self.roles if len(where) == len(items) else [r for r in self.roles if r[0] in where]
+        roles.sort()
+
+        def role_change(instance_id, user_id, role_id, added, owned) -> RoleChange:
+            course_id, component = where[instance_id]
+            return RoleChange(
                 user_id=user_id,
                 role_id=role_id,
                 contextlevel=COURSE,
-                instanceid=where[instance_id][0],
+                instanceid=course_id,
                 added=bool(added),
-                component=where[instance_id][1] if owned else "",
+                component=component if owned else "",
                 itemid=instance_id if owned else 0,
             )
-            for instance_id, user_id, role_id, added, owned in sorted(self.roles)
-            if instance_id in where
-        )
+
+        # Built when a hook reads them: the ones installed everywhere often do not.
+        role_changes = RoleChanges(roles, role_change)
         changes = tuple(
             EnrolmentChanges(
                 instance_id=outcome.instance_id,

@@ -8,7 +8,7 @@ each hook with its exact signature; a test keeps the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -255,11 +255,13 @@ def cohort_deleted(site: Site, cohort_id: int) -> None:
 
 
 @hookspec
-def role_assignments_changed(site: Site, changes: tuple[RoleChange, ...]) -> None:
+def role_assignments_changed(site: Site, changes: Sequence[RoleChange]) -> None:
     """Roles were assigned or unassigned, in any context (one call per batch).
 
     :param site: the site.
-    :param changes: each assignment added or removed.
+    :param changes: each assignment added or removed: a read-only sequence (iterate, index,
+        ``len``; ``tuple(changes)`` for a tuple). An engine batch builds its records when a
+        hook first reads them, so a hook that returns early costs nothing per role.
     """
 
 
