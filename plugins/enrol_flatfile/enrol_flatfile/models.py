@@ -16,6 +16,7 @@ the order of the file.
 from __future__ import annotations
 
 from enrolkit.models import Base, Timestamp
+from enrolkit.models.base import StoredText
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -75,5 +76,7 @@ class FlatfileReject(Base):
         ForeignKey("flatfile_files.id", ondelete="CASCADE"), primary_key=True
     )
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
-    reason: Mapped[str] = mapped_column(Text)
+    #: A :class:`~enrolkit.texts.Text` (message id and parameters), shown in its reader's
+    #: language; rows of plain English written before are read as they are.
+    reason: Mapped[str] = mapped_column(StoredText)
     text: Mapped[str] = mapped_column(Text)
