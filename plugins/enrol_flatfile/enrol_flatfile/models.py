@@ -69,7 +69,8 @@ class FlatfileLine(Base):
 
 
 class FlatfileReject(Base):
-    """A rejected line, kept until the file's error report is written."""
+    """A rejected line: all of them until the file's error report is written, then the first
+    ``report.SHOWN_ERRORS`` (the ones its web page lists, in the page's language)."""
 
     __tablename__ = "flatfile_rejects"
     file_id: Mapped[int] = mapped_column(

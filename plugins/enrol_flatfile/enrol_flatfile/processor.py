@@ -49,7 +49,7 @@ from .models import (
 )
 from .reader import FileFormatError, Reader
 from .report import (
-    SHOWN_ERRORS,
+    kept_errors,
     mail_admins,
     not_applied_mail,
     read_errors,
@@ -401,9 +401,12 @@ class _FileRun:
             subject, body = report_mail(name, self.path.parent, counts, errors, errors_file, note)
             key = f"flatfile:report:{sha256[:32]}:{self.file_id}"
             mail_admins(self.site, subject=subject, body=body, key=key)
-        self.site.session.execute(
-            delete(FlatfileReject).where(FlatfileReject.file_id == self.file_id)
-        )
+        # The rejected lines a page lists stay, so it shows their reasons in its reader's
+        # language (the report file has them in the site's); the others go.
+        gone = delete(FlatfileReject).where(FlatfileReject.file_id == self.file_id)
+        if errors:
+            gone = gone.where(FlatfileReject.line > errors[-1]["line"])
+        self.site.session.execute(gone)
 
 
 class _DryRun(Exception):
@@ -425,15 +428,7 @@ class _DryRun(Exception):
                     stage(site, file_id, reader, settings.chunk_size, lambda n: None)
                 applier = run.apply(dry_run=True) if run.status() == APPLYING else None
                 journal = lock(site, file_id)
-                errors = [
-                    {"line": line, "reason": reason, "text": text}
-                    for line, reason, text in site.session.execute(
-                        select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
-                        .where(FlatfileReject.file_id == file_id)
-                        .order_by(FlatfileReject.line)
-                        .limit(SHOWN_ERRORS)
-                    )
-                ]
+                errors = kept_errors(site, file_id)
                 raise cls(
                     FileResult(
                         name=path.name,

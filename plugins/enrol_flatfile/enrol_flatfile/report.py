@@ -74,6 +74,22 @@ def write_errors(site: Site, file_id: int, target: Path) -> list[dict]:
     return shown
 
 
+def kept_errors(site: Site, file_id: int) -> list[dict]:
+    """The first ``SHOWN_ERRORS`` rejected lines of the file as the database keeps them (every
+    one while it is applied, the listed ones after), their reasons as :class:`Text`, so a page
+    shows them in its reader's language. Empty for a file applied before they were kept: its
+    report file then has them (:func:`read_errors`)."""
+    return [
+        {"line": line, "reason": reason, "text": text}
+        for line, reason, text in site.session.execute(
+            select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
+            .where(FlatfileReject.file_id == file_id)
+            .order_by(FlatfileReject.line)
+            .limit(SHOWN_ERRORS)
+        )
+    ]
+
+
 def read_errors(path: Path) -> list[dict]:
     """The first ``SHOWN_ERRORS`` errors of a report written by an earlier run, clipped like new
     ones (a report written before the caps may hold fields too long for the csv module: what
