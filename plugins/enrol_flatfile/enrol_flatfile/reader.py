@@ -26,7 +26,7 @@ from typing import BinaryIO
 from enrolkit.clock import BadTime, iso, parse_time
 from enrolkit.csvfile import unreadable
 from enrolkit.errors import EnrolkitError
-from enrolkit.texts import Text
+from enrolkit.texts import N_, Text
 
 from .reasons import quoted
 
@@ -309,6 +309,16 @@ def _undecodable(encoding: str) -> Text:
     return Text("not valid %(encoding)s text", encoding=encoding)
 
 
+_OUT_OF_RANGE = N_(
+    "%(field)s: %(value)s is out of range; give a time from 1970-01-01 to 9999-12-31 "
+    "(Unix seconds 0 to %(latest)d)"
+)
+_NOT_A_TIME = N_(
+    "%(field)s: %(value)s is not a time; give Unix seconds or ISO 8601 such as 2026-09-01 or "
+    "2026-09-01T08:00:00Z"
+)
+
+
 class _BadTime(Exception):
     """A time field the line cannot use; ``reason`` says why, as a :class:`Text`."""
 
@@ -326,18 +336,8 @@ def _time(value: str, field: str) -> int:
         seconds = -1 if text.lstrip("-").isdigit() else None
     if seconds is None or not 0 <= seconds <= MAX_TIME:
         out_of_range = seconds is not None or _is_iso(text)
-        raise _BadTime(
-            Text(
-                "%(field)s: %(value)s is out of range; give a time from 1970-01-01 to "
-                "9999-12-31 (Unix seconds 0 to %(latest)d)"
-                if out_of_range
-                else "%(field)s: %(value)s is not a time; give Unix seconds or ISO 8601 such as "
-                "2026-09-01 or 2026-09-01T08:00:00Z",
-                field=field,
-                value=quoted(text[:40]),
-                latest=MAX_TIME,
-            )
-        )
+        reason = _OUT_OF_RANGE if out_of_range else _NOT_A_TIME
+        raise _BadTime(Text(reason, field=field, value=quoted(text[:40]), latest=MAX_TIME))
     return seconds
 
 
