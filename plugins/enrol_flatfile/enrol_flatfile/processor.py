@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from enrolkit import log
-from enrolkit.errors import EnrolkitError, Refused, Where
+from enrolkit.errors import EnrolkitError, Refused, Where, message
 from enrolkit.site import Site
 from enrolkit.texts import Text
 from sqlalchemy import delete, func, select
@@ -255,7 +255,7 @@ def _process_file(
             reader = Reader(handle, path.name, settings.encoding, settings.roles)
         except FileFormatError as exc:
             if not dry_run:
-                _mail_failure(site, settings, path, identity.sha256, str(exc))
+                _mail_failure(site, settings, path, identity.sha256, message(exc))
             raise
         if dry_run:
             yield _DryRun.run(site, path, settings, reader, identity)
@@ -515,7 +515,9 @@ def _free_target(path: Path) -> str:
     return base
 
 
-def _mail_failure(site: Site, settings: Settings, path: Path, sha256: str, error: str) -> None:
+def _mail_failure(
+    site: Site, settings: Settings, path: Path, sha256: str, error: Text | str
+) -> None:
     if not settings.mail_admins:
         return
     with site.atomic():

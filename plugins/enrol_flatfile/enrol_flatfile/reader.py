@@ -49,6 +49,16 @@ POSITIONAL = ("operation", "role", "user", "course", "timestart", "timeend")
 MAX_TIME = 253_402_300_799
 
 
+_NAMED_TWICE = N_(
+    "%(name)s:1: the header names %(fields)s twice; give operation, username (or useridnumber), "
+    "course (or courseidnumber) and role, then timestart and timeend if wanted"
+)
+_LACKS = N_(
+    "%(name)s:1: the header lacks %(fields)s; give operation, username (or useridnumber), "
+    "course (or courseidnumber) and role, then timestart and timeend if wanted"
+)
+
+
 class FileFormatError(EnrolkitError):
     """The file cannot be read at all (its header names unknown or missing columns)."""
 
@@ -155,12 +165,16 @@ class Reader:
             return Format(header=False, user_by=IDNUMBER, course_by=IDNUMBER)
         self._taken.clear()
         self._bad.clear()
-        known = ", ".join(COLUMNS)
         unknown = [name for name in names if name not in COLUMNS]
         if unknown:
             raise FileFormatError(
-                f"{self.name}:1: unknown column(s) {', '.join(map(repr, unknown))} in the header; "
-                f"known columns: {known}"
+                Text(
+                    "%(name)s:1: unknown column(s) %(columns)s in the header; known columns: "
+                    "%(known)s",
+                    name=self.name,
+                    columns=Text.join(", ", map(quoted, unknown)),
+                    known=", ".join(COLUMNS),
+                )
             )
         fields = [COLUMNS[name][0] for name in names]
         twice = sorted({field for field in fields if fields.count(field) > 1})
@@ -168,10 +182,12 @@ class Reader:
             field for field in ("operation", "user", "course", "role") if field not in fields
         ]
         if twice or missing:
-            problem = f"names {', '.join(twice)} twice" if twice else f"lacks {', '.join(missing)}"
             raise FileFormatError(
-                f"{self.name}:1: the header {problem}; give operation, username (or useridnumber), "
-                f"course (or courseidnumber) and role, then timestart and timeend if wanted"
+                Text(
+                    _NAMED_TWICE if twice else _LACKS,
+                    name=self.name,
+                    fields=", ".join(twice or missing),
+                )
             )
         by = {COLUMNS[name][0]: COLUMNS[name][1] for name in names if COLUMNS[name][1]}
         return Format(

@@ -146,3 +146,14 @@ def test_a_reason_stored_as_plain_english_before_is_read_as_it_is(french_site):
         )
         reason = site.session.scalar(select(FlatfileReject.reason))
     assert reason == "unknown user 'x'" and type(reason) is str
+
+
+def test_a_header_naming_unknown_columns_is_mailed_in_french(french_site, home, smtp, run_cron):
+    (home / "flatfile" / "bad.csv").write_text("operation,username,course,role,groupe\n")
+    run_cron(force=True, runtime=french_site, check=False)  # the task fails: nothing applied
+    run_cron(force=True, runtime=french_site, check=False)
+    received = {message["To"]: message for message in smtp.messages}
+    french = received["root@example.org"].get_body(("plain",)).get_content()
+    english = received["ada@example.org"].get_body(("plain",)).get_content()
+    assert "bad.csv:1 : colonne(s) 'groupe' inconnue(s) dans l'en-tête ; colonnes connues" in french
+    assert "bad.csv:1: unknown column(s) 'groupe' in the header; known columns" in english
