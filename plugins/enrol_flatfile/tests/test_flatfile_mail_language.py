@@ -65,6 +65,7 @@ BAD = (
     "add,ann,MATH101,student\n"
     "add,ann,MATH101,%(role)s,,\n"
     "add,{0}%s,MATH101,student,,\n"
+    "add,ann,MATH101,student,1960-01-01,\n"
 )
 FRENCH = [
     "ligne 3 : utilisateur 'nobody' inconnu",
@@ -76,6 +77,7 @@ FRENCH = [
     "ligne 9 : 6 champs attendus (operation,username,course,role,timestart,timeend), 4 trouvé(s)",
     "ligne 10 : rôle '%(role)s' inconnu (rôles utilisables dans les fichiers :",
     "ligne 11 : utilisateur '{0}%s' inconnu",
+    "ligne 12 : timestart : '1960-01-01' est hors limites ; indiquez une date du 1970-01-01",
 ]
 ENGLISH = [
     "line 3: unknown user 'nobody'",
@@ -87,6 +89,7 @@ ENGLISH = [
     "line 9: expected 6 fields (operation,username,course,role,timestart,timeend), found 4",
     "line 10: unknown role '%(role)s' (roles files may use:",
     "line 11: unknown user '{0}%s'",
+    "line 12: timestart: '1960-01-01' is out of range; give a time from 1970-01-01",
 ]
 
 
