@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import EnrolkitError
+from .texts import Text
 
 #: Longest field Python's csv module reads (131,072 characters unless changed): a longer one is
 #: a per-row error, never a crash.
@@ -95,11 +96,17 @@ def read(
             raise CsvError(f"{name}: not {encoding} text (after line {reader.line_num})") from None
 
 
-def unreadable(exc: csv.Error) -> str:
-    """Why the csv module could not read a row, in words a person can act on."""
+def unreadable(exc: csv.Error) -> Text:
+    """Why the csv module could not read a row, in words a person can act on (a :class:`Text`,
+    shown in its reader's language; the csv module's own words stay as they are)."""
     if "field larger than field limit" in str(exc):
-        return f"a field is longer than {FIELD_LIMIT:,} characters; shorten it or fix its quotes"
-    return f"cannot be read as CSV ({exc}); check the quotes and separators"
+        return Text(
+            "a field is longer than %(limit)s characters; shorten it or fix its quotes",
+            limit=f"{FIELD_LIMIT:,}",
+        )
+    return Text(
+        "cannot be read as CSV (%(error)s); check the quotes and separators", error=str(exc)
+    )
 
 
 def neutralise(value: Any) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from enrolkit import people
 from enrolkit.api import tokens
-from enrolkit.models import Config, MailMessage
+from enrolkit.models import Config, MailMessage, User
 from enrolkit.testing import SiteFactory
 from enrolkit.web import create_app
 from sqlalchemy import select
@@ -307,6 +307,10 @@ def test_over_long_rejected_lines_are_capped_in_json_report_and_mail(flat):
     [mail] = flat.mails()
     assert "... and 50 more" in mail.body and len(mail.body) < 100 * 400
     assert "x" * 201 not in mail.body
+    with flat.runtime.site() as site:  # the database keeps only the lines a page lists
+        from enrol_flatfile.models import FlatfileReject
+
+        assert site.session.query(FlatfileReject).count() == 100
 
 
 def test_a_10_mb_field_is_a_rejected_line_and_the_page_still_opens(flat, admin):
@@ -384,3 +388,39 @@ def test_copy_control_characters_in_a_line_are_kept_as_text_not_read_as_copy_syn
     with (flat.folder / "copy.csv.errors.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     assert [row[2] for row in rows] == hostile
+
+
+# --- Rejected-line reasons in the reader's language -----------------------------------------
+
+
+def test_values_quoted_in_a_french_reason_are_escaped_and_never_formats(flat, admin):
+    """A value from the file is a parameter of the reason, whatever it looks like: HTML is
+    escaped on the page, ``%(...)s`` and ``{0}`` read as they are, in French as in English."""
+    (flat.folder / "x.csv").write_text(
+        HEADER + "add,<img src=x onerror=alert(1)>,MATH101,student,,\n"
+        "add,ann,MATH101,%(known)s{0},,\n"
+    )
+    flat.process()
+    with flat.runtime.site() as site, site.atomic():
+        from enrol_flatfile.models import FlatfileFile
+
+        file_id = site.session.scalar(select(FlatfileFile.id))
+        site.session.scalar(select(User).where(User.username == "admin")).lang = "fr"
+    page = admin.get(f"/admin/flatfile/files/{file_id}")
+    text = page.get_data(as_text=True)
+    assert "<img src=x" not in text
+    assert "utilisateur &#39;&lt;img src=x onerror=alert(1)&gt;&#39; inconnu" in text
+    assert "rôle &#39;%(known)s{0}&#39; inconnu (rôles utilisables" in text
+
+
+def test_a_file_applied_before_reasons_were_kept_shows_its_report(flat, admin):
+    """Its rejected lines are no longer in the database: the page reads the report file."""
+    (flat.folder / "old.csv").write_text(HEADER + "add,nobody,MATH101,student,,\n")
+    flat.process()
+    with flat.runtime.site() as site, site.atomic():
+        from enrol_flatfile.models import FlatfileFile, FlatfileReject
+
+        file_id = site.session.scalar(select(FlatfileFile.id))
+        site.session.query(FlatfileReject).delete()
+    page = admin.get(f"/admin/flatfile/files/{file_id}").get_data(as_text=True)
+    assert "unknown user &#39;nobody&#39;" in page

@@ -64,3 +64,36 @@ def test_upload_preview_apply_and_read_the_error_report(
         journal = site.session.scalar(select(FlatfileFile.id))
     report = admin.get(f"/admin/flatfile/files/{journal}").get_data(as_text=True)
     assert "nobody" in report and "Rejected lines" in report
+
+
+BAD = b"operation,username,course,role\nadd,student,PHYS101,student\nadd,nobody,PHYS101,student\n"
+
+
+def test_rejected_lines_read_in_the_readers_language(world, drop, client_as, post, web_runtime):
+    """The dry run and the processed file's page show the reasons in the reader's language; the
+    report file beside it is in the site's (one file for every reader)."""
+    drop.mkdir(exist_ok=True)
+    (drop / "enrol.csv").write_bytes(BAD)
+    admin = client_as("admin")
+    english = post(admin, "/admin/flatfile/process", file="enrol.csv", dry_run="1")
+    assert "unknown user &#39;nobody&#39;" in english.get_data(as_text=True)
+
+    post(admin, f"/user/{world.admin.id}", lang="fr")
+    french = post(admin, "/admin/flatfile/process", file="enrol.csv", dry_run="1")
+    page = french.get_data(as_text=True)
+    assert "utilisateur &#39;nobody&#39; inconnu" in page and "unknown user" not in page
+
+    post(admin, f"/user/{world.admin.id}", lang="en")
+    with web_runtime.site() as site, site.atomic():
+        site.set_config("core", "lang", "fr")
+    post(admin, "/admin/flatfile/process", file="enrol.csv")
+    assert "utilisateur 'nobody' inconnu" in (drop / "enrol.csv.errors.csv").read_text()
+    from enrol_flatfile.models import FlatfileFile
+
+    with web_runtime.site() as site:
+        journal = site.session.scalar(select(FlatfileFile.id))
+    report = admin.get(f"/admin/flatfile/files/{journal}").get_data(as_text=True)
+    assert "Rejected lines" in report and "unknown user &#39;nobody&#39;" in report
+    post(admin, f"/user/{world.admin.id}", lang="fr")
+    report = admin.get(f"/admin/flatfile/files/{journal}").get_data(as_text=True)
+    assert "Lignes rejetées" in report and "utilisateur &#39;nobody&#39; inconnu" in report

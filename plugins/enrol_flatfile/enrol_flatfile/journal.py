@@ -112,6 +112,9 @@ def open_journal(
             if not still_there():  # renamed by the run that finished it after we opened it
                 return None
             journal.status, journal.line, journal.counts, journal.target = READING, 0, {}, ""
+            site.session.execute(
+                delete(FlatfileReject).where(FlatfileReject.file_id == journal.id)
+            )  # the lines its last run listed: this run rejects its own
             journal.timestarted, journal.timefinished = site.now(), 0
         earlier = dict(
             site.session.execute(

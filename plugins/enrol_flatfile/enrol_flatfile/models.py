@@ -16,6 +16,7 @@ the order of the file.
 from __future__ import annotations
 
 from enrolkit.models import Base, Timestamp
+from enrolkit.models.base import StoredText
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,12 +69,15 @@ class FlatfileLine(Base):
 
 
 class FlatfileReject(Base):
-    """A rejected line, kept until the file's error report is written."""
+    """A rejected line: all of them until the file's error report is written, then the first
+    ``report.SHOWN_ERRORS`` (the ones its web page lists, in the page's language)."""
 
     __tablename__ = "flatfile_rejects"
     file_id: Mapped[int] = mapped_column(
         ForeignKey("flatfile_files.id", ondelete="CASCADE"), primary_key=True
     )
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
-    reason: Mapped[str] = mapped_column(Text)
+    #: A :class:`~enrolkit.texts.Text` (message id and parameters), shown in its reader's
+    #: language; rows of plain English written before are read as they are.
+    reason: Mapped[str] = mapped_column(StoredText)
     text: Mapped[str] = mapped_column(Text)

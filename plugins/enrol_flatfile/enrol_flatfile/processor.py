@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from enrolkit import log
-from enrolkit.errors import EnrolkitError, Refused, Where
+from enrolkit.errors import EnrolkitError, Refused, Where, message
 from enrolkit.site import Site
 from enrolkit.texts import Text
 from sqlalchemy import delete, func, select
@@ -49,7 +49,7 @@ from .models import (
 )
 from .reader import FileFormatError, Reader
 from .report import (
-    SHOWN_ERRORS,
+    kept_errors,
     mail_admins,
     not_applied_mail,
     read_errors,
@@ -255,7 +255,7 @@ def _process_file(
             reader = Reader(handle, path.name, settings.encoding, settings.roles)
         except FileFormatError as exc:
             if not dry_run:
-                _mail_failure(site, settings, path, identity.sha256, str(exc))
+                _mail_failure(site, settings, path, identity.sha256, message(exc))
             raise
         if dry_run:
             yield _DryRun.run(site, path, settings, reader, identity)
@@ -401,9 +401,12 @@ class _FileRun:
             subject, body = report_mail(name, self.path.parent, counts, errors, errors_file, note)
             key = f"flatfile:report:{sha256[:32]}:{self.file_id}"
             mail_admins(self.site, subject=subject, body=body, key=key)
-        self.site.session.execute(
-            delete(FlatfileReject).where(FlatfileReject.file_id == self.file_id)
-        )
+        # The rejected lines a page lists stay, so it shows their reasons in its reader's
+        # language (the report file has them in the site's); the others go.
+        gone = delete(FlatfileReject).where(FlatfileReject.file_id == self.file_id)
+        if errors:
+            gone = gone.where(FlatfileReject.line > errors[-1]["line"])
+        self.site.session.execute(gone)
 
 
 class _DryRun(Exception):
@@ -425,15 +428,7 @@ class _DryRun(Exception):
                     stage(site, file_id, reader, settings.chunk_size, lambda n: None)
                 applier = run.apply(dry_run=True) if run.status() == APPLYING else None
                 journal = lock(site, file_id)
-                errors = [
-                    {"line": line, "reason": reason, "text": text}
-                    for line, reason, text in site.session.execute(
-                        select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
-                        .where(FlatfileReject.file_id == file_id)
-                        .order_by(FlatfileReject.line)
-                        .limit(SHOWN_ERRORS)
-                    )
-                ]
+                errors = kept_errors(site, file_id)
                 raise cls(
                     FileResult(
                         name=path.name,
@@ -520,7 +515,9 @@ def _free_target(path: Path) -> str:
     return base
 
 
-def _mail_failure(site: Site, settings: Settings, path: Path, sha256: str, error: str) -> None:
+def _mail_failure(
+    site: Site, settings: Settings, path: Path, sha256: str, error: Text | str
+) -> None:
     if not settings.mail_admins:
         return
     with site.atomic():

@@ -20,11 +20,15 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 from enrolkit.clock import BadTime, iso, parse_time
 from enrolkit.csvfile import unreadable
 from enrolkit.errors import EnrolkitError
+from enrolkit.texts import N_, Text
+
+from .reasons import quoted
 
 ADD, DEL = "add", "del"
 USERNAME, IDNUMBER, SHORTNAME = "username", "idnumber", "shortname"
@@ -41,9 +45,18 @@ COLUMNS = {
     "timeend": ("timeend", None),
 }
 POSITIONAL = ("operation", "role", "user", "course", "timestart", "timeend")
-POSITIONAL_HELP = "operation, role, user idnumber, course idnumber[, timestart[, timeend]]"
 #: Latest time accepted: the end of year 9999.
 MAX_TIME = 253_402_300_799
+
+
+_NAMED_TWICE = N_(
+    "%(name)s:1: the header names %(fields)s twice; give operation, username (or useridnumber), "
+    "course (or courseidnumber) and role, then timestart and timeend if wanted"
+)
+_LACKS = N_(
+    "%(name)s:1: the header lacks %(fields)s; give operation, username (or useridnumber), "
+    "course (or courseidnumber) and role, then timestart and timeend if wanted"
+)
 
 
 class FileFormatError(EnrolkitError):
@@ -78,6 +91,8 @@ class Record:
     course_id: int = 0
     timestart: int = 0
     timeend: int = 0
+    #: Why the line is rejected: a :class:`~enrolkit.texts.Text` (a value quoted from the file
+    #: is a clipped parameter, never part of the message), shown in its reader's language.
     error: str = ""
 
 
@@ -150,12 +165,16 @@ class Reader:
             return Format(header=False, user_by=IDNUMBER, course_by=IDNUMBER)
         self._taken.clear()
         self._bad.clear()
-        known = ", ".join(COLUMNS)
         unknown = [name for name in names if name not in COLUMNS]
         if unknown:
             raise FileFormatError(
-                f"{self.name}:1: unknown column(s) {', '.join(map(repr, unknown))} in the header; "
-                f"known columns: {known}"
+                Text(
+                    "%(name)s:1: unknown column(s) %(columns)s in the header; known columns: "
+                    "%(known)s",
+                    name=self.name,
+                    columns=Text.join(", ", map(quoted, unknown)),
+                    known=", ".join(COLUMNS),
+                )
             )
         fields = [COLUMNS[name][0] for name in names]
         twice = sorted({field for field in fields if fields.count(field) > 1})
@@ -163,10 +182,12 @@ class Reader:
             field for field in ("operation", "user", "course", "role") if field not in fields
         ]
         if twice or missing:
-            problem = f"names {', '.join(twice)} twice" if twice else f"lacks {', '.join(missing)}"
             raise FileFormatError(
-                f"{self.name}:1: the header {problem}; give operation, username (or useridnumber), "
-                f"course (or courseidnumber) and role, then timestart and timeend if wanted"
+                Text(
+                    _NAMED_TWICE if twice else _LACKS,
+                    name=self.name,
+                    fields=", ".join(twice or missing),
+                )
             )
         by = {COLUMNS[name][0]: COLUMNS[name][1] for name in names if COLUMNS[name][1]}
         return Format(
@@ -202,13 +223,17 @@ class Reader:
             if not any(value.strip() for value in values):
                 continue
             if not clean:
-                yield Record(line, text, error=f"not valid {self.encoding} text")
+                yield Record(line, text, error=_undecodable(self.encoding))
             elif len(values) != len(columns):
                 yield Record(
                     line,
                     text,
-                    error=f"expected {len(columns)} fields ({','.join(self.format.names)}), "
-                    f"found {len(values)}",
+                    error=Text(
+                        "expected %(count)d fields (%(names)s), found %(found)d",
+                        count=len(columns),
+                        names=",".join(self.format.names),
+                        found=len(values),
+                    ),
                 )
             else:
                 yield self._record(line, text, dict(zip(columns, values, strict=True)))
@@ -220,7 +245,7 @@ class Reader:
             if not text.strip():
                 continue
             if not clean:
-                yield Record(line, text, error=f"not valid {self.encoding} text")
+                yield Record(line, text, error=_undecodable(self.encoding))
                 continue
             try:
                 values = _split(text, _separator(text))
@@ -233,7 +258,11 @@ class Reader:
                 yield Record(
                     line,
                     text,
-                    error=f"expected 4 to 6 fields ({POSITIONAL_HELP}), found {len(values)}",
+                    error=Text(
+                        "expected 4 to 6 fields (operation, role, user idnumber, course idnumber"
+                        "[, timestart[, timeend]]), found %(found)d",
+                        found=len(values),
+                    ),
                 )
                 continue
             yield self._record(line, text, dict(zip(POSITIONAL, values, strict=False)))
@@ -247,27 +276,35 @@ class Reader:
         """Fill ``record`` from ``values``; return why the line is rejected, or ''."""
         op = values["operation"].strip().lower()
         if op not in (ADD, DEL):
-            return f"unknown operation {op!r}; expected add or del"
+            return Text("unknown operation %(op)s; expected add or del", op=quoted(op))
         record.op = op
         try:
             record.timestart = _time(values.get("timestart", ""), "timestart")
             record.timeend = _time(values.get("timeend", ""), "timeend")
-        except BadTime as exc:
-            return str(exc)
+        except _BadTime as exc:
+            return exc.reason
         if record.timestart and record.timeend and record.timeend < record.timestart:
-            return f"timeend {iso(record.timeend)} is before timestart {iso(record.timestart)}"
+            return Text(
+                "timeend %(end)s is before timestart %(start)s",
+                end=iso(record.timeend),
+                start=iso(record.timestart),
+            )
         alias = values["role"].strip().lower()
         role_id = self.roles.get(alias)
         if role_id is None:
-            known = ", ".join(sorted(self.roles)[:12]) or "none"
-            return f"unknown role {alias!r} (roles files may use: {known})"
+            known = ", ".join(sorted(self.roles)[:12]) or Text("none")
+            return Text(
+                "unknown role %(role)s (roles files may use: %(known)s)",
+                role=quoted(alias),
+                known=known,
+            )
         record.role_id = role_id
         record.user = values["user"].strip()
         if not record.user:
-            return f"no user {self.format.user_by}"
+            return Text("no user %(by)s", by=self.format.user_by)
         record.course = values["course"].strip()
         if not record.course:
-            return f"no course {self.format.course_by}"
+            return Text("no course %(by)s", by=self.format.course_by)
         return ""
 
 
@@ -284,9 +321,46 @@ def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
+def _undecodable(encoding: str) -> Text:
+    return Text("not valid %(encoding)s text", encoding=encoding)
+
+
+_OUT_OF_RANGE = N_(
+    "%(field)s: %(value)s is out of range; give a time from 1970-01-01 to 9999-12-31 "
+    "(Unix seconds 0 to %(latest)d)"
+)
+_NOT_A_TIME = N_(
+    "%(field)s: %(value)s is not a time; give Unix seconds or ISO 8601 such as 2026-09-01 or "
+    "2026-09-01T08:00:00Z"
+)
+
+
+class _BadTime(Exception):
+    """A time field the line cannot use; ``reason`` says why, as a :class:`Text`."""
+
+    def __init__(self, reason: Text) -> None:
+        self.reason = reason
+
+
 def _time(value: str, field: str) -> int:
+    """Unix seconds of a time field; :class:`_BadTime` (with a translatable reason, the value
+    clipped) when it is not a time or lies outside 1970 to 9999."""
     text = value.strip()
-    seconds = parse_time(text, field=field)
-    if not 0 <= seconds <= MAX_TIME:
-        raise BadTime(f"{field}: {text!r} is out of range")
+    try:
+        seconds = parse_time(text, field=field, latest=MAX_TIME)
+    except BadTime:
+        seconds = -1 if text.lstrip("-").isdigit() else None
+    if seconds is None or not 0 <= seconds <= MAX_TIME:
+        out_of_range = seconds is not None or _is_iso(text)
+        reason = _OUT_OF_RANGE if out_of_range else _NOT_A_TIME
+        raise _BadTime(Text(reason, field=field, value=quoted(text[:40]), latest=MAX_TIME))
     return seconds
+
+
+def _is_iso(text: str) -> bool:
+    """Whether ``text`` reads as an ISO 8601 time (one :func:`parse_time` found out of range)."""
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

@@ -1,7 +1,8 @@
 """What a run tells people: the error report beside the file, the admins' mail, one-line
 summaries.
 
-Rejected lines are quoted at most ``TEXT_CAP`` characters each (their reasons ``REASON_CAP``),
+Rejected lines are quoted at most ``TEXT_CAP`` characters each (their reasons ``REASON_CAP``,
+the file's values in them :data:`~enrol_flatfile.reasons.VALUE_CAP`),
 and listings show at most ``SHOWN_ERRORS`` of them then "and N more": a report, the JSON or a
 mail never carries a whole file, however long its lines.
 """
@@ -15,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 
 from enrolkit import csvfile, mail
-from enrolkit.catalogs import gettext_for, reader_language
+from enrolkit.catalogs import gettext_for, reader_language, site_language
 from enrolkit.models import User
 from enrolkit.site import Site
 from enrolkit.texts import Text, translate
@@ -46,7 +47,10 @@ def more_line(shown: int, total: int) -> str | None:
 def write_errors(site: Site, file_id: int, target: Path) -> list[dict]:
     """Stream the file's rejected lines, in line order, to ``target`` (written whole or not at
     all, under a fresh hidden name first, so no link planted in the folder is written through);
-    return the first ``SHOWN_ERRORS`` of them. Cells are neutralised for spreadsheets."""
+    return the first ``SHOWN_ERRORS`` of them, their reasons as :class:`Text` (the mail shows
+    each admin their language). The file is one language for all its readers: the site's
+    (:func:`~enrolkit.catalogs.site_language`). Cells are neutralised for spreadsheets."""
+    gettext = gettext_for(site, site_language(site))
     shown: list[dict] = []
     rows = site.session.execute(
         select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
@@ -60,7 +64,7 @@ def write_errors(site: Site, file_id: int, target: Path) -> list[dict]:
             writer = csvfile.SafeWriter(handle)
             writer.writerow(ERRORS_HEADER)
             for line, reason, text in rows:
-                writer.writerow((line, reason, text))
+                writer.writerow((line, clip(translate(reason, gettext), REASON_CAP), text))
                 if len(shown) < SHOWN_ERRORS:
                     shown.append({"line": line, "reason": reason, "text": text})
         os.chmod(partial, 0o644)
@@ -68,6 +72,22 @@ def write_errors(site: Site, file_id: int, target: Path) -> list[dict]:
     finally:
         Path(partial).unlink(missing_ok=True)
     return shown
+
+
+def kept_errors(site: Site, file_id: int) -> list[dict]:
+    """The first ``SHOWN_ERRORS`` rejected lines of the file as the database keeps them (every
+    one while it is applied, the listed ones after), their reasons as :class:`Text`, so a page
+    shows them in its reader's language. Empty for a file applied before they were kept: its
+    report file then has them (:func:`read_errors`)."""
+    return [
+        {"line": line, "reason": reason, "text": text}
+        for line, reason, text in site.session.execute(
+            select(FlatfileReject.line, FlatfileReject.reason, FlatfileReject.text)
+            .where(FlatfileReject.file_id == file_id)
+            .order_by(FlatfileReject.line)
+            .limit(SHOWN_ERRORS)
+        )
+    ]
 
 
 def read_errors(path: Path) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
+from enrolkit import texts
 from enrolkit.bulk import insert_rows
 from enrolkit.models import Course, User
 from enrolkit.site import Site
@@ -19,7 +20,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from .journal import abandon, add_counts, lock
 from .models import APPLYING, READING, FlatfileLine, FlatfileReject
 from .reader import SHORTNAME, USERNAME, Format, Reader, Record
-from .report import REASON_CAP, TEXT_CAP, clip
+from .reasons import missing
+from .report import TEXT_CAP, clip
 
 #: Values per ``IN (...)`` list: well under SQLite's parameter limit.
 IN_BATCH = 1000
@@ -87,19 +89,13 @@ def _resolve(site: Site, records: list[Record], fmt: Format, courses: _CourseCac
     for record in valid:
         found = users.get(record.user, 0)
         if found <= 0:
-            record.error = _missing(user_label, record.user, found, "users")
+            record.error = missing(user_label, record.user, found)
             continue
         course = course_ids.get(record.course, 0)
         if course <= 0:
-            record.error = _missing(course_label, record.course, course, "courses")
+            record.error = missing(course_label, record.course, course)
             continue
         record.user_id, record.course_id = found, course
-
-
-def _missing(label: str, value: str, found: int, plural: str) -> str:
-    if found < 0:
-        return f"{label} {value!r} matches {-found} {plural}; make it unique"
-    return f"unknown {label} {value!r}"
 
 
 def _users(site: Site, names: list[str], by: str) -> dict[str, int]:
@@ -146,7 +142,8 @@ _REJECT_COLUMNS = ("file_id", "line", "reason", "text")
 
 def _store(site: Site, file_id: int, records: list[Record]) -> None:
     """The chunk's valid lines to ``flatfile_lines`` and its rejected ones to
-    ``flatfile_rejects``, by COPY on PostgreSQL (:func:`enrolkit.bulk.insert_rows`)."""
+    ``flatfile_rejects``, by COPY on PostgreSQL (:func:`enrolkit.bulk.insert_rows`, which writes
+    past the ORM: the reason goes in as :class:`~enrolkit.models.base.StoredText` keeps it)."""
     lines = [
         (
             file_id,
@@ -162,7 +159,7 @@ def _store(site: Site, file_id: int, records: list[Record]) -> None:
         if not record.error
     ]
     rejects = [
-        (file_id, record.line, clip(record.error, REASON_CAP), clip(record.text, TEXT_CAP))
+        (file_id, record.line, texts.dumps(record.error), clip(record.text, TEXT_CAP))
         for record in records
         if record.error
     ]

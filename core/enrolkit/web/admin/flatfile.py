@@ -191,7 +191,7 @@ def flatfile_file(file_id: int):
         "admin/flatfile_file.html",
         journal=journal,
         summary=report.summary(journal.name, journal.counts or {}),
-        errors=report.read_errors(errors_file),
+        errors=report.kept_errors(site(), file_id) or report.read_errors(errors_file),
         errors_file=errors_file if errors_file.is_file() else None,
         shown=report.SHOWN_ERRORS,
     )
