@@ -41,6 +41,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from .bulk import insert_rows
 from .changes import EnrolmentChanges, RoleChange, RoleChanges
 from .errors import EnrolkitError, NotFound
 from .locks import lock_instances, retrying
@@ -524,22 +525,9 @@ class _Batch:
 
     def _insert_rows(self, table_name: str, names: Sequence[str], rows: list[tuple]) -> None:
         """Plain rows into one of the temporary tables: one executemany, or on PostgreSQL a
-        ``COPY`` (psycopg 3) for many rows, which skips a round of parsing and planning per
-        row."""
-        if not rows:
-            return
-        if self._postgresql and len(rows) >= COPY_ROWS:
-            driver = self.session.connection().connection.driver_connection
-            with driver.cursor() as cursor:
-                with cursor.copy(f"COPY {table_name} ({', '.join(names)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            return
-        self._driver(
-            f"INSERT INTO {table_name} ({', '.join(names)})"
-            f" VALUES ({', '.join(':' + name for name in names)})",
-            [dict(zip(names, row, strict=True)) for row in rows],
-        )
+        ``COPY`` for ``COPY_ROWS`` rows or more (:func:`enrolkit.bulk.insert_rows`)."""
+        if rows:
+            insert_rows(self.session, table_name, names, rows, copy_from=COPY_ROWS - 1)
 
     # --- 1. load the plans into temporary tables --------------------------------------------
 
