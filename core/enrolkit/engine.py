@@ -258,6 +258,20 @@ _TEMP_INDEXES = (
 )
 
 
+#: On SQLite, the sizes the planner assumes for the tables that drive the statements reading a
+#: real table (``_sources``): a batch's instances, and the users of a limited sync. SQLite keeps
+#: no statistics for a temporary table unless told, and guesses a million rows: it then expects
+#: a million index searches into user_enrolments and first builds a Bloom filter over the whole
+#: of it, so one small sync read all of a big site's enrolments and role assignments.
+_SQLITE_ESTIMATES = (
+    "ANALYZE temp",  # creates temp.sqlite_stat1
+    "DELETE FROM temp.sqlite_stat1",
+    "INSERT INTO temp.sqlite_stat1 (tbl, idx, stat)"
+    " VALUES ('ek_inst', NULL, '10'), ('ek_scope', NULL, '10')",
+    "ANALYZE temp.sqlite_schema",  # loads them
+)
+
+
 def _reset_ddl(postgresql: bool) -> tuple[str, ...]:
     """A view ``ek_work`` whose deletion empties every temporary table: one statement, and on
     PostgreSQL one round trip, where a batch would otherwise send a DELETE per table an earlier
@@ -574,6 +588,9 @@ class _Batch:
                 self.session.execute(text(ddl))
             info[TEMP_TABLES_READY] = True
             self._analyze_empty(_TEMP_TABLES)
+            if not self._postgresql:
+                for statement in _SQLITE_ESTIMATES:
+                    self.session.execute(text(statement))
         # A table a big batch filled is truncated: that frees its pages and forgets its
         # statistics, which would otherwise mislead the planner for the small batches after it.
         big = self._big_tables()
